@@ -1,0 +1,253 @@
+"""The meta-decision maker: score every candidate, filter by hard constraints, take the best.
+
+For candidate ``i`` (``../shared/DESIGN.md``)::
+
+    s_i = λ/(1+λ)·q̂_i − 1/(1+λ)·ĉ_i/c_ref + α·u_i − β·exp(γ·(w_i − ξ·τ))
+
+A larger λ puts quality first. Hard constraints (cost per query, a budget over a period, a time
+limit τ, availability) remove candidates before the argmax; ties are broken by a seeded generator.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import ConfigError, EmptyPoolError, check_non_negative
+
+__all__ = [
+    "BudgetTracker",
+    "CandidateScore",
+    "DecisionMaker",
+    "DecisionPolicy",
+    "RoutingDecision",
+]
+
+
+@dataclass(frozen=True)
+class DecisionPolicy:
+    """Knobs of the decision rule; validated on construction.
+
+    Args:
+        lam: Quality weight λ ≥ 0 (0: cheapest; large: best predicted quality).
+        alpha: Weight of the exploration bonus (LinUCB uncertainty).
+        beta, gamma, xi: Latency penalty β·exp(γ·(w − ξ·τ)), with w the expected wait (s).
+        tau: Time limit per query in seconds; an LLM whose expected wait plus service time
+            exceeds it is not chosen while another fits. None: no limit.
+        max_cost_per_query: Candidates predicted to cost more (USD) are filtered out.
+        budget: USD allowed per ``budget_period_s`` seconds (None: no budget).
+        budget_period_s: Length of the budget period.
+
+    Example:
+        >>> DecisionPolicy(lam=2.0).quality_weight
+        0.6666666666666666
+    """
+
+    lam: float = 1.0
+    alpha: float = 0.0
+    beta: float = 0.0
+    gamma: float = 1.0
+    xi: float = 1.0
+    tau: float | None = None
+    max_cost_per_query: float | None = None
+    budget: float | None = None
+    budget_period_s: float = 3600.0
+
+    def __post_init__(self) -> None:
+        for name in ("lam", "alpha", "beta", "gamma", "xi"):
+            check_non_negative(f"DecisionPolicy.{name}", getattr(self, name))
+        for name in ("tau", "max_cost_per_query", "budget"):
+            value = getattr(self, name)
+            if value is not None:
+                check_non_negative(f"DecisionPolicy.{name}", value)
+        if not self.budget_period_s > 0:
+            raise ConfigError(f"DecisionPolicy.budget_period_s must be > 0, got {self.budget_period_s!r}.")
+
+    @property
+    def quality_weight(self) -> float:
+        return self.lam / (1.0 + self.lam)
+
+    @property
+    def cost_weight(self) -> float:
+        return 1.0 / (1.0 + self.lam)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class CandidateScore:
+    """One candidate's row of a decision's breakdown."""
+
+    llm: str
+    quality: float
+    cost: float
+    uncertainty: float
+    wait_s: float
+    score: float
+    eligible: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class RoutingDecision:
+    """The outcome of routing one query: the chosen LLM and why.
+
+    ``candidates`` holds every LLM's predicted quality, cost, uncertainty, expected wait and score;
+    ``eligible`` is False (with a ``reason``) for those the hard constraints removed.
+    """
+
+    decision_id: str
+    llm: str
+    candidates: tuple[CandidateScore, ...]
+    lam: float
+    fallback: str = ""
+    created_at: float = field(default_factory=time.time)
+
+    @property
+    def chosen(self) -> CandidateScore:
+        return next(c for c in self.candidates if c.llm == self.llm)
+
+    @property
+    def predicted_quality(self) -> float:
+        return self.chosen.quality
+
+    @property
+    def predicted_cost(self) -> float:
+        return self.chosen.cost
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly form (what the integrations put in response metadata)."""
+        return {
+            "decision_id": self.decision_id,
+            "llm": self.llm,
+            "lam": self.lam,
+            "fallback": self.fallback,
+            "candidates": [asdict(c) for c in self.candidates],
+        }
+
+
+class BudgetTracker:
+    """USD spent in the current budget period (thread-safe, injectable clock)."""
+
+    def __init__(self, budget: float | None, period_s: float = 3600.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.budget = budget
+        self.period_s = period_s
+        self.clock = clock
+        self._start = clock()
+        self._spent = 0.0
+        self._lock = threading.Lock()
+
+    def _roll(self) -> None:
+        now = self.clock()
+        if now - self._start >= self.period_s:
+            periods = math.floor((now - self._start) / self.period_s)
+            self._start += periods * self.period_s
+            self._spent = 0.0
+
+    def remaining(self) -> float:
+        if self.budget is None:
+            return math.inf
+        with self._lock:
+            self._roll()
+            return max(self.budget - self._spent, 0.0)
+
+    def charge(self, usd: float) -> None:
+        with self._lock:
+            self._roll()
+            self._spent += max(float(usd), 0.0)
+
+
+class DecisionMaker:
+    """Applies a :class:`DecisionPolicy` to the predictions of all candidates.
+
+    Args:
+        policy: The decision rule's knobs.
+        seed: Seed of the tie-breaking generator.
+    """
+
+    def __init__(self, policy: DecisionPolicy | None = None, *, seed: int = 0) -> None:
+        self.policy = policy or DecisionPolicy()
+        self.seed = seed
+        self._rng = np.random.default_rng(seed)
+        self._lock = threading.Lock()
+
+    def scores(self, quality: np.ndarray, cost: np.ndarray, c_ref: float, *,
+               uncertainty: np.ndarray | None = None, wait: np.ndarray | None = None,
+               policy: DecisionPolicy | None = None) -> np.ndarray:
+        """Scores ``s`` for predictions of shape ``(n, m)`` (or ``(m,)``)."""
+        p = policy or self.policy
+        s = p.quality_weight * quality - p.cost_weight * cost / max(c_ref, 1e-12)
+        if uncertainty is not None and p.alpha:
+            s = s + p.alpha * uncertainty
+        if wait is not None and p.beta:
+            tau = p.tau if p.tau is not None else 0.0
+            s = s - p.beta * np.exp(np.minimum(p.gamma * (wait - p.xi * tau), 50.0))
+        return s
+
+    def choose(self, scores: np.ndarray, eligible: np.ndarray) -> int:
+        """Index of the best eligible score of one query; ties broken by the seeded generator."""
+        if not eligible.any():
+            raise EmptyPoolError("No eligible candidate to choose from.")
+        masked = np.where(eligible, scores, -np.inf)
+        best = np.flatnonzero(masked >= masked.max() - 1e-12)
+        if len(best) == 1:
+            return int(best[0])
+        with self._lock:
+            return int(self._rng.choice(best))
+
+    def choose_batch(self, scores: np.ndarray, eligible: np.ndarray | None = None) -> np.ndarray:
+        """Row-wise :meth:`choose` for ``(n, m)`` scores."""
+        if eligible is None:
+            eligible = np.ones_like(scores, dtype=bool)
+        return np.array([self.choose(s, e) for s, e in zip(scores, eligible)], dtype=int)
+
+    def decide(self, names: Sequence[str], quality: np.ndarray, cost: np.ndarray, c_ref: float, *,
+               uncertainty: np.ndarray | None = None, wait: np.ndarray | None = None,
+               service: np.ndarray | None = None, available: np.ndarray | None = None,
+               budget_left: float = math.inf, policy: DecisionPolicy | None = None) -> RoutingDecision:
+        """Route one query given every candidate's predictions (1-d arrays of length m)."""
+        p = policy or self.policy
+        m = len(names)
+        if m == 0:
+            raise EmptyPoolError("The pool is empty: add an LLM before routing.")
+        unc = np.zeros(m) if uncertainty is None else uncertainty
+        w = np.zeros(m) if wait is None else wait
+        s = self.scores(quality, cost, c_ref, uncertainty=unc, wait=w, policy=p)
+        reasons = [""] * m
+        for i in range(m):
+            if available is not None and not available[i]:
+                reasons[i] = "unavailable"
+            elif p.max_cost_per_query is not None and cost[i] > p.max_cost_per_query:
+                reasons[i] = f"cost {cost[i]:.3g} > max_cost_per_query {p.max_cost_per_query:.3g}"
+            elif cost[i] > budget_left:
+                reasons[i] = f"cost {cost[i]:.3g} > budget left {budget_left:.3g}"
+            elif p.tau is not None and w[i] + (0.0 if service is None else service[i]) > p.tau:
+                reasons[i] = f"expected time {w[i] + (0.0 if service is None else service[i]):.3g}s > tau {p.tau:.3g}s"
+        eligible = np.array([r == "" for r in reasons])
+        fallback = ""
+        if not eligible.any():
+            avail = np.ones(m, bool) if available is None else np.asarray(available, bool)
+            if not avail.any():
+                raise EmptyPoolError(f"No LLM is available; the pool is {list(names)}.")
+            # Constraints leave nothing: take the cheapest available LLM and say so.
+            idx = int(np.argmin(np.where(avail, cost, np.inf)))
+            fallback = f"no candidate met the constraints; chose the cheapest ({names[idx]})"
+        else:
+            idx = self.choose(s, eligible)
+        cands = tuple(
+            CandidateScore(llm=names[i], quality=float(quality[i]), cost=float(cost[i]),
+                           uncertainty=float(unc[i]), wait_s=float(w[i]), score=float(s[i]),
+                           eligible=bool(eligible[i]), reason=reasons[i])
+            for i in range(m)
+        )
+        return RoutingDecision(decision_id=uuid.uuid4().hex, llm=names[idx], candidates=cands,
+                               lam=p.lam, fallback=fallback)

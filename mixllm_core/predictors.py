@@ -1,0 +1,267 @@
+"""Per-LLM quality and cost predictors, and `PredictorBank`, their batched fast path.
+
+Each LLM has its own :class:`QualityPredictor` and :class:`CostPredictor`, fitted only on that
+LLM's observations, so adding an LLM trains nothing else. At routing time the bank evaluates all of
+them at once: linear models as one matrix product, KNN models that share training queries as one
+neighbour search; random forests and MLPs are called one by one (slower, still correct).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import numpy as np
+
+from .errors import ConfigError, NotFittedError, check_choice
+
+__all__ = ["QUALITY_KINDS", "CostPredictor", "PredictorBank", "QualityPredictor", "cost_features"]
+
+QUALITY_KINDS = ("knn", "linear", "rf", "mlp")
+_DEFAULTS: dict[str, dict[str, Any]] = {
+    "knn": {"n_neighbors": 20, "weights": "distance"},
+    "linear": {"C": 1.0, "alpha": 1.0},
+    "rf": {"n_estimators": 100, "min_samples_leaf": 5, "max_features": "sqrt"},
+    "mlp": {"hidden_layer_sizes": (64,), "alpha": 1e-3, "max_iter": 300},
+}
+
+
+def _fingerprint(X: np.ndarray) -> str:
+    return hashlib.sha1(np.ascontiguousarray(X).view(np.uint8)).hexdigest()
+
+
+def cost_features(X: np.ndarray, input_tokens: np.ndarray) -> np.ndarray:
+    """Features of the cost model: log input length, then the query representation."""
+    return np.hstack([np.log1p(np.asarray(input_tokens, dtype=float))[:, None], X])
+
+
+class QualityPredictor:
+    """Predicts one LLM's response quality in [0, 1] from the query representation.
+
+    Args:
+        kind: ``"knn"``, ``"linear"`` (logistic regression on 0/1 labels, ridge otherwise),
+            ``"rf"`` (random forest) or ``"mlp"``.
+        seed: Seed of the estimators that use randomness.
+        **params: Estimator parameters overriding the defaults of ``kind``.
+
+    Example:
+        >>> import numpy as np
+        >>> X = np.random.default_rng(0).normal(size=(40, 3)); y = (X[:, 0] > 0).astype(float)
+        >>> QualityPredictor("linear").fit(X, y).predict(X[:2]).shape
+        (2,)
+    """
+
+    def __init__(self, kind: str = "knn", *, seed: int = 0, **params: Any) -> None:
+        check_choice("quality model kind", kind, QUALITY_KINDS)
+        unknown = set(params) - set(_DEFAULTS[kind])
+        if unknown:
+            raise ConfigError(
+                f"Unknown parameters {sorted(unknown)} for quality model {kind!r}; allowed are "
+                f"{sorted(_DEFAULTS[kind])}."
+            )
+        self.kind = kind
+        self.seed = seed
+        self.params = {**_DEFAULTS[kind], **params}
+
+    @classmethod
+    def prior(cls, quality: float, kind: str = "knn") -> QualityPredictor:
+        """A predictor that has seen no data and predicts ``quality`` for every query."""
+        pred = cls(kind)
+        pred.mean_ = float(quality)
+        pred.n_samples_ = 0
+        pred.n_features_in_ = 0
+        pred.estimator_ = None
+        pred.train_fingerprint_ = ""
+        return pred
+
+    def _build(self, binary: bool, n: int) -> Any:
+        from sklearn.linear_model import LogisticRegression, Ridge
+        from sklearn.neighbors import KNeighborsRegressor
+        from sklearn.neural_network import MLPClassifier, MLPRegressor
+        from sklearn.ensemble import RandomForestRegressor
+
+        p = self.params
+        if self.kind == "knn":
+            return KNeighborsRegressor(n_neighbors=min(p["n_neighbors"], n), weights=p["weights"])
+        if self.kind == "linear":
+            if binary:
+                return LogisticRegression(C=p["C"], max_iter=2000)
+            return Ridge(alpha=p["alpha"])
+        if self.kind == "rf":
+            return RandomForestRegressor(
+                n_estimators=p["n_estimators"], min_samples_leaf=p["min_samples_leaf"],
+                max_features=p["max_features"], random_state=self.seed, n_jobs=1,
+            )
+        cls = MLPClassifier if binary else MLPRegressor
+        return cls(hidden_layer_sizes=tuple(p["hidden_layer_sizes"]), alpha=p["alpha"],
+                   max_iter=p["max_iter"], random_state=self.seed, early_stopping=n >= 50)
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> QualityPredictor:
+        """Fit on representations ``X`` (n, d) and observed qualities ``y`` (n,)."""
+        X = np.asarray(X, dtype=np.float32)
+        y = np.asarray(y, dtype=float)
+        if X.ndim != 2 or y.shape != (X.shape[0],):
+            raise ConfigError(f"fit needs X of shape (n, d) and y of shape (n,); got {X.shape}, {y.shape}.")
+        if X.shape[0] == 0:
+            raise ConfigError("fit needs at least one observation, got 0.")
+        self.n_features_in_ = X.shape[1]
+        self.n_samples_ = X.shape[0]
+        self.mean_ = float(np.clip(y.mean(), 0.0, 1.0))
+        binary = bool(np.isin(y, (0.0, 1.0)).all())
+        if np.unique(y).size < 2:  # nothing to learn: every answer scored the same
+            self.estimator_ = None
+            self.train_fingerprint_ = ""
+            return self
+        est = self._build(binary, X.shape[0])
+        est.fit(X, y.astype(int) if binary and self.kind in ("linear", "mlp") else y)
+        self.estimator_ = est
+        self.train_fingerprint_ = _fingerprint(X) if self.kind == "knn" else ""
+        return self
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "mean_"):
+            raise NotFittedError("This QualityPredictor is not fitted yet; call fit(X, y) first.")
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Predicted quality in [0, 1] per row of ``X``."""
+        self._check_fitted()
+        X = np.asarray(X, dtype=np.float32)
+        if self.estimator_ is None:
+            return np.full(X.shape[0], self.mean_)
+        if hasattr(self.estimator_, "predict_proba"):
+            proba = self.estimator_.predict_proba(X)
+            return proba[:, list(self.estimator_.classes_).index(1)]
+        return np.clip(self.estimator_.predict(X), 0.0, 1.0)
+
+
+class CostPredictor:
+    """Predicts one LLM's cost per call in USD.
+
+    ``mode="tokens"``: input tokens × input price + predicted output tokens × output price
+    (needs observed output tokens and prices). ``mode="regress"``: a ridge regression of the log
+    of observed cost (for data that has costs but no tokens). ``mode="prior"``: prices with
+    estimated input tokens and a fixed output length (cold start).
+    """
+
+    def __init__(self, mode: str = "regress", *, input_price: float = 0.0,
+                 output_price: float = 0.0, output_tokens: float = 200.0, alpha: float = 1.0) -> None:
+        check_choice("cost mode", mode, ("regress", "tokens", "prior"))
+        self.mode = mode
+        self.input_price = float(input_price)
+        self.output_price = float(output_price)
+        self.output_tokens = float(output_tokens)
+        self.alpha = alpha
+        if mode == "prior":
+            self.coef_ = np.zeros(0)
+            self.intercept_ = 0.0
+
+    def fit(self, F: np.ndarray, target: np.ndarray) -> CostPredictor:
+        """Fit on cost features ``F`` and observed cost (regress) or output tokens (tokens)."""
+        from sklearn.linear_model import Ridge
+
+        if self.mode == "prior":
+            return self
+        target = np.asarray(target, dtype=float)
+        ok = np.isfinite(target)
+        if not ok.any():
+            raise ConfigError(f"CostPredictor({self.mode!r}) needs observed targets; all are NaN.")
+        y = np.log(np.maximum(target[ok], 1e-12)) if self.mode == "regress" else target[ok]
+        model = Ridge(alpha=self.alpha).fit(F[ok], y)
+        self.coef_ = model.coef_.astype(float)
+        self.intercept_ = float(model.intercept_)
+        return self
+
+    def predict(self, F: np.ndarray) -> np.ndarray:
+        """Predicted USD cost per row of cost features ``F`` (first column: log1p input tokens)."""
+        if not hasattr(self, "coef_"):
+            raise NotFittedError("This CostPredictor is not fitted yet; call fit first.")
+        in_tok = np.expm1(F[:, 0])
+        if self.mode == "regress":
+            return np.exp(F @ self.coef_ + self.intercept_)
+        out_tok = self.output_tokens if self.mode == "prior" else np.maximum(F @ self.coef_ + self.intercept_, 1.0)
+        return (in_tok * self.input_price + out_tok * self.output_price) / 1e6
+
+
+class PredictorBank:
+    """All LLMs' predictors evaluated together (the routing hot path).
+
+    Built from fitted per-LLM predictors; predictions equal theirs (tests check this).
+    """
+
+    def __init__(self, quality: list[QualityPredictor], cost: list[CostPredictor]) -> None:
+        if len(quality) != len(cost):
+            raise ConfigError("PredictorBank needs one quality and one cost predictor per LLM.")
+        self.m = len(quality)
+        self.quality = quality
+        self.cost = cost
+        self._compile()
+
+    def _compile(self) -> None:
+        from sklearn.linear_model import LogisticRegression, Ridge
+
+        self._const = [i for i, p in enumerate(self.quality) if p.estimator_ is None]
+        logit = [i for i, p in enumerate(self.quality) if isinstance(p.estimator_, LogisticRegression)]
+        ridge = [i for i, p in enumerate(self.quality) if isinstance(p.estimator_, Ridge)]
+        self._linear = []
+        for idx, link in ((logit, "logit"), (ridge, "identity")):
+            if idx:
+                W = np.stack([np.ravel(self.quality[i].estimator_.coef_) for i in idx], axis=1)
+                b = np.array([np.ravel(self.quality[i].estimator_.intercept_)[0] for i in idx])
+                self._linear.append((np.array(idx), W.astype(np.float32), b, link))
+        groups: dict[str, list[int]] = {}
+        for i, p in enumerate(self.quality):
+            if p.kind == "knn" and p.estimator_ is not None:
+                groups.setdefault(p.train_fingerprint_ + str(p.estimator_.get_params()), []).append(i)
+        self._knn = []
+        for idx in groups.values():
+            est = self.quality[idx[0]].estimator_
+            Y = np.stack([self.quality[i].estimator_._y for i in idx], axis=1).astype(float)
+            self._knn.append((np.array(idx), est, Y))
+        fast = set(self._const) | {i for g in self._linear for i in g[0]} | {i for g in self._knn for i in g[0]}
+        self._slow = [i for i in range(self.m) if i not in fast]
+        # cost: every mode is linear in the cost features, so one matrix product serves all
+        fitted = [c for c in self.cost if c.mode != "prior"]
+        dim = fitted[0].coef_.shape[0] if fitted else 0
+        self._cost_W = np.zeros((dim, self.m))
+        self._cost_b = np.zeros(self.m)
+        for i, c in enumerate(self.cost):
+            if c.mode != "prior":
+                self._cost_W[:, i] = c.coef_
+                self._cost_b[i] = c.intercept_
+        self._cost_mode = np.array([c.mode for c in self.cost])
+        self._price_in = np.array([c.input_price for c in self.cost])
+        self._price_out = np.array([c.output_price for c in self.cost])
+        self._prior_out = np.array([c.output_tokens for c in self.cost])
+
+    def predict_quality(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float32)
+        Q = np.empty((X.shape[0], self.m))
+        for i in self._const:
+            Q[:, i] = self.quality[i].mean_
+        for idx, W, b, link in self._linear:
+            z = X @ W + b
+            Q[:, idx] = 1.0 / (1.0 + np.exp(-z)) if link == "logit" else np.clip(z, 0.0, 1.0)
+        for idx, est, Y in self._knn:
+            dist, ind = est.kneighbors(X)
+            if est.weights == "distance":
+                with np.errstate(divide="ignore"):
+                    w = 1.0 / dist
+                exact = ~np.isfinite(w)
+                w[exact.any(axis=1)] = exact[exact.any(axis=1)]
+            else:
+                w = np.ones_like(dist)
+            w /= w.sum(axis=1, keepdims=True)
+            Q[:, idx] = np.einsum("nk,nkm->nm", w, Y[ind])
+        for i in self._slow:
+            Q[:, i] = self.quality[i].predict(X)
+        return Q
+
+    def predict_cost(self, F: np.ndarray) -> np.ndarray:
+        """Predicted USD cost, ``(n, m)``, from cost features ``F`` (see :func:`cost_features`)."""
+        z = F @ self._cost_W + self._cost_b if self._cost_W.shape[0] else np.zeros((F.shape[0], self.m))
+        in_tok = np.expm1(F[:, :1])
+        out_tok = np.where(self._cost_mode == "prior", self._prior_out, np.maximum(z, 1.0))
+        priced = (in_tok * self._price_in + out_tok * self._price_out) / 1e6
+        with np.errstate(over="ignore"):
+            regressed = np.exp(np.where(self._cost_mode == "regress", z, 0.0))
+        return np.where(self._cost_mode == "regress", regressed, priced)

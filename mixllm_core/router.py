@@ -1,0 +1,436 @@
+"""`MixLLMRouter`: embed the query, predict every LLM's quality and cost, decide, learn online."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .data import ASSUMED_OUTPUT_TOKENS, RoutingData, estimate_tokens
+from .decision import BudgetTracker, DecisionMaker, DecisionPolicy, RoutingDecision
+from .encoder import QueryEncoder, SentenceEncoder
+from .errors import (
+    ConfigError,
+    DataFormatError,
+    EmptyPoolError,
+    FeedbackError,
+    NotFittedError,
+    UnknownLLMError,
+)
+from .latency import LatencyTracker
+from .online import OnlineHeads
+from .predictors import CostPredictor, PredictorBank, QualityPredictor, cost_features
+from .spec import LLMSpec
+
+__all__ = ["FeedbackResult", "MixLLMRouter", "query_text"]
+
+Query = str | Sequence[Any]
+
+
+def query_text(query: Query) -> str:
+    """The text a router embeds: a string, or the contents of a list of chat messages.
+
+    Messages may be strings, ``(role, content)`` pairs, dicts with ``content``, or objects with a
+    ``content`` attribute (LangChain and LlamaIndex messages).
+    """
+    if isinstance(query, str):
+        return query
+    parts = []
+    for message in query:
+        if isinstance(message, str):
+            parts.append(message)
+        elif isinstance(message, tuple) and len(message) == 2:
+            parts.append(str(message[1]))
+        elif isinstance(message, dict):
+            parts.append(str(message.get("content", "")))
+        elif hasattr(message, "content"):
+            content = message.content
+            parts.append(content if isinstance(content, str) else str(content))
+        else:
+            raise ConfigError(
+                f"Cannot read a query from {type(message).__name__!r}; pass a str or chat "
+                "messages (str, (role, content), {'content': ...} or objects with .content)."
+            )
+    return "\n".join(p for p in parts if p)
+
+
+def _prior_quality(specs: Sequence[LLMSpec]) -> dict[str, float]:
+    """Cold-start prior: with nothing observed, a pricier LLM is expected to answer better."""
+    price = {s.name: s.input_price + 3 * s.output_price for s in specs}
+    logs = {n: np.log1p(p) for n, p in price.items()}
+    lo, hi = min(logs.values(), default=0.0), max(logs.values(), default=0.0)
+    if hi - lo < 1e-12:
+        return {n: 0.5 for n in logs}
+    return {n: 0.4 + 0.4 * (v - lo) / (hi - lo) for n, v in logs.items()}
+
+
+@dataclass(frozen=True)
+class FeedbackResult:
+    """What happened to one feedback: ``applied`` is False (with ``reason``) when it was only logged."""
+
+    decision_id: str
+    llm: str
+    score: float
+    applied: bool
+    reason: str = ""
+
+
+@dataclass
+class _Pending:
+    llm: str
+    x: np.ndarray
+    offline_quality: float
+
+
+class MixLLMRouter:
+    """Routes each query to the LLM with the best trade-off of quality, cost and latency.
+
+    Args:
+        llms: The pool, as :class:`LLMSpec` or names. May be empty; ``fit`` takes the data's LLMs.
+        encoder: A :class:`QueryEncoder`; defaults to :class:`SentenceEncoder` (MiniLM, lazy).
+        quality_model: ``"knn"``, ``"linear"``, ``"rf"`` or ``"mlp"``.
+        quality_params: Parameters of the quality model (see :class:`QualityPredictor`).
+        policy: The decision rule (:class:`DecisionPolicy`).
+        seed: Seeds tie-breaking and the estimators.
+        online_ridge: Prior precision of the online heads updated by feedback.
+        tracker: The :class:`LatencyTracker` that supplies expected waiting times.
+        clock: Clock of the budget period.
+        max_pending: Decisions remembered for feedback (oldest dropped first).
+
+    Example:
+        >>> from mixllm_core.testing import HashingEncoder, make_synthetic_world
+        >>> data = make_synthetic_world(n_queries=200, seed=0)
+        >>> router = MixLLMRouter(encoder=HashingEncoder()).fit(data)
+        >>> router.route("Solve 12 * 7 and explain the steps.").llm in data.llms
+        True
+    """
+
+    def __init__(
+        self,
+        llms: Iterable[LLMSpec | str] = (),
+        *,
+        encoder: QueryEncoder | None = None,
+        quality_model: str = "knn",
+        quality_params: dict[str, Any] | None = None,
+        policy: DecisionPolicy | None = None,
+        seed: int = 0,
+        online_ridge: float = 1.0,
+        tracker: LatencyTracker | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        max_pending: int = 100_000,
+    ) -> None:
+        QualityPredictor(quality_model, **(quality_params or {}))  # validates kind and params
+        self.specs: dict[str, LLMSpec] = {}
+        for llm in llms:
+            spec = llm if isinstance(llm, LLMSpec) else LLMSpec(str(llm))
+            if spec.name in self.specs:
+                raise ConfigError(f"LLM {spec.name!r} appears twice in the pool.")
+            self.specs[spec.name] = spec
+        self.encoder: QueryEncoder = encoder if encoder is not None else SentenceEncoder()
+        self.quality_model = quality_model
+        self.quality_params = dict(quality_params or {})
+        self.policy = policy or DecisionPolicy()
+        self.seed = seed
+        self.online_ridge = online_ridge
+        self.tracker = tracker or LatencyTracker()
+        self.clock = clock
+        self.max_pending = max_pending
+        self.maker = DecisionMaker(self.policy, seed=seed)
+        self.budget = BudgetTracker(self.policy.budget, self.policy.budget_period_s, clock)
+        self._quality: dict[str, QualityPredictor] = {}
+        self._cost: dict[str, CostPredictor] = {}
+        self._bank: PredictorBank | None = None
+        self._heads: OnlineHeads | None = None
+        self._pending: OrderedDict[str, _Pending] = OrderedDict()
+        self._used: OrderedDict[str, str] = OrderedDict()
+        self._lock = threading.RLock()
+        self.c_ref_: float | None = None
+        for spec in self.specs.values():
+            self._set_prior(spec)
+
+    # ------------------------------------------------------------------ pool
+    @property
+    def llms(self) -> list[str]:
+        return list(self.specs)
+
+    def _check_llm(self, name: str) -> None:
+        if name not in self.specs:
+            raise UnknownLLMError(name, self.specs)
+
+    def _set_prior(self, spec: LLMSpec) -> None:
+        priors = _prior_quality(list(self.specs.values()))
+        for name, q0 in priors.items():
+            if name == spec.name or self._quality.get(name) is None or self._quality[name].n_samples_ == 0:
+                self._quality[name] = QualityPredictor.prior(q0, self.quality_model)
+        self._cost[spec.name] = CostPredictor(
+            "prior", input_price=spec.input_price, output_price=spec.output_price,
+            output_tokens=ASSUMED_OUTPUT_TOKENS,
+        )
+        self._bank = None
+
+    def _fit_one(self, spec: LLMSpec, X: np.ndarray, F: np.ndarray, data: RoutingData, j: int) -> None:
+        y = data.quality[:, j]
+        quality = QualityPredictor(self.quality_model, seed=self.seed, **self.quality_params).fit(X, y)
+        out_tok = None if data.output_tokens is None else data.output_tokens[:, j]
+        if out_tok is not None and np.isfinite(out_tok).any() and (spec.input_price or spec.output_price):
+            cost = CostPredictor("tokens", input_price=spec.input_price,
+                                 output_price=spec.output_price).fit(F, out_tok)
+        elif data.cost is not None and np.isfinite(data.cost[:, j]).any():
+            cost = CostPredictor("regress").fit(F, data.cost[:, j])
+        else:
+            cost = CostPredictor("prior", input_price=spec.input_price,
+                                 output_price=spec.output_price, output_tokens=ASSUMED_OUTPUT_TOKENS)
+        self._quality[spec.name] = quality
+        self._cost[spec.name] = cost
+
+    def _features(self, texts: Sequence[str], *, show_progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        X = np.asarray(self.encoder.encode(list(texts), show_progress=show_progress), dtype=np.float32)
+        in_tok = np.array([estimate_tokens(t) for t in texts], dtype=float)
+        return X, cost_features(X, in_tok)
+
+    def _ensure_heads(self, dim: int) -> OnlineHeads:
+        if self._heads is None or self._heads.dim != dim:
+            self._heads = OnlineHeads(dim, ridge=self.online_ridge)
+        for name in self.specs:
+            if name not in self._heads.heads:
+                self._heads.add(name)
+        return self._heads
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, data: RoutingData, *, show_progress: bool = False) -> MixLLMRouter:
+        """Fit every LLM's predictors on ``data`` (each LLM only on its own column)."""
+        if not isinstance(data, RoutingData):
+            raise DataFormatError(f"fit() takes RoutingData, got {type(data).__name__}.")
+        if len(data) == 0:
+            raise DataFormatError("fit() got routing data with 0 queries.")
+        with self._lock:
+            if not self.specs:
+                for name in data.llms:
+                    self.specs[name] = data.specs.get(name, LLMSpec(name))
+            missing = [n for n in self.specs if n not in data.llms]
+            if missing:
+                raise DataFormatError(
+                    f"The pool's LLMs {missing} have no column in the data; it has {data.llms}."
+                )
+            X, F = self._features(data.queries, show_progress=show_progress)
+            names = list(self.specs)
+            iterator: Iterable[str] = names
+            if show_progress:
+                from tqdm.auto import tqdm
+
+                iterator = tqdm(names, desc="fitting predictors", unit="LLM")
+            for name in iterator:
+                self._fit_one(self.specs[name], X, F, data, data.llms.index(name))
+            observed = data.select_llms(names).mean_cost()
+            self.c_ref_ = float(np.nanmax(observed)) if np.isfinite(observed).any() else None
+            self._heads = None
+            self._ensure_heads(X.shape[1])
+            self._bank = None
+        return self
+
+    # ------------------------------------------------------------------ add / remove
+    def add_llm(self, spec: LLMSpec | str, data: RoutingData | None = None, *,
+                prior_scale: float = 4.0) -> MixLLMRouter:
+        """Add an LLM at run time; only its own predictors are trained.
+
+        With ``data`` holding a column for it, its predictors warm-start from that data; without,
+        it starts from the price-aware prior with a wide online uncertainty (it gets explored).
+        """
+        spec = spec if isinstance(spec, LLMSpec) else LLMSpec(str(spec))
+        with self._lock:
+            if spec.name in self.specs:
+                raise ConfigError(f"LLM {spec.name!r} is already in the pool {self.llms}.")
+            self.specs[spec.name] = spec
+            if data is not None:
+                if spec.name not in data.llms:
+                    del self.specs[spec.name]
+                    raise DataFormatError(f"The data has no column for {spec.name!r}; it has {data.llms}.")
+                X, F = self._features(data.queries)
+                self._fit_one(spec, X, F, data, data.llms.index(spec.name))
+            else:
+                self._set_prior(spec)
+            if self._heads is not None:
+                self._heads.add(spec.name, prior_scale=1.0 if data is not None else prior_scale)
+            self._bank = None
+        return self
+
+    def remove_llm(self, name: str) -> MixLLMRouter:
+        """Remove an LLM; it is never chosen again. Feedback on its past decisions is logged only."""
+        with self._lock:
+            self._check_llm(name)
+            if len(self.specs) == 1:
+                raise EmptyPoolError(f"Cannot remove {name!r}: it is the last LLM in the pool.")
+            del self.specs[name]
+            self._quality.pop(name, None)
+            self._cost.pop(name, None)
+            if self._heads is not None:
+                self._heads.remove(name)
+            self._bank = None
+        return self
+
+    # ------------------------------------------------------------------ predict
+    def _get_bank(self) -> tuple[list[str], PredictorBank]:
+        with self._lock:
+            if not self.specs:
+                raise EmptyPoolError("The pool is empty: add an LLM or fit on data first.")
+            names = list(self.specs)
+            if self._bank is None:
+                self._bank = PredictorBank([self._quality[n] for n in names], [self._cost[n] for n in names])
+            return names, self._bank
+
+    def c_ref(self, cost: np.ndarray | None = None) -> float:
+        """Reference cost normalising ĉ: the largest mean training cost (or predicted cost)."""
+        if self.c_ref_ is not None and self.c_ref_ > 0:
+            return self.c_ref_
+        if cost is not None and cost.size and np.nanmax(cost) > 0:
+            return float(np.nanmax(cost))
+        return 1.0
+
+    def _predict_all(self, X: np.ndarray, F: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        names, bank = self._get_bank()
+        Q_off = bank.predict_quality(X)
+        C = bank.predict_cost(F)
+        Q, U = Q_off, np.zeros_like(Q_off)
+        if self._heads is not None and self._heads.dim == X.shape[1]:
+            corr, U = self._heads.predict(names, X)
+            Q = np.clip(Q_off + corr, 0.0, 1.0)
+        return names, Q_off, Q, C, U
+
+    def predict_features(self, X: np.ndarray, F: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+        """Quality, cost and uncertainty ``(n, m)`` for precomputed features (the hot path)."""
+        names, _, Q, C, U = self._predict_all(X, F)
+        return names, Q, C, U
+
+    def predict(self, queries: Sequence[Query]) -> dict[str, np.ndarray | list[str]]:
+        """Predicted ``quality``, ``cost`` and ``uncertainty`` per query and LLM, with ``llms``."""
+        X, F = self._features([query_text(q) for q in queries])
+        names, Q, C, U = self.predict_features(X, F)
+        return {"llms": names, "quality": Q, "cost": C, "uncertainty": U}
+
+    # ------------------------------------------------------------------ route
+    def _decide(self, names: list[str], q: np.ndarray, c: np.ndarray, u: np.ndarray,
+                policy: DecisionPolicy, c_ref: float, exclude: frozenset[str]) -> RoutingDecision:
+        wait = np.array([self.tracker.expected_wait(n) for n in names])
+        service = np.array([self.tracker.service_time(n) for n in names]) if policy.tau is not None else None
+        available = np.array([n not in exclude for n in names])
+        return self.maker.decide(names, q, c, c_ref, uncertainty=u, wait=wait, service=service,
+                                 available=available, budget_left=self.budget.remaining(),
+                                 policy=policy)
+
+    def _policy(self, lam: float | None, policy: DecisionPolicy | None) -> DecisionPolicy:
+        p = policy or self.policy
+        return p if lam is None else replace(p, lam=lam)
+
+    def route_batch(self, queries: Sequence[Query], *, lam: float | None = None,
+                    policy: DecisionPolicy | None = None, exclude: Iterable[str] = ()) -> list[RoutingDecision]:
+        """Route several queries with one encoder pass and one prediction call."""
+        p = self._policy(lam, policy)
+        excluded = frozenset(exclude)
+        for name in excluded:
+            self._check_llm(name)
+        texts = [query_text(q) for q in queries]
+        X, F = self._features(texts)
+        names, Q_off, Q, C, U = self._predict_all(X, F)
+        c_ref = self.c_ref(C)
+        decisions = []
+        for i in range(len(texts)):
+            d = self._decide(names, Q[i], C[i], U[i], p, c_ref, excluded)
+            self._remember(d.decision_id, _Pending(d.llm, X[i], float(Q_off[i, names.index(d.llm)])))
+            decisions.append(d)
+        return decisions
+
+    def route(self, query: Query, *, lam: float | None = None, policy: DecisionPolicy | None = None,
+              exclude: Iterable[str] = ()) -> RoutingDecision:
+        """Choose the LLM for one query (a string or chat messages).
+
+        Args:
+            query: The prompt.
+            lam: Overrides the policy's λ for this call.
+            policy: Overrides the whole policy for this call.
+            exclude: LLMs not to choose this time (e.g. one that just failed).
+        """
+        return self.route_batch([query], lam=lam, policy=policy, exclude=exclude)[0]
+
+    def choose_indices(self, Q: np.ndarray, C: np.ndarray, lam: float, c_ref: float | None = None) -> np.ndarray:
+        """Vectorised choice for many queries at one λ (benchmarks; no constraints, no latency)."""
+        p = replace(self.policy, lam=lam)
+        S = self.maker.scores(Q, C, c_ref if c_ref is not None else self.c_ref(C), policy=p)
+        return self.maker.choose_batch(S)
+
+    # ------------------------------------------------------------------ feedback
+    def _remember(self, decision_id: str, pending: _Pending) -> None:
+        with self._lock:
+            self._pending[decision_id] = pending
+            while len(self._pending) > self.max_pending:
+                self._pending.popitem(last=False)
+
+    def feedback(self, decision_id: str, *, score: float | None = None,
+                 thumbs: bool | None = None) -> FeedbackResult:
+        """Learn from the outcome of a routed call.
+
+        Args:
+            decision_id: ``RoutingDecision.decision_id`` of the call.
+            score: A refined quality score in [0, 1], or
+            thumbs: A binary thumbs up (True) / down (False). Give exactly one of the two.
+
+        Raises:
+            FeedbackError: unknown or already-used decision id, or a bad score.
+        """
+        if (score is None) == (thumbs is None):
+            raise FeedbackError("Give exactly one of score= (in [0, 1]) or thumbs= (True/False).")
+        if thumbs is not None:
+            if not isinstance(thumbs, (bool, np.bool_)):
+                raise FeedbackError(f"thumbs must be True or False, got {thumbs!r}.")
+            value = 1.0 if thumbs else 0.0
+        else:
+            if isinstance(score, bool) or not isinstance(score, (int, float, np.floating)) or not 0.0 <= float(score) <= 1.0:
+                raise FeedbackError(f"score must be a number in [0, 1], got {score!r}.")
+            value = float(score)
+        with self._lock:
+            if decision_id in self._used:
+                raise FeedbackError(f"Decision {decision_id!r} already received feedback.")
+            pending = self._pending.pop(decision_id, None)
+            if pending is None:
+                raise FeedbackError(
+                    f"Unknown decision id {decision_id!r}: it was not made by this router, or it is "
+                    f"older than the last {self.max_pending} decisions."
+                )
+            self._used[decision_id] = pending.llm
+            while len(self._used) > self.max_pending:
+                self._used.popitem(last=False)
+            if pending.llm not in self.specs or self._heads is None:
+                return FeedbackResult(decision_id, pending.llm, value, applied=False,
+                                      reason=f"LLM {pending.llm!r} is no longer in the pool")
+            self._heads.learn_one(pending.llm, pending.x, value - pending.offline_quality)
+        return FeedbackResult(decision_id, pending.llm, value, applied=True)
+
+    def pending_llm(self, decision_id: str) -> str | None:
+        """The LLM of a decision still awaiting feedback, or None."""
+        with self._lock:
+            p = self._pending.get(decision_id)
+            return None if p is None else p.llm
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, directory: str | Path) -> Path:
+        """Save to ``directory`` (JSON, ``.npz`` and skops files; no pickle)."""
+        from .persistence import save_router
+
+        return save_router(self, Path(directory))
+
+    @classmethod
+    def load(cls, directory: str | Path, *, encoder: QueryEncoder | None = None,
+             tracker: LatencyTracker | None = None) -> MixLLMRouter:
+        """Load a router saved with :meth:`save`; integrity is checked before anything is read."""
+        from .persistence import load_router
+
+        return load_router(Path(directory), encoder=encoder, tracker=tracker)
+
+    def _require_fitted(self) -> None:
+        if not self.specs:
+            raise NotFittedError("The router has no LLMs; call fit(data) or add_llm first.")
