@@ -151,6 +151,7 @@ class MixLLMRouter:
         self._used: OrderedDict[str, str] = OrderedDict()
         self._lock = threading.RLock()
         self.c_ref_: float | None = None
+        self.outcomes: list[dict[str, Any]] = []
         for spec in self.specs.values():
             self._set_prior(spec)
 
@@ -409,6 +410,26 @@ class MixLLMRouter:
                                       reason=f"LLM {pending.llm!r} is no longer in the pool")
             self._heads.learn_one(pending.llm, pending.x, value - pending.offline_quality)
         return FeedbackResult(decision_id, pending.llm, value, applied=True)
+
+    def record_outcome(self, decision_id: str, *, latency_s: float | None = None,
+                       cost: float | None = None, input_tokens: int | None = None,
+                       output_tokens: int | None = None, error: str | None = None) -> None:
+        """Record what a routed call did (cost is charged to the budget).
+
+        Outcomes are kept in :attr:`outcomes` (the last ``max_pending``).
+        """
+        if cost is not None:
+            if not (isinstance(cost, (int, float)) and cost >= 0):
+                raise ConfigError(f"cost must be a number >= 0 (USD), got {cost!r}.")
+            self.budget.charge(cost)
+        with self._lock:
+            self.outcomes.append({
+                "decision_id": decision_id, "latency_s": latency_s, "cost": cost,
+                "input_tokens": input_tokens, "output_tokens": output_tokens, "error": error,
+                "time": time.time(),
+            })
+            if len(self.outcomes) > self.max_pending:
+                del self.outcomes[: len(self.outcomes) - self.max_pending]
 
     def pending_llm(self, decision_id: str) -> str | None:
         """The LLM of a decision still awaiting feedback, or None."""

@@ -1,0 +1,83 @@
+"""mixllm_core: the MixLLM router (framework-free; importing it loads no model and no torch).
+
+Public API::
+
+    LLMSpec, RoutingData, load_routing_data, MixLLMRouter, RoutingDecision, DecisionPolicy,
+    SentenceEncoder, QueryEncoder, QualityPredictor, CostPredictor, LatencyTracker, Dispatcher,
+    make_synthetic_world, and the errors of :mod:`mixllm_core.errors`.
+"""
+
+from __future__ import annotations
+
+from .data import (
+    RoutingData,
+    estimate_tokens,
+    load_generic,
+    load_llmrouter,
+    load_routerbench,
+    load_routerbench_hub,
+    load_routing_data,
+)
+from .decision import BudgetTracker, CandidateScore, DecisionMaker, DecisionPolicy, RoutingDecision
+from .dispatch import AllCandidatesFailedError, Attempt, DispatchResult, Dispatcher
+from .encoder import QueryEncoder, SentenceEncoder
+from .errors import (
+    ConfigError,
+    CorruptStateError,
+    DataFormatError,
+    EmptyPoolError,
+    FeedbackError,
+    MissingDependencyError,
+    MixLLMError,
+    NotFittedError,
+    UnknownLLMError,
+)
+from .latency import LatencyTracker
+from .online import OnlineHead, OnlineHeads
+from .predictors import CostPredictor, PredictorBank, QualityPredictor
+from .router import FeedbackResult, MixLLMRouter, query_text
+from .spec import LLMSpec
+from .synthetic import make_synthetic_world
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AllCandidatesFailedError",
+    "Attempt",
+    "BudgetTracker",
+    "CandidateScore",
+    "ConfigError",
+    "CorruptStateError",
+    "CostPredictor",
+    "DataFormatError",
+    "DecisionMaker",
+    "DecisionPolicy",
+    "DispatchResult",
+    "Dispatcher",
+    "EmptyPoolError",
+    "FeedbackError",
+    "FeedbackResult",
+    "LLMSpec",
+    "LatencyTracker",
+    "MissingDependencyError",
+    "MixLLMError",
+    "MixLLMRouter",
+    "NotFittedError",
+    "OnlineHead",
+    "OnlineHeads",
+    "PredictorBank",
+    "QualityPredictor",
+    "QueryEncoder",
+    "RoutingData",
+    "RoutingDecision",
+    "SentenceEncoder",
+    "UnknownLLMError",
+    "estimate_tokens",
+    "load_generic",
+    "load_llmrouter",
+    "load_routerbench",
+    "load_routerbench_hub",
+    "load_routing_data",
+    "make_synthetic_world",
+    "query_text",
+]
