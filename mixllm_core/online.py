@@ -11,7 +11,7 @@ import threading
 
 import numpy as np
 
-from .errors import ConfigError
+from .errors import ConfigError, UnknownLLMError
 
 __all__ = ["OnlineHead", "OnlineHeads"]
 
@@ -19,6 +19,21 @@ __all__ = ["OnlineHead", "OnlineHeads"]
 def _with_bias(X: np.ndarray) -> np.ndarray:
     X = np.atleast_2d(np.asarray(X, dtype=float))
     return np.hstack([X, np.ones((X.shape[0], 1))])
+
+
+def _sherman_morrison(A_inv: np.ndarray, b: np.ndarray, z: np.ndarray, target: float) -> np.ndarray:
+    """Add ``z zᵀ`` to ``A`` and ``target·z`` to ``b`` in place; returns the new ``θ = A⁻¹b``."""
+    Az = A_inv @ z
+    A_inv -= np.outer(Az, Az) / (1.0 + z @ Az)
+    b += target * z
+    return A_inv @ b
+
+
+def _check(dim: int, ridge: float) -> None:
+    if not isinstance(dim, int) or isinstance(dim, bool) or dim <= 0:
+        raise ConfigError(f"dim must be a positive int, got {dim!r}.")
+    if not ridge > 0:
+        raise ConfigError(f"ridge must be > 0, got {ridge!r}.")
 
 
 class OnlineHead:
@@ -33,14 +48,11 @@ class OnlineHead:
         >>> head = OnlineHead(dim=2)
         >>> head.learn_one(np.array([1.0, 0.0]), 0.5)
         >>> round(float(head.predict(np.array([[1.0, 0.0]]))[0]), 3)
-        0.167
+        0.333
     """
 
     def __init__(self, dim: int, *, ridge: float = 1.0, prior_scale: float = 1.0) -> None:
-        if not isinstance(dim, int) or dim <= 0:
-            raise ConfigError(f"OnlineHead.dim must be a positive int, got {dim!r}.")
-        if not ridge > 0:
-            raise ConfigError(f"OnlineHead.ridge must be > 0, got {ridge!r}.")
+        _check(dim, ridge)
         self.dim = dim
         self.ridge = ridge
         self.A_inv = np.eye(dim + 1) * (prior_scale / ridge)
@@ -50,11 +62,7 @@ class OnlineHead:
 
     def learn_one(self, x: np.ndarray, target: float) -> None:
         """Add one observation: representation ``x`` and residual ``target``."""
-        z = _with_bias(x)[0]
-        Az = self.A_inv @ z
-        self.A_inv -= np.outer(Az, Az) / (1.0 + z @ Az)
-        self.b += target * z
-        self.theta = self.A_inv @ self.b
+        self.theta = _sherman_morrison(self.A_inv, self.b, _with_bias(x)[0], float(target))
         self.n_updates += 1
 
     def predict(self, X: np.ndarray) -> np.ndarray:
@@ -66,33 +74,70 @@ class OnlineHead:
 
 
 class OnlineHeads:
-    """One :class:`OnlineHead` per LLM, evaluated together for routing."""
+    """One LinUCB head per LLM, stored stacked so routing evaluates all of them in one call."""
 
     def __init__(self, dim: int, *, ridge: float = 1.0) -> None:
+        _check(dim, ridge)
         self.dim = dim
         self.ridge = ridge
-        self.heads: dict[str, OnlineHead] = {}
+        self.names: list[str] = []
+        self.A_inv = np.zeros((0, dim + 1, dim + 1))
+        self.b = np.zeros((0, dim + 1))
+        self.theta = np.zeros((0, dim + 1))
+        self.n_updates = np.zeros(0, dtype=int)
         self._lock = threading.Lock()
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.names
 
     def add(self, name: str, *, prior_scale: float = 1.0) -> None:
         with self._lock:
-            self.heads[name] = OnlineHead(self.dim, ridge=self.ridge, prior_scale=prior_scale)
+            if name in self.names:
+                raise ConfigError(f"An online head for {name!r} exists already.")
+            eye = np.eye(self.dim + 1)[None] * (prior_scale / self.ridge)
+            self.names.append(name)
+            self.A_inv = np.concatenate([self.A_inv, eye])
+            self.b = np.vstack([self.b, np.zeros(self.dim + 1)])
+            self.theta = np.vstack([self.theta, np.zeros(self.dim + 1)])
+            self.n_updates = np.append(self.n_updates, 0)
 
     def remove(self, name: str) -> None:
         with self._lock:
-            self.heads.pop(name, None)
+            if name not in self.names:
+                return
+            i = self.names.index(name)
+            del self.names[i]
+            self.A_inv = np.delete(self.A_inv, i, axis=0)
+            self.b = np.delete(self.b, i, axis=0)
+            self.theta = np.delete(self.theta, i, axis=0)
+            self.n_updates = np.delete(self.n_updates, i)
 
     def learn_one(self, name: str, x: np.ndarray, target: float) -> None:
+        """Update ``name``'s head with residual ``target`` at representation ``x``."""
         with self._lock:
-            self.heads[name].learn_one(x, target)
+            if name not in self.names:
+                raise UnknownLLMError(name, self.names)
+            i = self.names.index(name)
+            self.theta[i] = _sherman_morrison(self.A_inv[i], self.b[i], _with_bias(x)[0], float(target))
+            self.n_updates[i] += 1
 
     def predict(self, names: list[str], X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Residual corrections and uncertainties, each ``(n, m)``."""
+        """Residual corrections and uncertainties, each ``(n, m)``, for the LLMs ``names``.
+
+        A head that has seen no feedback still has ``A⁻¹ = s·I``: its uncertainty is
+        ``sqrt(s)·|z|`` and is computed without touching the matrix.
+        """
         Z = _with_bias(X)
         with self._lock:
-            heads = [self.heads[n] for n in names]
-            theta = np.stack([h.theta for h in heads], axis=1)
-            A_inv = np.stack([h.A_inv for h in heads])
-        corr = Z @ theta
-        unc = np.sqrt(np.maximum(np.einsum("nd,mde,ne->nm", Z, A_inv, Z), 0.0))
+            idx = np.array([self.names.index(n) for n in names], dtype=int)
+            theta = self.theta[idx]
+            corr = Z @ theta.T
+            unc = np.empty_like(corr)
+            trained = self.n_updates[idx] > 0
+            if (~trained).any():
+                scale = self.A_inv[idx[~trained], 0, 0]
+                unc[:, ~trained] = np.sqrt(scale)[None, :] * np.linalg.norm(Z, axis=1)[:, None]
+            for col in np.flatnonzero(trained):
+                ZA = Z @ self.A_inv[idx[col]]
+                unc[:, col] = np.sqrt(np.maximum((ZA * Z).sum(axis=1), 0.0))
         return corr, unc

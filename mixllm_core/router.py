@@ -199,7 +199,7 @@ class MixLLMRouter:
         if self._heads is None or self._heads.dim != dim:
             self._heads = OnlineHeads(dim, ridge=self.online_ridge)
         for name in self.specs:
-            if name not in self._heads.heads:
+            if name not in self._heads:
                 self._heads.add(name)
         return self._heads
 
@@ -451,6 +451,13 @@ class MixLLMRouter:
         from .persistence import load_router
 
         return load_router(Path(directory), encoder=encoder, tracker=tracker)
+
+    def _extra_state(self) -> dict[str, Any]:
+        """JSON state of extensions (saved with the router)."""
+        return {}
+
+    def _restore_extra_state(self, state: dict[str, Any], directory: Path) -> None:
+        """Inverse of :meth:`_extra_state`."""
 
     def _require_fitted(self) -> None:
         if not self.specs:

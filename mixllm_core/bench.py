@@ -1,0 +1,323 @@
+"""`mixllm bench`: mixllm against single LLMs, random, oracle and RouterBench's routers.
+
+Trains on the ``train`` rows and evaluates on ``test`` (a seeded 80/20 split when the data has no
+test rows), sweeping λ. Writes ``decisions.csv`` (router, lambda, sample_id, model),
+``summary.json`` and ``pareto.png`` into the output directory and prints a table.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .data import RoutingData, estimate_tokens, load_routing_data
+from .encoder import QueryEncoder, SentenceEncoder
+from .metrics import aiq, cost_to_reach, quality_at_cost
+from .predictors import cost_features
+from .router import MixLLMRouter
+from .synthetic import make_synthetic_world
+
+__all__ = ["LAMBDA_GRID", "BenchResult", "run_bench"]
+
+log = logging.getLogger(__name__)
+
+#: λ values swept by the benchmark (dense where the cost/quality trade-off turns).
+LAMBDA_GRID: tuple[float, ...] = (0.0, *np.round(np.geomspace(0.01, 1000, 41), 6).tolist())
+
+
+@dataclass
+class RouterRun:
+    """One router's choices: per λ (None for λ-free routers) the chosen LLM index per test query."""
+
+    name: str
+    choices: dict[float | None, np.ndarray]
+    points: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class BenchResult:
+    summary: dict[str, Any]
+    runs: list[RouterRun]
+    out: Path
+
+
+def _progress(total: int, desc: str, show: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, disable=not show, unit="step")
+
+
+def _fixed_encoder_time(encoder: QueryEncoder, texts: Sequence[str]) -> np.ndarray:
+    times = []
+    for t in texts:
+        t0 = time.perf_counter()
+        encoder.encode([t])
+        times.append(time.perf_counter() - t0)
+    return np.array(times)
+
+
+def _baseline_runs(train: RoutingData, test: RoutingData, Xtr: np.ndarray, Xte: np.ndarray,
+                   lambdas: Sequence[float], c_ref: float, seed: int) -> list[RouterRun]:
+    """Single LLMs, random, oracle, RouterBench's KNN and MLP routers and a cost-aware KNN."""
+    from sklearn.neighbors import KNeighborsRegressor
+    from sklearn.neural_network import MLPRegressor
+
+    m, n = len(test.llms), len(test)
+    runs = [RouterRun(f"single:{name}", {None: np.full(n, j)}) for j, name in enumerate(test.llms)]
+    runs.append(RouterRun("random", {None: np.random.default_rng(seed).integers(0, m, size=n)}))
+    best = test.quality.max(axis=1, keepdims=True)
+    test_cost = test.cost if test.cost is not None else np.zeros_like(test.quality)
+    oracle_cost = np.where(test.quality >= best - 1e-12, test_cost, np.inf)
+    runs.append(RouterRun("oracle", {None: np.argmin(oracle_cost, axis=1)}))
+
+    train_cost = train.cost if train.cost is not None else np.zeros_like(train.quality)
+    mean_cost = np.nanmean(train_cost, axis=0)
+
+    def sweep(name: str, Q: np.ndarray, C: np.ndarray) -> RouterRun:
+        choices = {}
+        for lam in lambdas:
+            s = lam / (1 + lam) * Q - 1 / (1 + lam) * C / c_ref
+            choices[lam] = np.argmax(s, axis=1)
+        return RouterRun(name, choices)
+
+    knn = KNeighborsRegressor(n_neighbors=min(40, len(train))).fit(Xtr, train.quality)
+    runs.append(sweep("knn", knn.predict(Xte), np.tile(mean_cost, (n, 1))))
+    mlp_q = np.column_stack([
+        np.clip(MLPRegressor(hidden_layer_sizes=(100,), max_iter=300, early_stopping=True,
+                             random_state=seed).fit(Xtr, train.quality[:, j]).predict(Xte), 0, 1)
+        for j in range(m)
+    ])
+    runs.append(sweep("mlp", mlp_q, np.tile(mean_cost, (n, 1))))
+    knn_cost = KNeighborsRegressor(n_neighbors=min(40, len(train))).fit(Xtr, train_cost)
+    runs.append(sweep("knn-cost", knn.predict(Xte), knn_cost.predict(Xte)))
+    return runs
+
+
+def _score_run(run: RouterRun, test: RoutingData) -> None:
+    rows = np.arange(len(test))
+    cost = test.cost if test.cost is not None else np.zeros_like(test.quality)
+    run.points = [
+        {"lambda": lam, "cost": float(cost[rows, idx].mean()), "quality": float(test.quality[rows, idx].mean())}
+        for lam, idx in run.choices.items()
+    ]
+
+
+def _router_metrics(run: RouterRun, ref_cost: float, ref_quality: float, max_cost: float) -> dict[str, Any]:
+    costs = [p["cost"] for p in run.points]
+    quals = [p["quality"] for p in run.points]
+    reach = cost_to_reach(costs, quals, 0.97 * ref_quality)
+    return {
+        "points": run.points,
+        "aiq": aiq(costs, quals, max_cost),
+        "quality_pct_at_25pct_cost": 100 * quality_at_cost(costs, quals, 0.25 * ref_cost) / ref_quality,
+        "cost_pct_to_reach_97pct": None if reach is None else 100 * reach / ref_cost,
+        "max_quality_pct": 100 * max(quals) / ref_quality,
+    }
+
+
+def _timings(router: MixLLMRouter, texts: Sequence[str], timing_encoder: QueryEncoder,
+             n_timed: int) -> dict[str, Any]:
+    """Per-stage routing time per query (embedding measured on an uncached encoder)."""
+    texts = list(texts)[:n_timed]
+    names = router.llms
+    encode, predict, decide, total = [], [], [], []
+    for t in texts:
+        t0 = time.perf_counter()
+        X, F = router._features([t])  # cached: this is the cache lookup, not a forward pass
+        t1 = time.perf_counter()
+        _, _, Q, C, U = router._predict_all(X, F)
+        t2 = time.perf_counter()
+        router._decide(names, Q[0], C[0], U[0], router.policy, router.c_ref(C), frozenset())
+        t3 = time.perf_counter()
+        encode.append(t1 - t0), predict.append(t2 - t1), decide.append(t3 - t2), total.append(t3 - t0)
+    embed = _fixed_encoder_time(timing_encoder, texts[: max(1, n_timed // 4)])
+    t0 = time.perf_counter()
+    router.route_batch(texts)
+    batch_s = time.perf_counter() - t0
+
+    def pct(a: Sequence[float]) -> dict[str, float]:
+        return {"p50_ms": 1e3 * float(np.percentile(a, 50)), "p99_ms": 1e3 * float(np.percentile(a, 99))}
+
+    no_embed = np.array(predict) + np.array(decide)
+    with_embed = no_embed[: len(embed)] + embed
+    return {
+        "n_queries": len(texts),
+        "cache_lookup": pct(encode),
+        "predict": pct(predict),
+        "decide": pct(decide),
+        "route_without_embedding": pct(no_embed),
+        "embedding": pct(embed),
+        "route_with_embedding": pct(with_embed),
+        "batch_throughput_qps_cached_embeddings": len(texts) / batch_s,
+    }
+
+
+def _write_decisions(path: Path, runs: Sequence[RouterRun], test: RoutingData) -> None:
+    import pandas as pd
+
+    frames = []
+    for run in runs:
+        for lam, idx in run.choices.items():
+            frames.append(pd.DataFrame({
+                "router": run.name,
+                "lambda": "" if lam is None else repr(float(lam)),
+                "sample_id": test.sample_ids,
+                "model": [test.llms[i] for i in idx],
+            }))
+    pd.concat(frames, ignore_index=True).to_csv(path, index=False)
+
+
+def _plot(path: Path, summary: dict[str, Any], title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 6))
+    singles = {k: v for k, v in summary["routers"].items() if k.startswith("single:")}
+    for name, info in summary["routers"].items():
+        if name in singles:
+            continue
+        pts = sorted((p["cost"], p["quality"]) for p in info["points"])
+        xs, ys = zip(*pts)
+        style = "o-" if len(pts) > 1 else "*"
+        ax.plot(xs, ys, style, label=name, markersize=4 if len(pts) > 1 else 12,
+                linewidth=2.5 if name == "mixllm" else 1.0)
+    for name, info in singles.items():
+        p = info["points"][0]
+        ax.scatter(p["cost"], p["quality"], marker="s", color="grey", s=18)
+        ax.annotate(name.split(":", 1)[1].split("/")[-1], (p["cost"], p["quality"]), fontsize=7)
+    ax.set_xscale("log")
+    ax.set_xlabel("mean cost per query (USD, log scale)")
+    ax.set_ylabel("mean quality")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def format_table(summary: dict[str, Any]) -> str:
+    """The summary as a fixed-width table (routers by AIQ)."""
+    ref = summary["reference_llm"]
+    lines = [
+        f"data: {summary['data']}  ({summary['n_train']} train / {summary['n_test']} test, "
+        f"{len(summary['llms'])} LLMs{', SYNTHETIC' if summary['synthetic'] else ''})",
+        f"reference: {ref}  quality {summary['reference_quality']:.4f}  cost {summary['reference_cost']:.3e} USD",
+        f"{'router':<42} {'AIQ':>7} {'Q% @25%cost':>12} {'cost% for 97%Q':>15} {'max Q%':>7}",
+    ]
+    rows = sorted(summary["routers"].items(), key=lambda kv: -kv[1]["aiq"])
+    for name, r in rows:
+        reach = "-" if r["cost_pct_to_reach_97pct"] is None else f"{r['cost_pct_to_reach_97pct']:.2f}"
+        lines.append(f"{name:<42} {r['aiq']:>7.4f} {r['quality_pct_at_25pct_cost']:>12.2f} "
+                     f"{reach:>15} {r['max_quality_pct']:>7.2f}")
+    t = summary.get("timing", {})
+    if t:
+        lines.append(
+            "routing time per query: without embedding p50 {:.3f} ms / p99 {:.3f} ms; embedding p50 "
+            "{:.1f} ms / p99 {:.1f} ms; with embedding p50 {:.1f} ms; batch {:.0f} q/s (cached "
+            "embeddings); training {:.2f} s".format(
+                t["route_without_embedding"]["p50_ms"], t["route_without_embedding"]["p99_ms"],
+                t["embedding"]["p50_ms"], t["embedding"]["p99_ms"],
+                t["route_with_embedding"]["p50_ms"], t["batch_throughput_qps_cached_embeddings"],
+                summary["training_time_s"]))
+    return "\n".join(lines)
+
+
+def run_bench(
+    data: RoutingData | str | Path | None,
+    out: str | Path,
+    *,
+    lambdas: Sequence[float] = LAMBDA_GRID,
+    encoder: QueryEncoder | None = None,
+    timing_encoder: QueryEncoder | None = None,
+    make_router: Callable[[], MixLLMRouter] | None = None,
+    reference: str | None = None,
+    seed: int = 0,
+    n_timed: int = 200,
+    show_progress: bool = True,
+    cache_dir: str | Path | None = None,
+) -> BenchResult:
+    """Run the benchmark and write its outputs into ``out``; returns the summary."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if data is None:
+        data = make_synthetic_world(seed=seed)
+    elif not isinstance(data, RoutingData):
+        data = load_routing_data(data)
+    train, test = data.train_test_split(seed=seed)
+    if encoder is None:
+        cache = Path(cache_dir or Path.home() / ".cache" / "mixllm") / f"embeddings-{data.source}.npz"
+        encoder = SentenceEncoder(cache_path=cache)
+    bar = _progress(5, "bench", show_progress)
+    bar.set_postfix_str("embedding queries")
+    t0 = time.perf_counter()
+    Xtr = encoder.encode(train.queries, show_progress=show_progress)
+    Xte = encoder.encode(test.queries, show_progress=show_progress)
+    embed_s = time.perf_counter() - t0
+    if hasattr(encoder, "save_cache"):
+        encoder.save_cache()
+    bar.update()
+    bar.set_postfix_str("training mixllm")
+    router = make_router() if make_router else MixLLMRouter(encoder=encoder, seed=seed)
+    router.encoder = encoder
+    t0 = time.perf_counter()
+    router.fit(train)
+    train_s = time.perf_counter() - t0
+    bar.update()
+    bar.set_postfix_str("routing test queries")
+    in_tok = np.array([estimate_tokens(q) for q in test.queries], dtype=float)
+    names, Q, C, _ = router.predict_features(Xte.astype(np.float32), cost_features(Xte, in_tok))
+    order = [names.index(n) for n in test.llms]
+    Q, C = Q[:, order], C[:, order]
+    c_ref = router.c_ref(C)
+    mix = RouterRun("mixllm", {lam: router.choose_indices(Q, C, lam, c_ref) for lam in lambdas})
+    bar.update()
+    bar.set_postfix_str("baselines")
+    runs = [mix, *_baseline_runs(train, test, Xtr, Xte, lambdas, c_ref, seed)]
+    for run in runs:
+        _score_run(run, test)
+    bar.update()
+    bar.set_postfix_str("timing")
+    test_cost = test.cost if test.cost is not None else np.zeros_like(test.quality)
+    mean_cost, mean_q = test_cost.mean(axis=0), test.quality.mean(axis=0)
+    ref = reference or test.llms[int(np.argmax(mean_cost))]
+    if ref not in test.llms:
+        from .errors import UnknownLLMError
+
+        raise UnknownLLMError(ref, test.llms)
+    r = test.llms.index(ref)
+    max_cost = float(mean_cost.max())
+    timing = _timings(router, test.queries, timing_encoder or SentenceEncoder(), n_timed)
+    bar.update()
+    bar.close()
+    summary: dict[str, Any] = {
+        "data": data.source if data.source == "synthetic" else str(getattr(data, "path", data.source)),
+        "synthetic": data.source == "synthetic",
+        "n_train": len(train),
+        "n_test": len(test),
+        "llms": test.llms,
+        "lambdas": list(lambdas),
+        "reference_llm": ref,
+        "reference_quality": float(mean_q[r]),
+        "reference_cost": float(mean_cost[r]),
+        "max_single_llm_cost": max_cost,
+        "routers": {run.name: _router_metrics(run, float(mean_cost[r]), float(mean_q[r]), max_cost) for run in runs},
+        "timing": timing,
+        "training_time_s": train_s,
+        "embedding_time_s": embed_s,
+        "router_config": {"quality_model": router.quality_model, "encoder": router.encoder.get_config()},
+    }
+    _write_decisions(out / "decisions.csv", runs, test)
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    title = f"{'SYNTHETIC data' if summary['synthetic'] else summary['data']}: quality vs cost (test rows)"
+    _plot(out / "pareto.png", summary, title)
+    return BenchResult(summary, runs, out)

@@ -1,0 +1,74 @@
+"""The ``mixllm`` command: ``mixllm train`` and ``mixllm bench``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .errors import MixLLMError
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mixllm", description="MixLLM query router.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="fit a router on a routing-data file and save it")
+    t.add_argument("--data", required=True, help="routing data (RouterBench, LLMRouter or generic)")
+    t.add_argument("--out", required=True, help="directory to save the router into")
+    t.add_argument("--quality-model", default="knn", choices=["knn", "linear", "rf", "mlp"])
+    t.add_argument("--lam", type=float, default=1.0, help="default λ (quality weight)")
+    t.add_argument("--trust-pickle", action="store_true", help="allow a .pkl data file you trust")
+    t.add_argument("--seed", type=int, default=0)
+
+    b = sub.add_parser("bench", help="benchmark mixllm against baselines (synthetic data by default)")
+    b.add_argument("--data", default=None, help="routing data file; omit for the synthetic world")
+    b.add_argument("--out", default="bench-out", help="output directory")
+    b.add_argument("--reference", default=None, help="reference LLM (default: the most expensive)")
+    b.add_argument("--quality-model", default="knn", choices=["knn", "linear", "rf", "mlp"])
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--n-timed", type=int, default=200, help="queries timed for routing latency")
+    b.add_argument("--cache-dir", default=None, help="embedding cache (default ~/.cache/mixllm)")
+    b.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "train":
+            from .data import load_routing_data
+            from .decision import DecisionPolicy
+            from .router import MixLLMRouter
+
+            data = load_routing_data(args.data, trust_pickle=args.trust_pickle)
+            train, _ = (data, None) if data.split is None else data.train_test_split(seed=args.seed)
+            router = MixLLMRouter(quality_model=args.quality_model, seed=args.seed,
+                                  policy=DecisionPolicy(lam=args.lam))
+            router.fit(train, show_progress=True)
+            path = router.save(args.out)
+            print(f"saved a router over {len(router.llms)} LLMs ({', '.join(router.llms)}) to {path}")
+            return 0
+        from .bench import format_table, run_bench
+        from .router import MixLLMRouter
+
+        result = run_bench(
+            args.data, args.out, reference=args.reference, seed=args.seed, n_timed=args.n_timed,
+            show_progress=not args.no_progress, cache_dir=args.cache_dir,
+            make_router=lambda: MixLLMRouter(quality_model=args.quality_model, seed=args.seed),
+        )
+        print(format_table(result.summary))
+        print(f"wrote {Path(args.out) / 'decisions.csv'}, summary.json and pareto.png")
+        return 0
+    except MixLLMError as exc:
+        print(f"mixllm: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
