@@ -33,11 +33,11 @@ _TEMPLATES = ["Please {a} the {b} about {c}.", "How do I {a} a {b} with {c}?",
 
 #: name, $/Mtok in, $/Mtok out, per-topic skill (math, code, trivia, writing, logic), verbosity
 SYNTHETIC_LLMS: list[tuple[str, float, float, tuple[float, ...], float]] = [
-    ("tiny-7b", 0.1, 0.1, (-0.8, -0.6, 0.6, 0.9, -1.0), 0.8),
-    ("coder-34b", 0.6, 0.8, (0.2, 2.2, -0.3, -0.4, 0.3), 1.2),
-    ("mid-70b", 0.9, 0.9, (0.6, 0.5, 1.4, 1.2, 0.4), 1.0),
-    ("math-pro", 1.5, 3.0, (2.4, 0.6, 0.2, 0.0, 1.6), 1.5),
-    ("frontier", 10.0, 30.0, (2.0, 2.0, 2.0, 1.8, 2.0), 1.1),
+    ("tiny-7b", 0.1, 0.1, (-0.8, -0.6, 1.0, 1.2, -1.0), 0.8),
+    ("coder-34b", 0.6, 0.8, (0.2, 2.4, -0.3, -0.4, 0.3), 1.2),
+    ("mid-70b", 0.9, 0.9, (0.6, 0.5, 1.8, 1.6, 0.4), 1.0),
+    ("math-pro", 1.5, 3.0, (2.4, 0.6, 0.2, 0.0, 1.9), 1.5),
+    ("frontier", 10.0, 30.0, (1.8, 1.8, 1.8, 1.6, 1.8), 1.1),
 ]
 _OUTPUT_BASE = {"math": 220, "code": 300, "trivia": 60, "writing": 400, "logic": 180}
 
