@@ -192,6 +192,12 @@ class MixLLMRouter:
 
     def _features(self, texts: Sequence[str], *, show_progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
         X = np.asarray(self.encoder.encode(list(texts), show_progress=show_progress), dtype=np.float32)
+        dims = {q.n_features_in_ for q in self._quality.values() if q.n_samples_ > 0}
+        if dims and dims != {X.shape[1]}:
+            raise ConfigError(
+                f"The encoder gives {X.shape[1]}-dimensional vectors but the predictors were fit on "
+                f"{sorted(dims)}-dimensional ones; use the encoder the router was trained with."
+            )
         in_tok = np.array([estimate_tokens(t) for t in texts], dtype=float)
         return X, cost_features(X, in_tok)
 
