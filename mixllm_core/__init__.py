@@ -19,7 +19,7 @@ from .data import (
     load_routing_data,
 )
 from .decision import BudgetTracker, CandidateScore, DecisionMaker, DecisionPolicy, RoutingDecision
-from .dispatch import AllCandidatesFailedError, Attempt, DispatchResult, Dispatcher
+from .dispatch import AllCandidatesFailedError, Attempt, Dispatcher, DispatchResult
 from .encoder import QueryEncoder, SentenceEncoder
 from .errors import (
     ConfigError,

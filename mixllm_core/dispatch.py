@@ -157,8 +157,12 @@ class Dispatcher:
             return DispatchResult(decision, value, latency, attempts)
 
     def stream(self, query: Any, open_stream: Callable[[str, RoutingDecision], Iterator[T]], *,
-               pin: str | None = None, **route_kwargs: Any) -> Iterator[tuple[RoutingDecision, T]]:
-        """Yield ``(decision, chunk)``; falls back only while no chunk has been yielded."""
+               pin: str | None = None, on_done: Callable[[DispatchResult], None] | None = None,
+               **route_kwargs: Any) -> Iterator[tuple[RoutingDecision, T]]:
+        """Yield ``(decision, chunk)``; falls back only while no chunk has been yielded.
+
+        ``on_done`` receives the :class:`DispatchResult` (value None) once the stream ends.
+        """
         attempts: list[Attempt] = []
         while True:
             decision = self.next_decision(query, tried=[a.llm for a in attempts], pin=pin, **route_kwargs)
@@ -173,11 +177,14 @@ class Dispatcher:
                 if yielded or not self._attempts_left(attempts, pin):
                     raise AllCandidatesFailedError(attempts) from exc
                 continue
-            self._finish(decision, token, started, None, attempts)
+            latency = self._finish(decision, token, started, None, attempts)
+            if on_done is not None:
+                on_done(DispatchResult(decision, None, latency, attempts))
             return
 
     async def astream(self, query: Any, open_stream: Callable[[str, RoutingDecision], AsyncIterator[T]], *,
-                      pin: str | None = None, **route_kwargs: Any) -> AsyncIterator[tuple[RoutingDecision, T]]:
+                      pin: str | None = None, on_done: Callable[[DispatchResult], None] | None = None,
+                      **route_kwargs: Any) -> AsyncIterator[tuple[RoutingDecision, T]]:
         """Async :meth:`stream`."""
         attempts: list[Attempt] = []
         while True:
@@ -193,5 +200,7 @@ class Dispatcher:
                 if yielded or not self._attempts_left(attempts, pin):
                     raise AllCandidatesFailedError(attempts) from exc
                 continue
-            self._finish(decision, token, started, None, attempts)
+            latency = self._finish(decision, token, started, None, attempts)
+            if on_done is not None:
+                on_done(DispatchResult(decision, None, latency, attempts))
             return

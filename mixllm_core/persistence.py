@@ -5,6 +5,7 @@ Layout of a saved router directory::
     router.json      configuration, pool, policy, encoder config, per-LLM predictor metadata
     quality/NAME.skops   fitted scikit-learn estimators (skops; only scikit-learn/numpy types load)
     online.npz       the online heads' A⁻¹ and b (allow_pickle=False)
+    train.npz        the offline training representations and qualities (for ``refit``)
     manifest.json    sha256 of every file above; checked before anything is read
 
 A missing, truncated or modified file raises :class:`CorruptStateError` naming the file.
@@ -78,6 +79,18 @@ def _write(router: MixLLMRouter, out: Path) -> None:
         idx = [heads.names.index(n) for n in router.specs]
         arrays = {"A_inv": heads.A_inv[idx], "b": heads.b[idx], "n_updates": heads.n_updates[idx]}
     np.savez(out / "online.npz", **arrays)
+    # offline training sets (for refit): unique X matrices once, y per LLM
+    train_arrays: dict[str, np.ndarray] = {}
+    x_ids: dict[int, int] = {}
+    train_map: dict[str, list[int]] = {}
+    for i, name in enumerate(router.specs):
+        if name in router._train:
+            X, y = router._train[name]
+            k = x_ids.setdefault(id(X), len(x_ids))
+            train_arrays[f"X_{k}"] = X
+            train_arrays[f"y_{i}"] = y
+            train_map[name] = [k, i]
+    np.savez(out / "train.npz", **train_arrays)
     config = {
         "format_version": FORMAT_VERSION,
         "llms": llms,
@@ -89,6 +102,8 @@ def _write(router: MixLLMRouter, out: Path) -> None:
         "online_ridge": router.online_ridge,
         "online_dim": None if heads is None else heads.dim,
         "c_ref": router.c_ref_,
+        "train": train_map,
+        "feedback_seq": router._feedback_seq,
         "extra": router._extra_state(),
     }
     (out / "router.json").write_text(json.dumps(config, indent=1))
@@ -169,7 +184,7 @@ def _encoder_from_config(config: dict[str, Any]) -> QueryEncoder:
 
 
 def load_router(directory: Path, *, encoder: QueryEncoder | None = None,
-                tracker: LatencyTracker | None = None) -> MixLLMRouter:
+                tracker: LatencyTracker | None = None, log: Any = None) -> MixLLMRouter:
     """Load a router written by :func:`save_router`, verifying every file first."""
     from .router import MixLLMRouter
 
@@ -191,8 +206,14 @@ def load_router(directory: Path, *, encoder: QueryEncoder | None = None,
             seed=config["seed"],
             online_ridge=config["online_ridge"],
             tracker=tracker,
+            log=log,
         )
         router.c_ref_ = config["c_ref"]
+        router._feedback_seq = int(config.get("feedback_seq", 0))
+        with np.load(directory / "train.npz", allow_pickle=False) as f:
+            shared = {k: f[f"X_{k}"] for k, _ in config.get("train", {}).values()}
+            for name, (k, i) in config.get("train", {}).items():
+                router._train[name] = (shared[k], f[f"y_{i}"].copy())
         for entry in config["llms"]:
             name, qc, cc = entry["spec"]["name"], entry["quality"], entry["cost"]
             params = {k: (tuple(v) if isinstance(v, list) else v) for k, v in qc["params"].items()}

@@ -75,10 +75,10 @@ class QualityPredictor:
         return pred
 
     def _build(self, binary: bool, n: int) -> Any:
+        from sklearn.ensemble import RandomForestRegressor
         from sklearn.linear_model import LogisticRegression, Ridge
         from sklearn.neighbors import KNeighborsRegressor
         from sklearn.neural_network import MLPClassifier, MLPRegressor
-        from sklearn.ensemble import RandomForestRegressor
 
         p = self.params
         if self.kind == "knn":

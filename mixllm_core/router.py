@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,6 +23,7 @@ from .errors import (
     UnknownLLMError,
 )
 from .latency import LatencyTracker
+from .log import MemoryLog, RoutingLog, SQLiteLog
 from .online import OnlineHeads
 from .predictors import CostPredictor, PredictorBank, QualityPredictor, cost_features
 from .spec import LLMSpec
@@ -81,13 +81,6 @@ class FeedbackResult:
     reason: str = ""
 
 
-@dataclass
-class _Pending:
-    llm: str
-    x: np.ndarray
-    offline_quality: float
-
-
 class MixLLMRouter:
     """Routes each query to the LLM with the best trade-off of quality, cost and latency.
 
@@ -101,7 +94,9 @@ class MixLLMRouter:
         online_ridge: Prior precision of the online heads updated by feedback.
         tracker: The :class:`LatencyTracker` that supplies expected waiting times.
         clock: Clock of the budget period.
-        max_pending: Decisions remembered for feedback (oldest dropped first).
+        max_pending: Decisions kept by the in-memory log (oldest dropped first).
+        log: Where decisions, feedback and outcomes go: a path (a durable :class:`SQLiteLog`),
+            a :class:`RoutingLog`, or None for an in-memory log (lost with the process).
 
     Example:
         >>> from mixllm_core.testing import HashingEncoder, make_synthetic_world
@@ -124,6 +119,7 @@ class MixLLMRouter:
         tracker: LatencyTracker | None = None,
         clock: Callable[[], float] = time.monotonic,
         max_pending: int = 100_000,
+        log: RoutingLog | str | Path | None = None,
     ) -> None:
         QualityPredictor(quality_model, **(quality_params or {}))  # validates kind and params
         self.specs: dict[str, LLMSpec] = {}
@@ -147,11 +143,14 @@ class MixLLMRouter:
         self._cost: dict[str, CostPredictor] = {}
         self._bank: PredictorBank | None = None
         self._heads: OnlineHeads | None = None
-        self._pending: OrderedDict[str, _Pending] = OrderedDict()
-        self._used: OrderedDict[str, str] = OrderedDict()
         self._lock = threading.RLock()
         self.c_ref_: float | None = None
-        self.outcomes: list[dict[str, Any]] = []
+        self._train: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._feedback_seq = 0
+        self.log: RoutingLog = (
+            log if isinstance(log, RoutingLog)
+            else SQLiteLog(log) if log is not None else MemoryLog(max_pending)
+        )
         for spec in self.specs.values():
             self._set_prior(spec)
 
@@ -176,8 +175,7 @@ class MixLLMRouter:
         self._bank = None
 
     def _fit_one(self, spec: LLMSpec, X: np.ndarray, F: np.ndarray, data: RoutingData, j: int) -> None:
-        y = data.quality[:, j]
-        quality = QualityPredictor(self.quality_model, seed=self.seed, **self.quality_params).fit(X, y)
+        self._quality[spec.name] = self._new_quality().fit(X, data.quality[:, j])
         out_tok = None if data.output_tokens is None else data.output_tokens[:, j]
         if out_tok is not None and np.isfinite(out_tok).any() and (spec.input_price or spec.output_price):
             cost = CostPredictor("tokens", input_price=spec.input_price,
@@ -187,8 +185,15 @@ class MixLLMRouter:
         else:
             cost = CostPredictor("prior", input_price=spec.input_price,
                                  output_price=spec.output_price, output_tokens=ASSUMED_OUTPUT_TOKENS)
-        self._quality[spec.name] = quality
         self._cost[spec.name] = cost
+        self._remember_training(spec.name, X, data.quality[:, j])
+
+    def _new_quality(self) -> QualityPredictor:
+        return QualityPredictor(self.quality_model, seed=self.seed, **self.quality_params)
+
+    def _remember_training(self, name: str, X: np.ndarray, y: np.ndarray) -> None:
+        """Keep each LLM's offline training set (X shared, not copied) for ``refit``."""
+        self._train[name] = (X, np.asarray(y, dtype=float))
 
     def _features(self, texts: Sequence[str], *, show_progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
         X = np.asarray(self.encoder.encode(list(texts), show_progress=show_progress), dtype=np.float32)
@@ -202,12 +207,20 @@ class MixLLMRouter:
         return X, cost_features(X, in_tok)
 
     def _ensure_heads(self, dim: int) -> OnlineHeads:
-        if self._heads is None or self._heads.dim != dim:
-            self._heads = OnlineHeads(dim, ridge=self.online_ridge)
-        for name in self.specs:
-            if name not in self._heads:
-                self._heads.add(name)
-        return self._heads
+        """The online heads for ``dim``-dimensional representations, one per pool LLM.
+
+        A new set is built completely before it replaces the old one, so a concurrent route
+        never sees a half-built set.
+        """
+        with self._lock:
+            heads = self._heads
+            if heads is None or heads.dim != dim:
+                heads = OnlineHeads(dim, ridge=self.online_ridge)
+            for name in self.specs:
+                if name not in heads:
+                    heads.add(name)
+            self._heads = heads
+            return heads
 
     # ------------------------------------------------------------------ fit
     def fit(self, data: RoutingData, *, show_progress: bool = False) -> MixLLMRouter:
@@ -274,6 +287,7 @@ class MixLLMRouter:
             if len(self.specs) == 1:
                 raise EmptyPoolError(f"Cannot remove {name!r}: it is the last LLM in the pool.")
             del self.specs[name]
+            self._train.pop(name, None)
             self._quality.pop(name, None)
             self._cost.pop(name, None)
             if self._heads is not None:
@@ -303,10 +317,11 @@ class MixLLMRouter:
         names, bank = self._get_bank()
         Q_off = bank.predict_quality(X)
         C = bank.predict_cost(F)
-        Q, U = Q_off, np.zeros_like(Q_off)
-        if self._heads is not None and self._heads.dim == X.shape[1]:
-            corr, U = self._heads.predict(names, X)
-            Q = np.clip(Q_off + corr, 0.0, 1.0)
+        heads = self._heads
+        if heads is None or heads.dim != X.shape[1] or any(n not in heads for n in names):
+            heads = self._ensure_heads(X.shape[1])
+        corr, U = heads.predict(names, X)
+        Q = np.clip(Q_off + corr, 0.0, 1.0)
         return names, Q_off, Q, C, U
 
     def predict_features(self, X: np.ndarray, F: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
@@ -348,7 +363,7 @@ class MixLLMRouter:
         decisions = []
         for i in range(len(texts)):
             d = self._decide(names, Q[i], C[i], U[i], p, c_ref, excluded)
-            self._remember(d.decision_id, _Pending(d.llm, X[i], float(Q_off[i, names.index(d.llm)])))
+            self.log.add_decision(d, texts[i], X[i], float(Q_off[i, names.index(d.llm)]))
             decisions.append(d)
         return decisions
 
@@ -371,15 +386,12 @@ class MixLLMRouter:
         return self.maker.choose_batch(S)
 
     # ------------------------------------------------------------------ feedback
-    def _remember(self, decision_id: str, pending: _Pending) -> None:
-        with self._lock:
-            self._pending[decision_id] = pending
-            while len(self._pending) > self.max_pending:
-                self._pending.popitem(last=False)
-
     def feedback(self, decision_id: str, *, score: float | None = None,
                  thumbs: bool | None = None) -> FeedbackResult:
         """Learn from the outcome of a routed call.
+
+        The feedback is written to the log first, then applied to the chosen LLM's online head
+        (so a crash in between loses nothing: the head is rebuilt from the log on start).
 
         Args:
             decision_id: ``RoutingDecision.decision_id`` of the call.
@@ -394,54 +406,106 @@ class MixLLMRouter:
         if thumbs is not None:
             if not isinstance(thumbs, (bool, np.bool_)):
                 raise FeedbackError(f"thumbs must be True or False, got {thumbs!r}.")
-            value = 1.0 if thumbs else 0.0
+            value, kind = (1.0 if thumbs else 0.0), "binary"
         else:
-            if isinstance(score, bool) or not isinstance(score, (int, float, np.floating)) or not 0.0 <= float(score) <= 1.0:
+            if (isinstance(score, bool) or not isinstance(score, (int, float, np.floating))
+                    or not 0.0 <= float(score) <= 1.0):
                 raise FeedbackError(f"score must be a number in [0, 1], got {score!r}.")
-            value = float(score)
+            value, kind = float(score), "refined"
         with self._lock:
-            if decision_id in self._used:
+            if self.log.has_feedback(decision_id):
                 raise FeedbackError(f"Decision {decision_id!r} already received feedback.")
-            pending = self._pending.pop(decision_id, None)
-            if pending is None:
+            logged = self.log.get_decision(decision_id)
+            if logged is None:
                 raise FeedbackError(
-                    f"Unknown decision id {decision_id!r}: it was not made by this router, or it is "
-                    f"older than the last {self.max_pending} decisions."
+                    f"Unknown decision id {decision_id!r}: it was not made by this router (or its "
+                    "log), or the in-memory log has dropped it."
                 )
-            self._used[decision_id] = pending.llm
-            while len(self._used) > self.max_pending:
-                self._used.popitem(last=False)
-            if pending.llm not in self.specs or self._heads is None:
-                return FeedbackResult(decision_id, pending.llm, value, applied=False,
-                                      reason=f"LLM {pending.llm!r} is no longer in the pool")
-            self._heads.learn_one(pending.llm, pending.x, value - pending.offline_quality)
-        return FeedbackResult(decision_id, pending.llm, value, applied=True)
+            reason = "" if logged.llm in self.specs else f"LLM {logged.llm!r} is no longer in the pool"
+            seq = self.log.add_feedback(decision_id, logged.llm, value, kind, not reason, reason)
+            if not reason:
+                self._apply_feedback(logged.llm, logged.x, value - logged.offline_quality)
+            self._feedback_seq = max(self._feedback_seq, seq)
+        return FeedbackResult(decision_id, logged.llm, value, applied=not reason, reason=reason)
+
+    def _apply_feedback(self, llm: str, x: np.ndarray, residual: float) -> None:
+        heads = self._ensure_heads(int(x.shape[0]))
+        heads.learn_one(llm, x, residual)
+
+    def replay_log(self) -> int:
+        """Apply logged feedback newer than the router's state to the online heads.
+
+        Called on :meth:`load` with a log; returns the number of feedbacks applied.
+        """
+        applied = 0
+        with self._lock:
+            for fb in self.log.feedback(since_seq=self._feedback_seq):
+                if fb.applied and fb.llm in self.specs:
+                    self._apply_feedback(fb.llm, fb.x, fb.score - fb.offline_quality)
+                    applied += 1
+                self._feedback_seq = max(self._feedback_seq, fb.seq)
+        return applied
+
+    def refit(self, *, min_feedback: int = 1, show_progress: bool = False) -> dict[str, int]:
+        """Retrain the offline quality predictors on the training data plus all logged feedback.
+
+        Each LLM is refit on its own observations only. The online heads restart from zero
+        afterwards, since what they had learned is now part of the offline predictors.
+
+        Returns:
+            The number of feedback records used per refit LLM.
+        """
+        with self._lock:
+            per_llm: dict[str, list[tuple[np.ndarray, float]]] = {}
+            last = self._feedback_seq
+            for fb in self.log.feedback(since_seq=0):
+                last = max(last, fb.seq)
+                if fb.llm in self.specs:
+                    per_llm.setdefault(fb.llm, []).append((fb.x, fb.score))
+            used: dict[str, int] = {}
+            names = [n for n, obs in per_llm.items() if len(obs) >= min_feedback]
+            iterator: Iterable[str] = names
+            if show_progress:
+                from tqdm.auto import tqdm
+
+                iterator = tqdm(names, desc="refitting", unit="LLM")
+            for name in iterator:
+                Xf = np.stack([x for x, _ in per_llm[name]]).astype(np.float32)
+                yf = np.array([y for _, y in per_llm[name]])
+                if name in self._train:
+                    Xf = np.vstack([self._train[name][0], Xf])
+                    yf = np.concatenate([self._train[name][1], yf])
+                self._quality[name] = self._new_quality().fit(Xf, yf)
+                used[name] = len(per_llm[name])
+            if self._heads is not None:
+                self._heads = None
+                self._ensure_heads(self._feature_dim())
+            self._feedback_seq = last
+            self._bank = None
+        return used
+
+    def _feature_dim(self) -> int:
+        dims = [q.n_features_in_ for q in self._quality.values() if q.n_samples_ > 0]
+        return dims[0] if dims else int(self.encoder.dim)
 
     def record_outcome(self, decision_id: str, *, latency_s: float | None = None,
                        cost: float | None = None, input_tokens: int | None = None,
                        output_tokens: int | None = None, error: str | None = None) -> None:
         """Record what a routed call did (cost is charged to the budget).
 
-        Outcomes are kept in :attr:`outcomes` (the last ``max_pending``).
+        Outcomes go to the router's log (:attr:`log`).
         """
         if cost is not None:
-            if not (isinstance(cost, (int, float)) and cost >= 0):
+            if isinstance(cost, bool) or not isinstance(cost, (int, float)) or not cost >= 0:
                 raise ConfigError(f"cost must be a number >= 0 (USD), got {cost!r}.")
             self.budget.charge(cost)
-        with self._lock:
-            self.outcomes.append({
-                "decision_id": decision_id, "latency_s": latency_s, "cost": cost,
-                "input_tokens": input_tokens, "output_tokens": output_tokens, "error": error,
-                "time": time.time(),
-            })
-            if len(self.outcomes) > self.max_pending:
-                del self.outcomes[: len(self.outcomes) - self.max_pending]
+        self.log.add_outcome(decision_id, latency_s=latency_s, cost=cost, input_tokens=input_tokens,
+                             output_tokens=output_tokens, error=error)
 
-    def pending_llm(self, decision_id: str) -> str | None:
-        """The LLM of a decision still awaiting feedback, or None."""
-        with self._lock:
-            p = self._pending.get(decision_id)
-            return None if p is None else p.llm
+    def decision_llm(self, decision_id: str) -> str | None:
+        """The LLM a logged decision chose, or None when the log does not know the id."""
+        logged = self.log.get_decision(decision_id)
+        return None if logged is None else logged.llm
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory: str | Path) -> Path:
@@ -452,11 +516,17 @@ class MixLLMRouter:
 
     @classmethod
     def load(cls, directory: str | Path, *, encoder: QueryEncoder | None = None,
-             tracker: LatencyTracker | None = None) -> MixLLMRouter:
-        """Load a router saved with :meth:`save`; integrity is checked before anything is read."""
+             tracker: LatencyTracker | None = None,
+             log: RoutingLog | str | Path | None = None) -> MixLLMRouter:
+        """Load a router saved with :meth:`save`; integrity is checked before anything is read.
+
+        With ``log``, feedback logged after the save is replayed into the online heads.
+        """
         from .persistence import load_router
 
-        return load_router(Path(directory), encoder=encoder, tracker=tracker)
+        router = load_router(Path(directory), encoder=encoder, tracker=tracker, log=log)
+        router.replay_log()
+        return router
 
     def _extra_state(self) -> dict[str, Any]:
         """JSON state of extensions (saved with the router)."""

@@ -1,0 +1,183 @@
+"""`MixLLMFeedbackHandler`: turns LangChain runs into router outcomes and feedback targets.
+
+Every :class:`~mixllm_langchain.MixLLMChat` carries one of these as a local callback, so each routed
+call's outcome (latency, tokens, cost) is recorded on the router once, however it was made
+(invoke, ainvoke, stream, astream, batch). Pass another one, built on the same chat, in a chain's
+``config={"callbacks": [...]}`` and it also sees the chain's runs: feedback given on the run id of
+the whole chain (what a trace shows the user) then reaches every routing decision made inside it.
+Failed attempts are recorded by the :class:`~mixllm_core.Dispatcher` as they happen.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Any
+from uuid import UUID
+
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.outputs import LLMResult
+
+from mixllm_core import FeedbackError, FeedbackResult, MixLLMRouter
+
+__all__ = ["MixLLMFeedbackHandler", "RunLedger"]
+
+
+class RunLedger:
+    """Which routing decisions were made under which LangChain run (thread-safe, bounded).
+
+    Args:
+        max_runs: Runs remembered (oldest dropped first).
+    """
+
+    def __init__(self, max_runs: int = 100_000) -> None:
+        self.max_runs = max_runs
+        self._parents: OrderedDict[UUID, UUID | None] = OrderedDict()
+        self._decisions: OrderedDict[UUID, list[str]] = OrderedDict()
+        self._recorded: OrderedDict[str, None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _trim(store: OrderedDict[Any, Any], limit: int) -> None:
+        while len(store) > limit:
+            store.popitem(last=False)
+
+    def link(self, run_id: UUID, parent_run_id: UUID | None) -> None:
+        """Remember that ``run_id`` ran inside ``parent_run_id``."""
+        with self._lock:
+            self._parents[run_id] = parent_run_id
+            self._trim(self._parents, self.max_runs)
+
+    def add(self, run_id: UUID, parent_run_id: UUID | None, decision_id: str) -> None:
+        """File ``decision_id`` under ``run_id`` and every run it ran inside."""
+        with self._lock:
+            if run_id not in self._parents:
+                self._parents[run_id] = parent_run_id
+            node: UUID | None = run_id
+            seen: set[UUID] = set()
+            while node is not None and node not in seen:
+                seen.add(node)
+                ids = self._decisions.setdefault(node, [])
+                if decision_id not in ids:
+                    ids.append(decision_id)
+                node = self._parents.get(node)
+            self._trim(self._decisions, self.max_runs)
+
+    def decisions(self, run_id: UUID) -> list[str]:
+        """Decision ids made under ``run_id`` (empty when none is known)."""
+        with self._lock:
+            return list(self._decisions.get(run_id, ()))
+
+    def first_outcome(self, decision_id: str) -> bool:
+        """True the first time it is asked about ``decision_id`` (so outcomes are recorded once)."""
+        with self._lock:
+            if decision_id in self._recorded:
+                return False
+            self._recorded[decision_id] = None
+            self._trim(self._recorded, self.max_runs)
+            return True
+
+
+def _as_uuid(run_id: UUID | str) -> UUID:
+    if isinstance(run_id, UUID):
+        return run_id
+    try:
+        return UUID(str(run_id))
+    except ValueError as exc:
+        raise FeedbackError(f"A run id must be a UUID, got {run_id!r}.") from exc
+
+
+class MixLLMFeedbackHandler(BaseCallbackHandler):
+    """Records routed calls' outcomes on the router and maps run ids to decision ids.
+
+    Args:
+        target: A :class:`~mixllm_langchain.MixLLMChat` (the handler then shares the chat's run
+            ledger, so the chat's ``feedback(run_id)`` sees what this handler saw) or a bare
+            :class:`~mixllm_core.MixLLMRouter`.
+
+    Example:
+        >>> from mixllm_langchain import MixLLMChat
+        >>> from mixllm_langchain.testing import ScriptedChatModel
+        >>> from mixllm_core.testing import HashingEncoder
+        >>> chat = MixLLMChat(models={"a": ScriptedChatModel(model_name="a")},
+        ...                   encoder=HashingEncoder())
+        >>> handler = MixLLMFeedbackHandler(chat)
+        >>> reply = chat.invoke("hi", config={"callbacks": [handler]})
+        >>> run_id = reply.id.removeprefix("lc_run--").rsplit("-", 1)[0]
+        >>> [r.applied for r in handler.feedback(run_id, thumbs=True)]
+        [True]
+    """
+
+    run_inline = True  # async runs: record before ainvoke() returns, in order
+
+    def __init__(self, target: Any) -> None:
+        super().__init__()
+        if isinstance(target, MixLLMRouter):
+            self.router: MixLLMRouter = target
+            self.ledger = RunLedger()
+        elif isinstance(getattr(target, "router", None), MixLLMRouter) and isinstance(
+                getattr(target, "ledger", None), RunLedger):
+            self.router = target.router
+            self.ledger = target.ledger
+        else:
+            raise TypeError(
+                f"MixLLMFeedbackHandler takes a MixLLMChat or a MixLLMRouter, got "
+                f"{type(target).__name__}."
+            )
+
+    # ------------------------------------------------------------------ run tree
+    def _link(self, run_id: UUID, parent_run_id: UUID | None = None, **_: Any) -> None:
+        self.ledger.link(run_id, parent_run_id)
+
+    def on_chain_start(self, serialized: Any, inputs: Any, *, run_id: UUID,
+                       parent_run_id: UUID | None = None, **kwargs: Any) -> None:
+        self._link(run_id, parent_run_id)
+
+    def on_tool_start(self, serialized: Any, input_str: str, *, run_id: UUID,
+                      parent_run_id: UUID | None = None, **kwargs: Any) -> None:
+        self._link(run_id, parent_run_id)
+
+    def on_chat_model_start(self, serialized: Any, messages: Any, *, run_id: UUID,
+                            parent_run_id: UUID | None = None, **kwargs: Any) -> None:
+        self._link(run_id, parent_run_id)
+
+    def on_llm_start(self, serialized: Any, prompts: Any, *, run_id: UUID,
+                     parent_run_id: UUID | None = None, **kwargs: Any) -> None:
+        self._link(run_id, parent_run_id)
+
+    # ------------------------------------------------------------------ outcomes
+    def on_llm_end(self, response: LLMResult, *, run_id: UUID,
+                   parent_run_id: UUID | None = None, **kwargs: Any) -> None:
+        for generations in response.generations:
+            for generation in generations:
+                message = getattr(generation, "message", None)
+                meta = (getattr(message, "response_metadata", None) or {}).get("mixllm")
+                if not isinstance(meta, dict) or "decision_id" not in meta:
+                    continue  # not a routed call (another model in the same chain)
+                decision_id = meta["decision_id"]
+                self.ledger.add(run_id, parent_run_id, decision_id)
+                if self.ledger.first_outcome(decision_id):
+                    self.router.record_outcome(
+                        decision_id, latency_s=meta.get("latency_s"), cost=meta.get("cost"),
+                        input_tokens=meta.get("input_tokens"),
+                        output_tokens=meta.get("output_tokens"))
+
+    # ------------------------------------------------------------------ feedback
+    def decisions(self, run_id: UUID | str) -> list[str]:
+        """Decision ids of the routed calls made under ``run_id`` (a model's run or a chain's)."""
+        return self.ledger.decisions(_as_uuid(run_id))
+
+    def feedback(self, run_id: UUID | str, *, score: float | None = None,
+                 thumbs: bool | None = None) -> list[FeedbackResult]:
+        """Give every routed call under ``run_id`` a score in [0, 1] or a thumbs up/down.
+
+        Raises:
+            FeedbackError: no routed call is known under ``run_id``, or bad feedback.
+        """
+        ids = self.decisions(run_id)
+        if not ids:
+            raise FeedbackError(
+                f"No routed call is known under run id {str(run_id)!r}: pass the run id of a "
+                "MixLLMChat call (or of a chain run while this handler was in its callbacks)."
+            )
+        return [self.router.feedback(d, score=score, thumbs=thumbs) for d in ids]
