@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -94,113 +94,162 @@ class Dispatcher:
 
     # ------------------------------------------------------------------ routing
     def next_decision(self, query: Any, *, tried: Sequence[str] = (), pin: str | None = None,
-                      **route_kwargs: Any) -> RoutingDecision:
-        """The decision for the next attempt: the pinned child, else the best not yet tried."""
+                      exclude: Iterable[str] = (), **route_kwargs: Any) -> RoutingDecision:
+        """The decision for the next attempt: the pinned child, else the best not yet tried.
+
+        ``exclude`` names children never to use for this query (e.g. ones without tool calling).
+        """
+        pool = set(self.router.specs)
         if pin is not None:
-            if pin not in self.router.specs:
-                raise UnknownLLMError(pin, self.router.specs)
-            others = [n for n in self.router.specs if n != pin]
-            return self.router.route(query, exclude=others, **route_kwargs)
-        skip = set(tried) | self.cooling_down()
-        if len(skip & set(self.router.specs)) >= len(self.router.specs):
-            skip = set(tried)  # everything is cooling down: better a tired child than none
-        if len(skip & set(self.router.specs)) >= len(self.router.specs):
-            raise EmptyPoolError("Every LLM in the pool has been tried for this query.")
-        return self.router.route(query, exclude=skip & set(self.router.specs), **route_kwargs)
+            if pin not in pool:
+                raise UnknownLLMError(pin, pool)
+            return self.router.route(query, exclude=pool - {pin}, **route_kwargs)
+        hard = (set(tried) | set(exclude)) & pool
+        skip = hard | (self.cooling_down() & pool)
+        if skip >= pool:
+            skip = hard  # everything left is cooling down: better a tired child than none
+        if skip >= pool:
+            raise EmptyPoolError(
+                f"No LLM left to try for this query: tried {sorted(tried)}, excluded "
+                f"{sorted(set(exclude))}, pool {sorted(pool)}."
+            )
+        return self.router.route(query, exclude=skip, **route_kwargs)
 
-    def _finish(self, decision: RoutingDecision, token: str, started: float,
-                error: BaseException | None, attempts: list[Attempt]) -> float:
-        self.router.tracker.finish(token, ok=error is None)
-        latency = self.clock() - started
-        self._record(decision.llm, error is None)
-        attempts.append(Attempt(decision.llm, decision.decision_id, latency,
-                                "" if error is None else f"{type(error).__name__}: {error}"))
-        if error is not None:
-            self.router.record_outcome(decision.decision_id, latency_s=latency, error=repr(error))
-        return latency
-
-    def _attempts_left(self, attempts: list[Attempt], pin: str | None) -> bool:
-        return pin is None and len(attempts) < min(self.max_attempts, len(self.router.specs))
+    def _run(self, query: Any, pin: str | None, exclude: Iterable[str],
+             route_kwargs: dict[str, Any]) -> _Run:
+        return _Run(self, query, pin, frozenset(exclude), route_kwargs)
 
     def call(self, query: Any, invoke: Callable[[str, RoutingDecision], T], *,
-             pin: str | None = None, **route_kwargs: Any) -> DispatchResult:
+             pin: str | None = None, exclude: Iterable[str] = (),
+             **route_kwargs: Any) -> DispatchResult:
         """Route ``query`` and return ``invoke(child_name, decision)``, falling back on failure."""
-        attempts: list[Attempt] = []
+        run = self._run(query, pin, exclude, route_kwargs)
         while True:
-            decision = self.next_decision(query, tried=[a.llm for a in attempts], pin=pin, **route_kwargs)
-            token, started = self.router.tracker.start(decision.llm), self.clock()
+            decision = run.start()
             try:
                 value = invoke(decision.llm, decision)
             except Exception as exc:  # noqa: BLE001 - any child failure triggers the fallback
-                self._finish(decision, token, started, exc, attempts)
-                if not self._attempts_left(attempts, pin):
-                    raise AllCandidatesFailedError(attempts) from exc
+                run.fail(exc)
                 continue
-            latency = self._finish(decision, token, started, None, attempts)
-            return DispatchResult(decision, value, latency, attempts)
+            return run.succeed(value)
 
     async def acall(self, query: Any, invoke: Callable[[str, RoutingDecision], Awaitable[T]], *,
-                    pin: str | None = None, **route_kwargs: Any) -> DispatchResult:
+                    pin: str | None = None, exclude: Iterable[str] = (),
+                    **route_kwargs: Any) -> DispatchResult:
         """Async :meth:`call`."""
-        attempts: list[Attempt] = []
+        run = self._run(query, pin, exclude, route_kwargs)
         while True:
-            decision = self.next_decision(query, tried=[a.llm for a in attempts], pin=pin, **route_kwargs)
-            token, started = self.router.tracker.start(decision.llm), self.clock()
+            decision = run.start()
             try:
                 value = await invoke(decision.llm, decision)
             except Exception as exc:  # noqa: BLE001
-                self._finish(decision, token, started, exc, attempts)
-                if not self._attempts_left(attempts, pin):
-                    raise AllCandidatesFailedError(attempts) from exc
+                run.fail(exc)
                 continue
-            latency = self._finish(decision, token, started, None, attempts)
-            return DispatchResult(decision, value, latency, attempts)
+            return run.succeed(value)
 
     def stream(self, query: Any, open_stream: Callable[[str, RoutingDecision], Iterator[T]], *,
-               pin: str | None = None, on_done: Callable[[DispatchResult], None] | None = None,
+               pin: str | None = None, exclude: Iterable[str] = (),
+               on_done: Callable[[DispatchResult], None] | None = None,
                **route_kwargs: Any) -> Iterator[tuple[RoutingDecision, T]]:
         """Yield ``(decision, chunk)``; falls back only while no chunk has been yielded.
 
-        ``on_done`` receives the :class:`DispatchResult` (value None) once the stream ends.
+        ``on_done`` receives the :class:`DispatchResult` (value None) once the stream ends. A
+        stream the consumer abandons still ends the child's latency tracking.
         """
-        attempts: list[Attempt] = []
+        run = self._run(query, pin, exclude, route_kwargs)
         while True:
-            decision = self.next_decision(query, tried=[a.llm for a in attempts], pin=pin, **route_kwargs)
-            token, started = self.router.tracker.start(decision.llm), self.clock()
+            decision = run.start()
             yielded = False
             try:
                 for chunk in open_stream(decision.llm, decision):
                     yielded = True
                     yield decision, chunk
             except Exception as exc:  # noqa: BLE001
-                self._finish(decision, token, started, exc, attempts)
-                if yielded or not self._attempts_left(attempts, pin):
-                    raise AllCandidatesFailedError(attempts) from exc
+                run.fail(exc, final=yielded)
                 continue
-            latency = self._finish(decision, token, started, None, attempts)
-            if on_done is not None:
-                on_done(DispatchResult(decision, None, latency, attempts))
-            return
+            else:
+                done = run.succeed(None)
+                if on_done is not None:
+                    on_done(done)
+                return
+            finally:
+                run.abandon()
 
-    async def astream(self, query: Any, open_stream: Callable[[str, RoutingDecision], AsyncIterator[T]], *,
-                      pin: str | None = None, on_done: Callable[[DispatchResult], None] | None = None,
+    async def astream(self, query: Any,
+                      open_stream: Callable[[str, RoutingDecision], AsyncIterator[T]], *,
+                      pin: str | None = None, exclude: Iterable[str] = (),
+                      on_done: Callable[[DispatchResult], None] | None = None,
                       **route_kwargs: Any) -> AsyncIterator[tuple[RoutingDecision, T]]:
         """Async :meth:`stream`."""
-        attempts: list[Attempt] = []
+        run = self._run(query, pin, exclude, route_kwargs)
         while True:
-            decision = self.next_decision(query, tried=[a.llm for a in attempts], pin=pin, **route_kwargs)
-            token, started = self.router.tracker.start(decision.llm), self.clock()
+            decision = run.start()
             yielded = False
             try:
                 async for chunk in open_stream(decision.llm, decision):
                     yielded = True
                     yield decision, chunk
             except Exception as exc:  # noqa: BLE001
-                self._finish(decision, token, started, exc, attempts)
-                if yielded or not self._attempts_left(attempts, pin):
-                    raise AllCandidatesFailedError(attempts) from exc
+                run.fail(exc, final=yielded)
                 continue
-            latency = self._finish(decision, token, started, None, attempts)
-            if on_done is not None:
-                on_done(DispatchResult(decision, None, latency, attempts))
-            return
+            else:
+                done = run.succeed(None)
+                if on_done is not None:
+                    on_done(done)
+                return
+            finally:
+                run.abandon()
+
+
+class _Run:
+    """The attempts of one dispatched query: route, track, record, decide whether to go on."""
+
+    def __init__(self, dispatcher: Dispatcher, query: Any, pin: str | None,
+                 exclude: frozenset[str], route_kwargs: dict[str, Any]) -> None:
+        self.d = dispatcher
+        self.query = query
+        self.pin = pin
+        self.exclude = exclude
+        self.route_kwargs = route_kwargs
+        self.attempts: list[Attempt] = []
+        self.decision: RoutingDecision | None = None
+        self.token: str | None = None
+        self.started = 0.0
+
+    def start(self) -> RoutingDecision:
+        tried = [a.llm for a in self.attempts]
+        self.decision = self.d.next_decision(self.query, tried=tried, pin=self.pin,
+                                             exclude=self.exclude, **self.route_kwargs)
+        self.token = self.d.router.tracker.start(self.decision.llm)
+        self.started = self.d.clock()
+        return self.decision
+
+    def _end(self, error: BaseException | None) -> float:
+        assert self.decision is not None and self.token is not None
+        self.d.router.tracker.finish(self.token, ok=error is None)
+        self.token = None
+        latency = self.d.clock() - self.started
+        self.d._record(self.decision.llm, error is None)
+        self.attempts.append(Attempt(self.decision.llm, self.decision.decision_id, latency,
+                                     "" if error is None else f"{type(error).__name__}: {error}"))
+        return latency
+
+    def fail(self, exc: Exception, *, final: bool = False) -> None:
+        """Record a failed attempt; raise when no further attempt is allowed."""
+        assert self.decision is not None
+        latency = self._end(exc)
+        self.d.router.record_outcome(self.decision.decision_id, latency_s=latency, error=repr(exc))
+        allowed = min(self.d.max_attempts, len(self.d.router.specs))
+        if final or self.pin is not None or len(self.attempts) >= allowed:
+            raise AllCandidatesFailedError(self.attempts) from exc
+
+    def succeed(self, value: Any) -> DispatchResult:
+        assert self.decision is not None
+        latency = self._end(None)
+        return DispatchResult(self.decision, value, latency, list(self.attempts))
+
+    def abandon(self) -> None:
+        """End the tracking of a call nobody finished (a stream closed early); no-op otherwise."""
+        if self.token is not None:
+            self.d.router.tracker.finish(self.token, ok=False)
+            self.token = None

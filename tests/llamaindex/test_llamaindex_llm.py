@@ -1,0 +1,267 @@
+"""MixLLM as a LlamaIndex LLM: routing, the eight call forms, tools, fallback, events, feedback."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from typing import Any
+
+import pytest
+from llama_index.core.base.llms.types import ChatMessage
+from llama_index.core.instrumentation import get_dispatcher
+from llama_index.core.instrumentation.event_handlers import BaseEventHandler
+from llama_index.core.llms.function_calling import FunctionCallingLLM
+from llama_index.core.tools import FunctionTool
+from llamaindex_fakes import ScriptedLLM, ToolLLM, make_mix
+
+import mixllm_llamaindex
+from mixllm_core import (
+    AllCandidatesFailedError,
+    ConfigError,
+    FeedbackError,
+    LLMSpec,
+    MixLLMRouter,
+    UnknownLLMError,
+)
+from mixllm_core.testing import HashingEncoder
+from mixllm_llamaindex import MixLLM, RoutingDecisionEvent
+
+TOPICS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota"]
+QUESTIONS = [f"Question {i}: explain topic {w} briefly." for i, w in enumerate(TOPICS * 2)]
+
+
+def pair(**small_kwargs: Any) -> dict[str, ScriptedLLM]:
+    return {"small": ScriptedLLM(label="small", **small_kwargs), "big": ScriptedLLM(label="big")}
+
+
+def test_public_api_is_pinned() -> None:
+    assert mixllm_llamaindex.__all__ == ["AnswerDecisions", "MixLLM", "RoutingDecisionEvent"]
+    assert MixLLM.class_name() == "MixLLM"
+
+
+def test_metadata_holds_for_the_whole_pool() -> None:
+    llm = make_mix(
+        {
+            "small": ScriptedLLM(label="small", window=1000),
+            "big": ScriptedLLM(label="big", window=8000),
+        }
+    )
+    assert llm.metadata.context_window == 1000
+    assert llm.metadata.num_output == 64
+    assert llm.metadata.is_function_calling_model is False  # completion children
+    tools = make_mix({"small": ToolLLM(label="small"), "big": ToolLLM(label="big")})
+    assert isinstance(tools, FunctionCallingLLM)
+    assert tools.metadata.is_function_calling_model is True
+
+
+def test_the_chosen_child_is_the_one_called() -> None:
+    # Equal prices: every decision is a seeded tie-break, so both children get traffic.
+    children = pair()
+    llm = make_mix(children, prices={"small": (1.0, 1.0), "big": (1.0, 1.0)})
+    chosen = []
+    for i, question in enumerate(QUESTIONS):
+        before = {n: len(c.calls) for n, c in children.items()}
+        response = llm.complete(question) if i % 2 else llm.chat([ChatMessage(content=question)])
+        called = [n for n, c in children.items() if len(c.calls) > before[n]]
+        info = response.additional_kwargs["mixllm"]
+        assert called == [info["llm"]]
+        chosen.append(info["llm"])
+    assert set(chosen) == {"small", "big"}
+
+
+def test_cold_start_prefers_the_cheap_child_and_pin_overrides() -> None:
+    children = pair()
+    llm = make_mix(children)
+    assert llm.complete("hi").text == "small: an answer"
+    assert llm.complete("hi", pin="big").text == "big: an answer"
+    with pytest.raises(UnknownLLMError, match="Unknown LLM 'huge'"):
+        llm.complete("hi", pin="huge")
+
+
+async def test_every_call_form_routes_and_carries_the_decision() -> None:
+    llm = make_mix(pair())
+    msgs = [ChatMessage(role="user", content="What is routing?")]
+    whole = [llm.chat(msgs), llm.complete("q"), await llm.achat(msgs), await llm.acomplete("q")]
+    streams = [
+        list(llm.stream_chat(msgs)),
+        list(llm.stream_complete("q")),
+        [r async for r in await llm.astream_chat(msgs)],
+        [r async for r in await llm.astream_complete("q")],
+    ]
+    for response in whole:
+        assert getattr(response, "text", None) or response.message.content == "small: an answer"
+    for chunks in streams:
+        assert "".join(c.delta for c in chunks) == "small: an answer"
+        ids = {c.additional_kwargs["mixllm"]["decision_id"] for c in chunks}
+        assert len(ids) == 1
+    infos = [r.additional_kwargs["mixllm"] for r in whole] + [
+        s[-1].additional_kwargs["mixllm"] for s in streams
+    ]
+    assert len({i["decision_id"] for i in infos}) == 8
+    assert all(i["llm"] == "small" and i["latency_s"] >= 0 for i in infos)
+    assert whole[1].additional_kwargs["mixllm"]["input_tokens"] == 7  # the child's usage is used
+    assert whole[1].additional_kwargs["mixllm"]["cost"] == pytest.approx((7 * 0.1 + 3 * 0.4) / 1e6)
+    assert len(llm.router.log.rows()["outcomes"]) == 8
+    assert all(llm.router.tracker.in_flight(n) == 0 for n in ("small", "big"))
+
+
+@pytest.mark.parametrize("form", ["complete", "acomplete", "stream_complete", "astream_complete"])
+async def test_a_failing_child_falls_back(form: str) -> None:
+    children = pair(fail=True)  # the cheap child, chosen first, always fails
+    llm = make_mix(children)
+    result = getattr(llm, form)("Summarise the report.")
+    if inspect.isawaitable(result):
+        result = await result
+    if form.startswith("astream"):
+        chunks = [c async for c in result]
+    elif form.startswith("stream"):
+        chunks = list(result)
+    else:
+        chunks = [result]
+    assert chunks[-1].text == "big: an answer"
+    info = chunks[-1].additional_kwargs["mixllm"]
+    assert info["llm"] == "big" and info["attempts"] == ["small", "big"]
+    assert len(children["small"].calls) == 1 and len(children["big"].calls) == 1
+    errors = [o for o in llm.router.log.rows()["outcomes"] if o["error"]]
+    assert len(errors) == 1 and "small is down" in errors[0]["error"]
+
+
+def test_all_children_failing_raises() -> None:
+    llm = make_mix(
+        {"small": ScriptedLLM(label="small", fail=True), "big": ScriptedLLM(label="big", fail=True)}
+    )
+    with pytest.raises(AllCandidatesFailedError, match="2 candidate"):
+        llm.complete("q")
+
+
+class _Recorder(BaseEventHandler):
+    events: list[Any] = []
+
+    def handle(self, event: Any, **kwargs: Any) -> None:
+        if isinstance(event, RoutingDecisionEvent):
+            self.events.append(event)
+
+
+def test_each_decision_is_an_instrumentation_event() -> None:
+    root = get_dispatcher()
+    recorder = _Recorder(events=[])
+    root.add_event_handler(recorder)
+    try:
+        llm = make_mix(pair(fail=True))
+        response = llm.complete("q")
+    finally:
+        root.event_handlers.remove(recorder)
+    assert [(e.llm, e.attempt, e.operation) for e in recorder.events] == [
+        ("small", 1, "complete"),
+        ("big", 2, "complete"),
+    ]
+    assert recorder.events[-1].decision_id == response.additional_kwargs["mixllm"]["decision_id"]
+    assert {c["llm"] for c in recorder.events[0].decision["candidates"]} == {"small", "big"}
+
+
+def test_feedback_by_response_id_and_answer() -> None:
+    llm = make_mix(pair())
+    first, second = llm.complete("a"), llm.complete("b")
+    assert llm.feedback(first, thumbs=True).applied  # cold start learns: heads exist
+    assert llm.feedback(second.additional_kwargs["mixllm"]["decision_id"], score=0.3).score == 0.3
+    with pytest.raises(FeedbackError, match="already received"):
+        llm.feedback(first, thumbs=False)
+    with pytest.raises(FeedbackError, match="carries no routing decision"):
+        llm.feedback(ChatMessage(content="x"), thumbs=True)  # type: ignore[arg-type]
+    with llm.collect() as answer:
+        pass
+    with pytest.raises(FeedbackError, match="No routing decision"):
+        answer.feedback(score=1.0)
+
+
+def test_negative_feedback_moves_traffic_to_the_other_child() -> None:
+    llm = make_mix(pair(), lam=2.0, alpha=0.0)
+    question = "Prove that the square root of two is irrational."
+    for _ in range(3):
+        with llm.collect() as answer:
+            llm.complete(question)
+        if answer.llms == ["big"]:
+            break
+        answer.feedback(score=0.0)
+    assert llm.complete(question).additional_kwargs["mixllm"]["llm"] == "big"
+
+
+async def test_collect_follows_each_task_of_concurrent_answers() -> None:
+    llm = make_mix(pair())
+
+    async def one_answer(question: str, calls: int) -> Any:
+        with llm.collect() as answer:
+            for _ in range(calls):
+                await llm.acomplete(question)
+                await asyncio.sleep(0)
+        return answer
+
+    a, b = await asyncio.gather(one_answer("first", 2), one_answer("second", 3))
+    assert (len(a), len(b)) == (2, 3)
+    assert not set(a.decision_ids) & set(b.decision_ids)
+    with llm.collect() as outer:
+        with llm.collect() as inner:
+            llm.complete("nested")
+        llm.complete("outer only")
+    assert (len(outer), len(inner)) == (2, 1)
+    other = make_mix(pair())
+    with llm.collect() as mine:
+        other.complete("not mine")
+    assert len(mine) == 0
+
+
+def multiply(a: int, b: int) -> int:
+    """Multiply two integers."""
+    return a * b
+
+
+def test_tools_are_forwarded_to_the_chosen_child() -> None:
+    children = {
+        "small": ToolLLM(label="small", tool_args={"a": 2, "b": 3}),
+        "big": ToolLLM(label="big", tool_args={"a": 2, "b": 3}),
+    }
+    llm = make_mix(children)
+    tool = FunctionTool.from_defaults(fn=multiply)
+    response = llm.chat_with_tools([tool], user_msg="What is 2 times 3?")
+    assert response.additional_kwargs["mixllm"]["llm"] == "small"
+    assert children["small"].calls[0]["tools"] == [tool] and not children["big"].calls
+    [selection] = llm.get_tool_calls_from_response(response)
+    assert (selection.tool_name, selection.tool_kwargs) == ("multiply", {"a": 2, "b": 3})
+    assert str(llm.predict_and_call([tool], user_msg="What is 2 times 3?")) == "6"
+
+
+def test_tools_need_function_calling_children() -> None:
+    llm = make_mix({"small": ToolLLM(label="small"), "big": ScriptedLLM(label="big")})
+    with pytest.raises(ConfigError, match=r"\['big'\] are not"):
+        llm.chat_with_tools([FunctionTool.from_defaults(fn=multiply)], user_msg="2*3?")
+
+
+def test_configuration_errors_name_the_problem() -> None:
+    with pytest.raises(ConfigError, match="at least one child"):
+        MixLLM({})
+    with pytest.raises(ConfigError, match="must be a llama_index LLM"):
+        MixLLM({"x": object()})  # type: ignore[dict-item]
+    with pytest.raises(ConfigError, match=r"\['huge'\] that are not children"):
+        make_mix(pair(), prices={"huge": (1.0, 1.0)})
+    router = MixLLMRouter([LLMSpec("small"), LLMSpec("other")], encoder=HashingEncoder())
+    with pytest.raises(ConfigError, match="must be the children"):
+        MixLLM(pair(), router=router)
+
+
+def test_a_given_router_is_used_with_overrides() -> None:
+    router = MixLLMRouter(
+        [LLMSpec("small", 0.1, 0.4), LLMSpec("big", 5.0, 15.0)], encoder=HashingEncoder()
+    )
+    llm = MixLLM(pair(), router=router, lam=50.0)
+    assert llm.router is router
+    assert llm.complete("q").additional_kwargs["mixllm"]["lam"] == 50.0
+    assert llm.complete("q").additional_kwargs["mixllm"]["llm"] == "big"  # quality first
+
+
+def test_docstring_example_runs() -> None:
+    import doctest
+
+    import mixllm_llamaindex.llms
+
+    result = doctest.testmod(mixllm_llamaindex.llms, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
