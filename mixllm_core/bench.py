@@ -11,7 +11,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +98,55 @@ def _baseline_runs(train: RoutingData, test: RoutingData, Xtr: np.ndarray, Xte: 
     knn_cost = KNeighborsRegressor(n_neighbors=min(40, len(train))).fit(Xtr, train_cost)
     runs.append(sweep("knn-cost", knn.predict(Xte), knn_cost.predict(Xte)))
     return runs
+
+
+def _online_runs(fresh: Callable[[], MixLLMRouter], train: RoutingData, test: RoutingData,
+                 Xte: np.ndarray, Fte: np.ndarray, lambdas: Sequence[float], c_ref: float,
+                 stream_lam: float, seed: int, show: bool) -> tuple[list[RouterRun], dict[str, Any]]:
+    """The paper's continual-learning replay: 30% offline, 70% streamed with feedback."""
+    from .replay import FEEDBACK_KINDS, evaluate_choices, split_offline_stream, stream_feedback
+
+    offline, stream = split_offline_stream(train, 0.3, seed)
+    runs, info = [], {"offline_rows": len(offline), "stream_rows": len(stream),
+                      "stream_lambda": stream_lam, "streams": {}}
+    for kind in FEEDBACK_KINDS:
+        router = fresh().fit(offline)
+        bar = _progress(len(stream), f"stream ({kind} feedback)", show)
+        report = stream_feedback(router, stream, kind, lam=stream_lam, progress=bar)
+        bar.close()
+        info["streams"][kind] = report.summary()
+        runs.append(RouterRun(f"online-{kind}", evaluate_choices(router, test, Xte, Fte, lambdas, c_ref)))
+    return runs, info
+
+
+def _pool_change_runs(fresh: Callable[[], MixLLMRouter], train: RoutingData, test: RoutingData,
+                      Xte: np.ndarray, Fte: np.ndarray, lambdas: Sequence[float], c_ref: float,
+                      stream_lam: float, held_out: str, seed: int,
+                      show: bool) -> tuple[list[RouterRun], dict[str, Any]]:
+    """``held_out`` is unknown offline and joins after 30% of the stream (refined feedback)."""
+    from .replay import evaluate_choices, split_offline_stream, stream_feedback
+
+    if held_out not in train.llms:
+        from .errors import UnknownLLMError
+
+        raise UnknownLLMError(held_out, train.llms)
+    offline, stream = split_offline_stream(train, 0.3, seed)
+    others = [n for n in train.llms if n != held_out]
+    spec = train.specs.get(held_out)
+    at = int(round(0.3 * len(stream)))
+    runs, info = [], {"held_out": held_out, "added_at": at, "stream_rows": len(stream)}
+    for label, add in (("without", None), ("added", (at, lambda r: r.add_llm(spec or held_out)))):
+        router = fresh().fit(offline.select_llms(others))
+        bar = _progress(len(stream), f"stream ({label} {held_out})", show)
+        report = stream_feedback(router, stream, "refined", lam=stream_lam, add_llm=add, progress=bar)
+        bar.close()
+        tail = int(round(0.8 * len(stream)))
+        info[label] = {**report.summary(),
+                       "share_after_add_first_10pct": report.share(held_out, at, at + len(stream) // 10),
+                       "share_last_20pct": report.share(held_out, tail)}
+        runs.append(RouterRun(f"pool-{label}-{held_out.split('/')[-1]}",
+                              evaluate_choices(router, test, Xte, Fte, lambdas, c_ref)))
+    return runs, info
 
 
 def _score_run(run: RouterRun, test: RoutingData) -> None:
@@ -232,6 +281,12 @@ def format_table(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def cached_encoder(data: RoutingData, cache_dir: str | Path | None = None) -> SentenceEncoder:
+    """The default encoder with an on-disk embedding cache per data source."""
+    cache = Path(cache_dir or Path.home() / ".cache" / "mixllm") / f"embeddings-{data.source}.npz"
+    return SentenceEncoder(cache_path=cache)
+
+
 def run_bench(
     data: RoutingData | str | Path | None,
     out: str | Path,
@@ -245,6 +300,10 @@ def run_bench(
     n_timed: int = 200,
     show_progress: bool = True,
     cache_dir: str | Path | None = None,
+    online: bool = False,
+    stream_lam: float = 5.0,
+    stream_alpha: float = 0.05,
+    pool_change: str | None = None,
 ) -> BenchResult:
     """Run the benchmark and write its outputs into ``out``; returns the summary."""
     out = Path(out)
@@ -255,8 +314,7 @@ def run_bench(
         data = load_routing_data(data)
     train, test = data.train_test_split(seed=seed)
     if encoder is None:
-        cache = Path(cache_dir or Path.home() / ".cache" / "mixllm") / f"embeddings-{data.source}.npz"
-        encoder = SentenceEncoder(cache_path=cache)
+        encoder = cached_encoder(data, cache_dir)
     bar = _progress(5, "bench", show_progress)
     bar.set_postfix_str("embedding queries")
     t0 = time.perf_counter()
@@ -283,6 +341,26 @@ def run_bench(
     bar.update()
     bar.set_postfix_str("baselines")
     runs = [mix, *_baseline_runs(train, test, Xtr, Xte, lambdas, c_ref, seed)]
+    Fte = cost_features(Xte, in_tok)
+    extra: dict[str, Any] = {}
+    if online or pool_change:
+        make = make_router or (lambda: MixLLMRouter(encoder=encoder, seed=seed))
+
+        def fresh() -> MixLLMRouter:
+            r = make()
+            r.encoder = encoder
+            r.policy = r.maker.policy = replace(r.policy, alpha=stream_alpha)
+            return r
+
+        if online:
+            online_runs, extra["online"] = _online_runs(fresh, train, test, Xte, Fte, lambdas, c_ref,
+                                                        stream_lam, seed, show_progress)
+            runs += online_runs
+        if pool_change:
+            pool_runs, extra["pool_change"] = _pool_change_runs(fresh, train, test, Xte, Fte, lambdas,
+                                                                c_ref, stream_lam, pool_change, seed,
+                                                                show_progress)
+            runs += pool_runs
     for run in runs:
         _score_run(run, test)
     bar.update()
@@ -315,6 +393,7 @@ def run_bench(
         "training_time_s": train_s,
         "embedding_time_s": embed_s,
         "router_config": {"quality_model": router.quality_model, "encoder": router.encoder.get_config()},
+        **extra,
     }
     _write_decisions(out / "decisions.csv", runs, test)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))

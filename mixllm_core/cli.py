@@ -34,13 +34,66 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--n-timed", type=int, default=200, help="queries timed for routing latency")
     b.add_argument("--cache-dir", default=None, help="embedding cache (default ~/.cache/mixllm)")
     b.add_argument("--no-progress", action="store_true")
+    b.add_argument("--online", action="store_true",
+                   help="also replay 70%% of the training rows with none/refined/binary feedback")
+    b.add_argument("--pool-change", default=None, metavar="LLM",
+                   help="also replay with LLM held out and added after 30%% of the stream")
+    b.add_argument("--stream-lam", type=float, default=5.0, help="λ while streaming")
+    sim = sub.add_parser("simulate", help="a Poisson query stream against a pool with limited "
+                         "concurrency, routed with and without the latency penalty")
+    sim.add_argument("--data", default=None, help="routing data file; omit for the synthetic world")
+    sim.add_argument("--out", default="simulate-out", help="output directory (simulate.json)")
+    sim.add_argument("--rate", type=float, default=1.5, help="arrivals per second")
+    sim.add_argument("--n", type=int, default=3000, help="queries in the stream")
+    sim.add_argument("--tau", type=float, default=20.0, help="time limit per query (s)")
+    sim.add_argument("--lam", type=float, default=5.0, help="λ (quality weight)")
+    sim.add_argument("--beta", type=float, default=1.0)
+    sim.add_argument("--gamma", type=float, default=1.0)
+    sim.add_argument("--xi", type=float, default=1.0)
+    sim.add_argument("--concurrency", type=int, default=4, help="parallel requests per LLM")
+    sim.add_argument("--speed", type=float, default=40.0, help="output tokens per second per LLM")
+    sim.add_argument("--quality-model", default="knn", choices=["knn", "linear", "rf", "mlp"])
+    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--cache-dir", default=None, help="embedding cache (default ~/.cache/mixllm)")
     return p
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    import json
+
+    from .bench import cached_encoder
+    from .data import load_routing_data
+    from .router import MixLLMRouter
+    from .simulate import compare_penalty, default_profiles, format_simulation
+    from .synthetic import make_synthetic_world
+
+    data = load_routing_data(args.data) if args.data else make_synthetic_world(seed=args.seed)
+    train, test = data.train_test_split(seed=args.seed)
+    encoder = cached_encoder(data, args.cache_dir)
+    router = MixLLMRouter(encoder=encoder, quality_model=args.quality_model, seed=args.seed).fit(
+        train, show_progress=True)
+    encoder.encode(test.queries, show_progress=True)
+    encoder.save_cache()
+    result = compare_penalty(
+        router, test, lam=args.lam, rate_qps=args.rate, n_queries=args.n, tau=args.tau,
+        beta=args.beta, gamma=args.gamma, xi=args.xi, seed=args.seed,
+        profiles=default_profiles(router, args.concurrency, args.speed),
+    )
+    result["data"] = "synthetic" if data.source == "synthetic" else str(args.data)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "simulate.json").write_text(json.dumps(result, indent=1))
+    print(format_simulation(result))
+    print(f"wrote {out / 'simulate.json'}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
+        if args.command == "simulate":
+            return _simulate(args)
         if args.command == "train":
             from .data import load_routing_data
             from .decision import DecisionPolicy
@@ -59,7 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         result = run_bench(
             args.data, args.out, reference=args.reference, seed=args.seed, n_timed=args.n_timed,
-            show_progress=not args.no_progress, cache_dir=args.cache_dir,
+            show_progress=not args.no_progress, cache_dir=args.cache_dir, online=args.online,
+            pool_change=args.pool_change, stream_lam=args.stream_lam,
             make_router=lambda: MixLLMRouter(quality_model=args.quality_model, seed=args.seed),
         )
         print(format_table(result.summary))

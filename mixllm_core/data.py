@@ -38,6 +38,7 @@ from .spec import LLMSpec
 __all__ = [
     "ASSUMED_OUTPUT_TOKENS",
     "RoutingData",
+    "effective_prices",
     "estimate_tokens",
     "load_generic",
     "load_llmrouter",
@@ -279,16 +280,36 @@ def _from_routerbench_frame(df: Any, *, drop_incomplete: bool, source: str) -> R
         df = df[~incomplete.to_numpy()]
     if "sample_id" in df.columns:
         df = df.drop_duplicates("sample_id", keep="first")
+    queries = [_turns_to_text(p) for p in df["prompt"]]
+    cost = df[[f"{m}|total_cost" for m in models]].to_numpy(dtype=float)
+    out_tok = None
+    if all(f"{m}|model_response" in df.columns for m in models):
+        out_tok = np.array([[estimate_tokens(_turns_to_text(r)) for r in df[f"{m}|model_response"]]
+                            for m in models], dtype=float).T
     return RoutingData(
-        queries=[_turns_to_text(p) for p in df["prompt"]],
+        queries=queries,
         llms=models,
         quality=df[models].to_numpy(dtype=float),
-        cost=df[[f"{m}|total_cost" for m in models]].to_numpy(dtype=float),
+        cost=cost,
         sample_ids=list(df["sample_id"]) if "sample_id" in df.columns else [],
         tasks=list(df["eval_name"]) if "eval_name" in df.columns else None,
         split=list(df["split"]) if "split" in df.columns else None,
+        output_tokens=out_tok,
+        specs=effective_prices(queries, models, cost),
         source=source,
     )
+
+
+def effective_prices(queries: Sequence[str], llms: Sequence[str], cost: np.ndarray) -> dict[str, LLMSpec]:
+    """LLMSpecs with a per-input-token price that reproduces the observed costs (median ratio).
+
+    For data that has per-call costs but no price table (RouterBench): the price makes a cost
+    prior possible for an LLM added without history, and lets the adapters price a call.
+    """
+    tokens = np.array([estimate_tokens(q) for q in queries], dtype=float)[:, None]
+    ratio = np.where(np.isfinite(cost), cost / tokens * 1e6, np.nan)
+    return {m: LLMSpec(m, input_price=float(np.nanmedian(ratio[:, j])) if np.isfinite(ratio[:, j]).any() else 0.0)
+            for j, m in enumerate(llms)}
 
 
 def load_routerbench(

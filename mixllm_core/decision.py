@@ -222,27 +222,34 @@ class DecisionMaker:
         unc = np.zeros(m) if uncertainty is None else uncertainty
         w = np.zeros(m) if wait is None else wait
         s = self.scores(quality, cost, c_ref, uncertainty=unc, wait=w, policy=p)
+        avail = np.ones(m, bool) if available is None else np.asarray(available, bool)
+        if not avail.any():
+            raise EmptyPoolError(f"No LLM is available; the pool is {list(names)}.")
+        expected = w + (0.0 if service is None else service)
         reasons = [""] * m
         for i in range(m):
-            if available is not None and not available[i]:
+            if not avail[i]:
                 reasons[i] = "unavailable"
             elif p.max_cost_per_query is not None and cost[i] > p.max_cost_per_query:
                 reasons[i] = f"cost {cost[i]:.3g} > max_cost_per_query {p.max_cost_per_query:.3g}"
             elif cost[i] > budget_left:
                 reasons[i] = f"cost {cost[i]:.3g} > budget left {budget_left:.3g}"
-            elif p.tau is not None and w[i] + (0.0 if service is None else service[i]) > p.tau:
-                reasons[i] = f"expected time {w[i] + (0.0 if service is None else service[i]):.3g}s > tau {p.tau:.3g}s"
+            elif p.tau is not None and expected[i] > p.tau:
+                reasons[i] = f"expected time {expected[i]:.3g}s > tau {p.tau:.3g}s"
         eligible = np.array([r == "" for r in reasons])
         fallback = ""
-        if not eligible.any():
-            avail = np.ones(m, bool) if available is None else np.asarray(available, bool)
-            if not avail.any():
-                raise EmptyPoolError(f"No LLM is available; the pool is {list(names)}.")
-            # Constraints leave nothing: take the cheapest available LLM and say so.
-            idx = int(np.argmin(np.where(avail, cost, np.inf)))
-            fallback = f"no candidate met the constraints; chose the cheapest ({names[idx]})"
-        else:
+        if eligible.any():
             idx = self.choose(s, eligible)
+        else:
+            timed_out = np.array([r.startswith("expected time") for r in reasons])
+            if timed_out.any():
+                # Nothing fits the time limit: the fastest expected answer among the others.
+                idx = int(np.argmin(np.where(timed_out, expected, np.inf)))
+                fallback = f"no candidate fits tau; chose the fastest expected ({names[idx]})"
+            else:
+                # Cost constraints leave nothing: the cheapest available LLM.
+                idx = int(np.argmin(np.where(avail, cost, np.inf)))
+                fallback = f"no candidate met the constraints; chose the cheapest ({names[idx]})"
         cands = tuple(
             CandidateScore(llm=names[i], quality=float(quality[i]), cost=float(cost[i]),
                            uncertainty=float(unc[i]), wait_s=float(w[i]), score=float(s[i]),

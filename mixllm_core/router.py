@@ -115,7 +115,7 @@ class MixLLMRouter:
         quality_params: dict[str, Any] | None = None,
         policy: DecisionPolicy | None = None,
         seed: int = 0,
-        online_ridge: float = 1.0,
+        online_ridge: float = 50.0,
         tracker: LatencyTracker | None = None,
         clock: Callable[[], float] = time.monotonic,
         max_pending: int = 100_000,
@@ -177,7 +177,8 @@ class MixLLMRouter:
     def _fit_one(self, spec: LLMSpec, X: np.ndarray, F: np.ndarray, data: RoutingData, j: int) -> None:
         self._quality[spec.name] = self._new_quality().fit(X, data.quality[:, j])
         out_tok = None if data.output_tokens is None else data.output_tokens[:, j]
-        if out_tok is not None and np.isfinite(out_tok).any() and (spec.input_price or spec.output_price):
+        priced = (spec.input_price or spec.output_price) and data.input_tokens is not None
+        if priced and out_tok is not None and np.isfinite(out_tok).any():
             cost = CostPredictor("tokens", input_price=spec.input_price,
                                  output_price=spec.output_price).fit(F, out_tok)
         elif data.cost is not None and np.isfinite(data.cost[:, j]).any():

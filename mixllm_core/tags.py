@@ -320,10 +320,10 @@ class TaggedEncoder:
         _check_int("seed", seed, 0)
         _check_positive("lr", lr)
         _check_positive("temperature", temperature)
-        for name, value in (("preserve", preserve), ("tag_weight", tag_weight)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                    or not 0 <= value < math.inf:
-                raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}.")
+        for key, number in (("preserve", preserve), ("tag_weight", tag_weight)):
+            if isinstance(number, bool) or not isinstance(number, (int, float)) \
+                    or not 0 <= number < math.inf:
+                raise ConfigError(f"{key} must be a finite number >= 0, got {number!r}.")
         if tagger is not None and not isinstance(tagger, Tagger):
             raise ConfigError(f"tagger must be a Tagger, got {type(tagger).__name__}.")
         if base is None:
@@ -500,7 +500,7 @@ class TaggedEncoder:
             import skops.io as sio
 
             sio.dump(self.tagger.classifier_, directory / _TAGGER_SKOPS)
-        np.savez(directory / _STATE_NPZ, **arrays)
+        np.savez(directory / _STATE_NPZ, allow_pickle=False, **arrays)
         state = {"config": self.get_config(), "tagger": meta}
         (directory / _STATE_JSON).write_text(json.dumps(state, indent=1))
 

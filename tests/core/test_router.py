@@ -106,7 +106,10 @@ def test_cold_start_is_price_aware_and_explores_new_llms() -> None:
     assert unc["fresh"] > unc["small"]
 
 
-def test_feedback_moves_predictions_and_rejects_bad_ids(router) -> None:
+def test_feedback_moves_predictions_and_rejects_bad_ids(world) -> None:
+    train, _ = world.train_test_split()
+    # a weak online prior (ridge 1) so that one feedback visibly moves the prediction
+    router = MixLLMRouter(encoder=HashingEncoder(), quality_model="linear", online_ridge=1.0).fit(train)
     q = "write a poem about a river"
     d = router.route(q, lam=5)
     before = router.predict([q])["quality"][0, router.llms.index(d.llm)]

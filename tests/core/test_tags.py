@@ -1,4 +1,4 @@
-"""The tagger and the tag-adapted encoder, on synthetic data with the hashing encoder (no MiniLM)."""
+"""The tagger and the tag-adapted encoder, on synthetic data and the hashing encoder (no MiniLM)."""
 
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def test_supervised_tags_are_the_labels_and_tag_unseen_queries(
     assert supervised.tagger.tags_ == sorted(set(test.tasks or []))
     tags = supervised.tags(test.queries)
     assert all(1 <= len(t) <= supervised.tagger.top_k for t in tags)
-    hits = np.mean([t[0] == y for t, y in zip(tags, test.tasks or [])])
+    hits = np.mean([t[0] == y for t, y in zip(tags, test.tasks or [], strict=True)])
     assert hits > 0.8  # measured 0.875: disjoint topic words, blurred by 64-d hash collisions
     P = supervised.tagger.tag_proba(HashingEncoder().encode(test.queries))
     np.testing.assert_allclose(P.sum(axis=1), 1.0, atol=1e-5)
@@ -110,7 +110,7 @@ def test_unsupervised_tagger_needs_no_labels(
     # each tag is named by words of the training queries it gathers
     assign = tagger.tag_proba(HashingEncoder().encode(train.queries)).argmax(axis=1)
     for c, name in enumerate(tagger.tags_):
-        members = " ".join(q.lower() for q, a in zip(train.queries, assign) if a == c)
+        members = " ".join(q.lower() for q, a in zip(train.queries, assign, strict=True) if a == c)
         words = name.split("#")[0].split("-")
         assert not members or name.startswith("cluster") or all(w in members for w in words)
     # the hashing space is dominated by template words, so clusters follow templates more than

@@ -1,0 +1,112 @@
+"""Replay experiments: continual learning from feedback, and an LLM joining the pool mid-stream.
+
+The paper's protocol: train the offline predictors on 30% of the training rows, then stream the
+other 70% through route → feedback, the feedback computed from the data's true score of the
+chosen LLM (``refined``: the score itself; ``binary``: thumbs up when the score is ≥ 0.5;
+``none``: no feedback). The routers are then evaluated on the test rows across the λ grid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .data import RoutingData
+from .errors import ConfigError, check_choice
+from .router import MixLLMRouter
+
+__all__ = ["FEEDBACK_KINDS", "StreamReport", "evaluate_choices", "split_offline_stream", "stream_feedback"]
+
+FEEDBACK_KINDS = ("none", "refined", "binary")
+
+
+@dataclass
+class StreamReport:
+    """What a replayed stream did: choices per stream query and the share of each LLM."""
+
+    kind: str
+    chosen: list[str] = field(default_factory=list)
+    quality: list[float] = field(default_factory=list)
+    cost: list[float] = field(default_factory=list)
+    added_at: int | None = None
+
+    def share(self, llm: str, start: int = 0, stop: int | None = None) -> float:
+        window = self.chosen[start:stop]
+        return sum(c == llm for c in window) / max(len(window), 1)
+
+    def summary(self) -> dict[str, Any]:
+        return {"kind": self.kind, "n": len(self.chosen), "mean_quality": float(np.mean(self.quality)),
+                "mean_cost": float(np.mean(self.cost)), "added_at": self.added_at}
+
+
+def split_offline_stream(train: RoutingData, offline_share: float = 0.3, seed: int = 0) -> tuple[RoutingData, RoutingData]:
+    """The paper's split of the training rows: ``offline_share`` to fit on, the rest to stream."""
+    if not 0 < offline_share < 1:
+        raise ConfigError(f"offline_share must be in (0, 1), got {offline_share!r}.")
+    perm = np.random.default_rng(seed).permutation(len(train))
+    n_off = int(round(offline_share * len(train)))
+    return train.subset(np.sort(perm[:n_off])), train.subset(perm[n_off:])
+
+
+def stream_feedback(
+    router: MixLLMRouter,
+    stream: RoutingData,
+    kind: str,
+    *,
+    lam: float,
+    add_llm: tuple[int, Callable[[MixLLMRouter], None]] | None = None,
+    refit_every: int | None = None,
+    progress: Any = None,
+) -> StreamReport:
+    """Route every stream query, give feedback of ``kind`` from the data, return what happened.
+
+    Args:
+        router: A fitted router (its LLMs must be columns of ``stream``).
+        stream: The rows to replay, in order.
+        kind: ``"none"``, ``"refined"`` or ``"binary"``.
+        lam: λ used while streaming.
+        add_llm: ``(position, callback)``: call ``callback(router)`` before that stream position
+            (e.g. ``router.add_llm(...)``).
+        refit_every: Refit the offline predictors from the log every this many feedbacks.
+        progress: Optional tqdm-like object updated once per query.
+    """
+    check_choice("feedback kind", kind, FEEDBACK_KINDS)
+    report = StreamReport(kind)
+    cost = stream.cost if stream.cost is not None else np.zeros_like(stream.quality)
+    given = 0
+    for i, query in enumerate(stream.queries):
+        if add_llm is not None and i == add_llm[0]:
+            add_llm[1](router)
+            report.added_at = i
+        d = router.route(query, lam=lam)
+        j = stream.llms.index(d.llm)
+        score = float(stream.quality[i, j])
+        report.chosen.append(d.llm)
+        report.quality.append(score)
+        report.cost.append(float(cost[i, j]))
+        router.record_outcome(d.decision_id, cost=float(cost[i, j]))
+        if kind == "refined":
+            router.feedback(d.decision_id, score=float(np.clip(score, 0.0, 1.0)))
+        elif kind == "binary":
+            router.feedback(d.decision_id, thumbs=bool(score >= 0.5))
+        if kind != "none":
+            given += 1
+            if refit_every and given % refit_every == 0:
+                router.refit()
+        if progress is not None:
+            progress.update()
+    return report
+
+
+def evaluate_choices(router: MixLLMRouter, test: RoutingData, X: np.ndarray, F: np.ndarray,
+                     lambdas: Sequence[float], c_ref: float) -> dict[float, np.ndarray]:
+    """Per λ the index (into ``test.llms``) of the LLM the router picks for each test row."""
+    names, Q, C, _ = router.predict_features(X, F)
+    choices = {}
+    for lam in lambdas:
+        idx = router.choose_indices(Q, C, lam, c_ref)
+        choices[lam] = np.array([test.llms.index(names[i]) for i in idx])
+    return choices
