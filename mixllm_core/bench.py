@@ -37,7 +37,7 @@ class RouterRun:
     """One router's choices: per λ (None for λ-free routers) the chosen LLM index per test query."""
 
     name: str
-    choices: dict[float | None, np.ndarray]
+    choices: dict[Any, np.ndarray]
     points: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -63,8 +63,15 @@ def _fixed_encoder_time(encoder: QueryEncoder, texts: Sequence[str]) -> np.ndarr
     return np.array(times)
 
 
-def _baseline_runs(train: RoutingData, test: RoutingData, Xtr: np.ndarray, Xte: np.ndarray,
-                   lambdas: Sequence[float], c_ref: float, seed: int) -> list[RouterRun]:
+def _baseline_runs(
+    train: RoutingData,
+    test: RoutingData,
+    Xtr: np.ndarray,
+    Xte: np.ndarray,
+    lambdas: Sequence[float],
+    c_ref: float,
+    seed: int,
+) -> list[RouterRun]:
     """Single LLMs, random, oracle, RouterBench's KNN and MLP routers and a cost-aware KNN."""
     from sklearn.neighbors import KNeighborsRegressor
     from sklearn.neural_network import MLPRegressor
@@ -81,7 +88,7 @@ def _baseline_runs(train: RoutingData, test: RoutingData, Xtr: np.ndarray, Xte: 
     mean_cost = np.nanmean(train_cost, axis=0)
 
     def sweep(name: str, Q: np.ndarray, C: np.ndarray) -> RouterRun:
-        choices = {}
+        choices: dict[Any, np.ndarray] = {}
         for lam in lambdas:
             s = lam / (1 + lam) * Q - 1 / (1 + lam) * C / c_ref
             choices[lam] = np.argmax(s, axis=1)
@@ -89,40 +96,75 @@ def _baseline_runs(train: RoutingData, test: RoutingData, Xtr: np.ndarray, Xte: 
 
     knn = KNeighborsRegressor(n_neighbors=min(40, len(train))).fit(Xtr, train.quality)
     runs.append(sweep("knn", knn.predict(Xte), np.tile(mean_cost, (n, 1))))
-    mlp_q = np.column_stack([
-        np.clip(MLPRegressor(hidden_layer_sizes=(100,), max_iter=300, early_stopping=True,
-                             random_state=seed).fit(Xtr, train.quality[:, j]).predict(Xte), 0, 1)
-        for j in range(m)
-    ])
+    mlp_q = np.column_stack(
+        [
+            np.clip(
+                MLPRegressor(
+                    hidden_layer_sizes=(100,), max_iter=300, early_stopping=True, random_state=seed
+                )
+                .fit(Xtr, train.quality[:, j])
+                .predict(Xte),
+                0,
+                1,
+            )
+            for j in range(m)
+        ]
+    )
     runs.append(sweep("mlp", mlp_q, np.tile(mean_cost, (n, 1))))
     knn_cost = KNeighborsRegressor(n_neighbors=min(40, len(train))).fit(Xtr, train_cost)
     runs.append(sweep("knn-cost", knn.predict(Xte), knn_cost.predict(Xte)))
     return runs
 
 
-def _online_runs(fresh: Callable[[], MixLLMRouter], train: RoutingData, test: RoutingData,
-                 Xte: np.ndarray, Fte: np.ndarray, lambdas: Sequence[float], c_ref: float,
-                 stream_lam: float, seed: int, show: bool) -> tuple[list[RouterRun], dict[str, Any]]:
+def _online_runs(
+    fresh: Callable[[], MixLLMRouter],
+    train: RoutingData,
+    test: RoutingData,
+    Xte: np.ndarray,
+    Fte: np.ndarray,
+    lambdas: Sequence[float],
+    c_ref: float,
+    stream_lam: float,
+    seed: int,
+    show: bool,
+) -> tuple[list[RouterRun], dict[str, Any]]:
     """The paper's continual-learning replay: 30% offline, 70% streamed with feedback."""
     from .replay import FEEDBACK_KINDS, evaluate_choices, split_offline_stream, stream_feedback
 
     offline, stream = split_offline_stream(train, 0.3, seed)
-    runs, info = [], {"offline_rows": len(offline), "stream_rows": len(stream),
-                      "stream_lambda": stream_lam, "streams": {}}
+    streams: dict[str, Any] = {}
+    runs: list[RouterRun] = []
+    info = {
+        "offline_rows": len(offline),
+        "stream_rows": len(stream),
+        "stream_lambda": stream_lam,
+        "streams": streams,
+    }
     for kind in FEEDBACK_KINDS:
         router = fresh().fit(offline)
         bar = _progress(len(stream), f"stream ({kind} feedback)", show)
         report = stream_feedback(router, stream, kind, lam=stream_lam, progress=bar)
         bar.close()
-        info["streams"][kind] = report.summary()
-        runs.append(RouterRun(f"online-{kind}", evaluate_choices(router, test, Xte, Fte, lambdas, c_ref)))
+        streams[kind] = report.summary()
+        runs.append(
+            RouterRun(f"online-{kind}", evaluate_choices(router, test, Xte, Fte, lambdas, c_ref))
+        )
     return runs, info
 
 
-def _pool_change_runs(fresh: Callable[[], MixLLMRouter], train: RoutingData, test: RoutingData,
-                      Xte: np.ndarray, Fte: np.ndarray, lambdas: Sequence[float], c_ref: float,
-                      stream_lam: float, held_out: str, seed: int,
-                      show: bool) -> tuple[list[RouterRun], dict[str, Any]]:
+def _pool_change_runs(
+    fresh: Callable[[], MixLLMRouter],
+    train: RoutingData,
+    test: RoutingData,
+    Xte: np.ndarray,
+    Fte: np.ndarray,
+    lambdas: Sequence[float],
+    c_ref: float,
+    stream_lam: float,
+    held_out: str,
+    seed: int,
+    show: bool,
+) -> tuple[list[RouterRun], dict[str, Any]]:
     """``held_out`` is unknown offline and joins after 30% of the stream (refined feedback)."""
     from .replay import evaluate_choices, split_offline_stream, stream_feedback
 
@@ -138,14 +180,22 @@ def _pool_change_runs(fresh: Callable[[], MixLLMRouter], train: RoutingData, tes
     for label, add in (("without", None), ("added", (at, lambda r: r.add_llm(spec or held_out)))):
         router = fresh().fit(offline.select_llms(others))
         bar = _progress(len(stream), f"stream ({label} {held_out})", show)
-        report = stream_feedback(router, stream, "refined", lam=stream_lam, add_llm=add, progress=bar)
+        report = stream_feedback(
+            router, stream, "refined", lam=stream_lam, add_llm=add, progress=bar
+        )
         bar.close()
         tail = int(round(0.8 * len(stream)))
-        info[label] = {**report.summary(),
-                       "share_after_add_first_10pct": report.share(held_out, at, at + len(stream) // 10),
-                       "share_last_20pct": report.share(held_out, tail)}
-        runs.append(RouterRun(f"pool-{label}-{held_out.split('/')[-1]}",
-                              evaluate_choices(router, test, Xte, Fte, lambdas, c_ref)))
+        info[label] = {
+            **report.summary(),
+            "share_after_add_first_10pct": report.share(held_out, at, at + len(stream) // 10),
+            "share_last_20pct": report.share(held_out, tail),
+        }
+        runs.append(
+            RouterRun(
+                f"pool-{label}-{held_out.split('/')[-1]}",
+                evaluate_choices(router, test, Xte, Fte, lambdas, c_ref),
+            )
+        )
     return runs, info
 
 
@@ -153,30 +203,41 @@ def _score_run(run: RouterRun, test: RoutingData) -> None:
     rows = np.arange(len(test))
     cost = test.cost if test.cost is not None else np.zeros_like(test.quality)
     run.points = [
-        {"lambda": lam, "cost": float(cost[rows, idx].mean()), "quality": float(test.quality[rows, idx].mean())}
+        {
+            "lambda": lam,
+            "cost": float(cost[rows, idx].mean()),
+            "quality": float(test.quality[rows, idx].mean()),
+        }
         for lam, idx in run.choices.items()
     ]
 
 
-def _router_metrics(run: RouterRun, ref_cost: float, ref_quality: float, max_cost: float) -> dict[str, Any]:
+def _router_metrics(
+    run: RouterRun, ref_cost: float, ref_quality: float, max_cost: float
+) -> dict[str, Any]:
     costs = [p["cost"] for p in run.points]
     quals = [p["quality"] for p in run.points]
     reach = cost_to_reach(costs, quals, 0.97 * ref_quality)
     return {
         "points": run.points,
         "aiq": aiq(costs, quals, max_cost),
-        "quality_pct_at_25pct_cost": 100 * quality_at_cost(costs, quals, 0.25 * ref_cost) / ref_quality,
+        "quality_pct_at_25pct_cost": 100
+        * quality_at_cost(costs, quals, 0.25 * ref_cost)
+        / ref_quality,
         "cost_pct_to_reach_97pct": None if reach is None else 100 * reach / ref_cost,
         "max_quality_pct": 100 * max(quals) / ref_quality,
     }
 
 
-def _timings(router: MixLLMRouter, texts: Sequence[str], timing_encoder: QueryEncoder,
-             n_timed: int) -> dict[str, Any]:
+def _timings(
+    router: MixLLMRouter, texts: Sequence[str], timing_encoder: QueryEncoder, n_timed: int
+) -> dict[str, Any]:
     """Per-stage routing time per query (embedding measured on an uncached encoder)."""
     texts = list(texts)[:n_timed]
     names = router.llms
-    encode, predict, decide, total = [], [], [], []
+    encode: list[float] = []
+    predict: list[float] = []
+    decide: list[float] = []
     for t in texts:
         t0 = time.perf_counter()
         X, F = router._features([t])  # cached: this is the cache lookup, not a forward pass
@@ -185,14 +246,19 @@ def _timings(router: MixLLMRouter, texts: Sequence[str], timing_encoder: QueryEn
         t2 = time.perf_counter()
         router._decide(names, Q[0], C[0], U[0], router.policy, router.c_ref(C), frozenset())
         t3 = time.perf_counter()
-        encode.append(t1 - t0), predict.append(t2 - t1), decide.append(t3 - t2), total.append(t3 - t0)
+        encode.append(t1 - t0)
+        predict.append(t2 - t1)
+        decide.append(t3 - t2)
     embed = _fixed_encoder_time(timing_encoder, texts[: max(1, n_timed // 4)])
     t0 = time.perf_counter()
     router.route_batch(texts)
     batch_s = time.perf_counter() - t0
 
-    def pct(a: Sequence[float]) -> dict[str, float]:
-        return {"p50_ms": 1e3 * float(np.percentile(a, 50)), "p99_ms": 1e3 * float(np.percentile(a, 99))}
+    def pct(a: Sequence[float] | np.ndarray) -> dict[str, float]:
+        return {
+            "p50_ms": 1e3 * float(np.percentile(a, 50)),
+            "p99_ms": 1e3 * float(np.percentile(a, 99)),
+        }
 
     no_embed = np.array(predict) + np.array(decide)
     with_embed = no_embed[: len(embed)] + embed
@@ -214,12 +280,16 @@ def _write_decisions(path: Path, runs: Sequence[RouterRun], test: RoutingData) -
     frames = []
     for run in runs:
         for lam, idx in run.choices.items():
-            frames.append(pd.DataFrame({
-                "router": run.name,
-                "lambda": "" if lam is None else repr(float(lam)),
-                "sample_id": test.sample_ids,
-                "model": [test.llms[i] for i in idx],
-            }))
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "router": run.name,
+                        "lambda": "" if lam is None else repr(float(lam)),
+                        "sample_id": test.sample_ids,
+                        "model": [test.llms[i] for i in idx],
+                    }
+                )
+            )
     pd.concat(frames, ignore_index=True).to_csv(path, index=False)
 
 
@@ -237,8 +307,14 @@ def _plot(path: Path, summary: dict[str, Any], title: str) -> None:
         pts = sorted((p["cost"], p["quality"]) for p in info["points"])
         xs, ys = zip(*pts)
         style = "o-" if len(pts) > 1 else "*"
-        ax.plot(xs, ys, style, label=name, markersize=4 if len(pts) > 1 else 12,
-                linewidth=2.5 if name == "mixllm" else 1.0)
+        ax.plot(
+            xs,
+            ys,
+            style,
+            label=name,
+            markersize=4 if len(pts) > 1 else 12,
+            linewidth=2.5 if name == "mixllm" else 1.0,
+        )
     for name, info in singles.items():
         p = info["points"][0]
         ax.scatter(p["cost"], p["quality"], marker="s", color="grey", s=18)
@@ -265,19 +341,28 @@ def format_table(summary: dict[str, Any]) -> str:
     ]
     rows = sorted(summary["routers"].items(), key=lambda kv: -kv[1]["aiq"])
     for name, r in rows:
-        reach = "-" if r["cost_pct_to_reach_97pct"] is None else f"{r['cost_pct_to_reach_97pct']:.2f}"
-        lines.append(f"{name:<42} {r['aiq']:>7.4f} {r['quality_pct_at_25pct_cost']:>12.2f} "
-                     f"{reach:>15} {r['max_quality_pct']:>7.2f}")
+        reach = (
+            "-" if r["cost_pct_to_reach_97pct"] is None else f"{r['cost_pct_to_reach_97pct']:.2f}"
+        )
+        lines.append(
+            f"{name:<42} {r['aiq']:>7.4f} {r['quality_pct_at_25pct_cost']:>12.2f} "
+            f"{reach:>15} {r['max_quality_pct']:>7.2f}"
+        )
     t = summary.get("timing", {})
     if t:
         lines.append(
             "routing time per query: without embedding p50 {:.3f} ms / p99 {:.3f} ms; embedding p50 "
             "{:.1f} ms / p99 {:.1f} ms; with embedding p50 {:.1f} ms; batch {:.0f} q/s (cached "
             "embeddings); training {:.2f} s".format(
-                t["route_without_embedding"]["p50_ms"], t["route_without_embedding"]["p99_ms"],
-                t["embedding"]["p50_ms"], t["embedding"]["p99_ms"],
-                t["route_with_embedding"]["p50_ms"], t["batch_throughput_qps_cached_embeddings"],
-                summary["training_time_s"]))
+                t["route_without_embedding"]["p50_ms"],
+                t["route_without_embedding"]["p99_ms"],
+                t["embedding"]["p50_ms"],
+                t["embedding"]["p99_ms"],
+                t["route_with_embedding"]["p50_ms"],
+                t["batch_throughput_qps_cached_embeddings"],
+                summary["training_time_s"],
+            )
+        )
     return "\n".join(lines)
 
 
@@ -353,13 +438,24 @@ def run_bench(
             return r
 
         if online:
-            online_runs, extra["online"] = _online_runs(fresh, train, test, Xte, Fte, lambdas, c_ref,
-                                                        stream_lam, seed, show_progress)
+            online_runs, extra["online"] = _online_runs(
+                fresh, train, test, Xte, Fte, lambdas, c_ref, stream_lam, seed, show_progress
+            )
             runs += online_runs
         if pool_change:
-            pool_runs, extra["pool_change"] = _pool_change_runs(fresh, train, test, Xte, Fte, lambdas,
-                                                                c_ref, stream_lam, pool_change, seed,
-                                                                show_progress)
+            pool_runs, extra["pool_change"] = _pool_change_runs(
+                fresh,
+                train,
+                test,
+                Xte,
+                Fte,
+                lambdas,
+                c_ref,
+                stream_lam,
+                pool_change,
+                seed,
+                show_progress,
+            )
             runs += pool_runs
     for run in runs:
         _score_run(run, test)
@@ -378,7 +474,9 @@ def run_bench(
     bar.update()
     bar.close()
     summary: dict[str, Any] = {
-        "data": data.source if data.source == "synthetic" else str(getattr(data, "path", data.source)),
+        "data": data.source
+        if data.source == "synthetic"
+        else str(getattr(data, "path", data.source)),
         "synthetic": data.source == "synthetic",
         "n_train": len(train),
         "n_test": len(test),
@@ -388,11 +486,17 @@ def run_bench(
         "reference_quality": float(mean_q[r]),
         "reference_cost": float(mean_cost[r]),
         "max_single_llm_cost": max_cost,
-        "routers": {run.name: _router_metrics(run, float(mean_cost[r]), float(mean_q[r]), max_cost) for run in runs},
+        "routers": {
+            run.name: _router_metrics(run, float(mean_cost[r]), float(mean_q[r]), max_cost)
+            for run in runs
+        },
         "timing": timing,
         "training_time_s": train_s,
         "embedding_time_s": embed_s,
-        "router_config": {"quality_model": router.quality_model, "encoder": router.encoder.get_config()},
+        "router_config": {
+            "quality_model": router.quality_model,
+            "encoder": router.encoder.get_config(),
+        },
         **extra,
     }
     _write_decisions(out / "decisions.csv", runs, test)

@@ -25,7 +25,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--trust-pickle", action="store_true", help="allow a .pkl data file you trust")
     t.add_argument("--seed", type=int, default=0)
 
-    b = sub.add_parser("bench", help="benchmark mixllm against baselines (synthetic data by default)")
+    b = sub.add_parser(
+        "bench", help="benchmark mixllm against baselines (synthetic data by default)"
+    )
     b.add_argument("--data", default=None, help="routing data file; omit for the synthetic world")
     b.add_argument("--out", default="bench-out", help="output directory")
     b.add_argument("--reference", default=None, help="reference LLM (default: the most expensive)")
@@ -34,13 +36,23 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--n-timed", type=int, default=200, help="queries timed for routing latency")
     b.add_argument("--cache-dir", default=None, help="embedding cache (default ~/.cache/mixllm)")
     b.add_argument("--no-progress", action="store_true")
-    b.add_argument("--online", action="store_true",
-                   help="also replay 70%% of the training rows with none/refined/binary feedback")
-    b.add_argument("--pool-change", default=None, metavar="LLM",
-                   help="also replay with LLM held out and added after 30%% of the stream")
+    b.add_argument(
+        "--online",
+        action="store_true",
+        help="also replay 70%% of the training rows with none/refined/binary feedback",
+    )
+    b.add_argument(
+        "--pool-change",
+        default=None,
+        metavar="LLM",
+        help="also replay with LLM held out and added after 30%% of the stream",
+    )
     b.add_argument("--stream-lam", type=float, default=5.0, help="λ while streaming")
-    sim = sub.add_parser("simulate", help="a Poisson query stream against a pool with limited "
-                         "concurrency, routed with and without the latency penalty")
+    sim = sub.add_parser(
+        "simulate",
+        help="a Poisson query stream against a pool with limited "
+        "concurrency, routed with and without the latency penalty",
+    )
     sim.add_argument("--data", default=None, help="routing data file; omit for the synthetic world")
     sim.add_argument("--out", default="simulate-out", help="output directory (simulate.json)")
     sim.add_argument("--rate", type=float, default=1.5, help="arrivals per second")
@@ -71,12 +83,21 @@ def _simulate(args: argparse.Namespace) -> int:
     train, test = data.train_test_split(seed=args.seed)
     encoder = cached_encoder(data, args.cache_dir)
     router = MixLLMRouter(encoder=encoder, quality_model=args.quality_model, seed=args.seed).fit(
-        train, show_progress=True)
+        train, show_progress=True
+    )
     encoder.encode(test.queries, show_progress=True)
     encoder.save_cache()
     result = compare_penalty(
-        router, test, lam=args.lam, rate_qps=args.rate, n_queries=args.n, tau=args.tau,
-        beta=args.beta, gamma=args.gamma, xi=args.xi, seed=args.seed,
+        router,
+        test,
+        lam=args.lam,
+        rate_qps=args.rate,
+        n_queries=args.n,
+        tau=args.tau,
+        beta=args.beta,
+        gamma=args.gamma,
+        xi=args.xi,
+        seed=args.seed,
         profiles=default_profiles(router, args.concurrency, args.speed),
     )
     result["data"] = "synthetic" if data.source == "synthetic" else str(args.data)
@@ -101,19 +122,31 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             data = load_routing_data(args.data, trust_pickle=args.trust_pickle)
             train, _ = (data, None) if data.split is None else data.train_test_split(seed=args.seed)
-            router = MixLLMRouter(quality_model=args.quality_model, seed=args.seed,
-                                  policy=DecisionPolicy(lam=args.lam))
+            router = MixLLMRouter(
+                quality_model=args.quality_model,
+                seed=args.seed,
+                policy=DecisionPolicy(lam=args.lam),
+            )
             router.fit(train, show_progress=True)
             path = router.save(args.out)
-            print(f"saved a router over {len(router.llms)} LLMs ({', '.join(router.llms)}) to {path}")
+            print(
+                f"saved a router over {len(router.llms)} LLMs ({', '.join(router.llms)}) to {path}"
+            )
             return 0
         from .bench import format_table, run_bench
         from .router import MixLLMRouter
 
         result = run_bench(
-            args.data, args.out, reference=args.reference, seed=args.seed, n_timed=args.n_timed,
-            show_progress=not args.no_progress, cache_dir=args.cache_dir, online=args.online,
-            pool_change=args.pool_change, stream_lam=args.stream_lam,
+            args.data,
+            args.out,
+            reference=args.reference,
+            seed=args.seed,
+            n_timed=args.n_timed,
+            show_progress=not args.no_progress,
+            cache_dir=args.cache_dir,
+            online=args.online,
+            pool_change=args.pool_change,
+            stream_lam=args.stream_lam,
             make_router=lambda: MixLLMRouter(quality_model=args.quality_model, seed=args.seed),
         )
         print(format_table(result.summary))

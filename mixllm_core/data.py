@@ -194,7 +194,9 @@ class RoutingData:
             specs={n: s for n, s in self.specs.items() if n in names},
         )
 
-    def train_test_split(self, test_size: float = 0.2, seed: int = 0) -> tuple[RoutingData, RoutingData]:
+    def train_test_split(
+        self, test_size: float = 0.2, seed: int = 0
+    ) -> tuple[RoutingData, RoutingData]:
         """Rows marked ``split == "test"`` when there are any, else a seeded random split."""
         if self.split is not None and "test" in self.split:
             train = [i for i, s in enumerate(self.split) if s == "train"]
@@ -268,7 +270,9 @@ def _from_routerbench_frame(df: Any, *, drop_incomplete: bool, source: str) -> R
             f"RouterBench data needs a 'prompt' column and a score column per model; missing "
             f"{(['prompt'] if 'prompt' not in df.columns else []) + missing}."
         )
-    incomplete = df[models].isna().any(axis=1) | df[[f"{m}|total_cost" for m in models]].isna().any(axis=1)
+    incomplete = df[models].isna().any(axis=1) | df[[f"{m}|total_cost" for m in models]].isna().any(
+        axis=1
+    )
     if incomplete.any():
         if not drop_incomplete:
             first = df.index[incomplete.to_numpy()][0]
@@ -284,8 +288,13 @@ def _from_routerbench_frame(df: Any, *, drop_incomplete: bool, source: str) -> R
     cost = df[[f"{m}|total_cost" for m in models]].to_numpy(dtype=float)
     out_tok = None
     if all(f"{m}|model_response" in df.columns for m in models):
-        out_tok = np.array([[estimate_tokens(_turns_to_text(r)) for r in df[f"{m}|model_response"]]
-                            for m in models], dtype=float).T
+        out_tok = np.array(
+            [
+                [estimate_tokens(_turns_to_text(r)) for r in df[f"{m}|model_response"]]
+                for m in models
+            ],
+            dtype=float,
+        ).T
     return RoutingData(
         queries=queries,
         llms=models,
@@ -300,7 +309,9 @@ def _from_routerbench_frame(df: Any, *, drop_incomplete: bool, source: str) -> R
     )
 
 
-def effective_prices(queries: Sequence[str], llms: Sequence[str], cost: np.ndarray) -> dict[str, LLMSpec]:
+def effective_prices(
+    queries: Sequence[str], llms: Sequence[str], cost: np.ndarray
+) -> dict[str, LLMSpec]:
     """LLMSpecs with a per-input-token price that reproduces the observed costs (median ratio).
 
     For data that has per-call costs but no price table (RouterBench): the price makes a cost
@@ -308,8 +319,13 @@ def effective_prices(queries: Sequence[str], llms: Sequence[str], cost: np.ndarr
     """
     tokens = np.array([estimate_tokens(q) for q in queries], dtype=float)[:, None]
     ratio = np.where(np.isfinite(cost), cost / tokens * 1e6, np.nan)
-    return {m: LLMSpec(m, input_price=float(np.nanmedian(ratio[:, j])) if np.isfinite(ratio[:, j]).any() else 0.0)
-            for j, m in enumerate(llms)}
+    return {
+        m: LLMSpec(
+            m,
+            input_price=float(np.nanmedian(ratio[:, j])) if np.isfinite(ratio[:, j]).any() else 0.0,
+        )
+        for j, m in enumerate(llms)
+    }
 
 
 def load_routerbench(
@@ -363,7 +379,7 @@ def load_llmrouter(path: str | Path, *, prices: str | Path | None = None) -> Rou
     """
     path = Path(path)
     df = _read_table(path)
-    models = [c[len("score__"):] for c in df.columns if c.startswith("score__")]
+    models = [c[len("score__") :] for c in df.columns if c.startswith("score__")]
     if not models or "question" not in df.columns:
         raise DataFormatError(
             f"{str(path)!r} is not LLMRouter format: it needs 'question' and 'score__<model>' "
@@ -384,7 +400,9 @@ def load_llmrouter(path: str | Path, *, prices: str | Path | None = None) -> Rou
         llms=models,
         quality=df[[f"score__{m}" for m in models]].to_numpy(dtype=float),
         cost=(in_tok * price_in + out_tok * price_out) / 1e6,
-        sample_ids=[str(s) for s in (df["row_in_file"] if "row_in_file" in df.columns else range(len(df)))],
+        sample_ids=[
+            str(s) for s in (df["row_in_file"] if "row_in_file" in df.columns else range(len(df)))
+        ],
         tasks=list(df["task_name"].astype(str)) if "task_name" in df.columns else None,
         split=list(df["split"]) if "split" in df.columns else None,
         input_tokens=in_tok,

@@ -68,7 +68,9 @@ class DecisionPolicy:
             if value is not None:
                 check_non_negative(f"DecisionPolicy.{name}", value)
         if not self.budget_period_s > 0:
-            raise ConfigError(f"DecisionPolicy.budget_period_s must be > 0, got {self.budget_period_s!r}.")
+            raise ConfigError(
+                f"DecisionPolicy.budget_period_s must be > 0, got {self.budget_period_s!r}."
+            )
 
     @property
     def quality_weight(self) -> float:
@@ -137,8 +139,12 @@ class RoutingDecision:
 class BudgetTracker:
     """USD spent in the current budget period (thread-safe, injectable clock)."""
 
-    def __init__(self, budget: float | None, period_s: float = 3600.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        budget: float | None,
+        period_s: float = 3600.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.budget = budget
         self.period_s = period_s
         self.clock = clock
@@ -180,9 +186,16 @@ class DecisionMaker:
         self._rng = np.random.default_rng(seed)
         self._lock = threading.Lock()
 
-    def scores(self, quality: np.ndarray, cost: np.ndarray, c_ref: float, *,
-               uncertainty: np.ndarray | None = None, wait: np.ndarray | None = None,
-               policy: DecisionPolicy | None = None) -> np.ndarray:
+    def scores(
+        self,
+        quality: np.ndarray,
+        cost: np.ndarray,
+        c_ref: float,
+        *,
+        uncertainty: np.ndarray | None = None,
+        wait: np.ndarray | None = None,
+        policy: DecisionPolicy | None = None,
+    ) -> np.ndarray:
         """Scores ``s`` for predictions of shape ``(n, m)`` (or ``(m,)``)."""
         p = policy or self.policy
         s = p.quality_weight * quality - p.cost_weight * cost / max(c_ref, 1e-12)
@@ -210,10 +223,20 @@ class DecisionMaker:
             eligible = np.ones_like(scores, dtype=bool)
         return np.array([self.choose(s, e) for s, e in zip(scores, eligible)], dtype=int)
 
-    def decide(self, names: Sequence[str], quality: np.ndarray, cost: np.ndarray, c_ref: float, *,
-               uncertainty: np.ndarray | None = None, wait: np.ndarray | None = None,
-               service: np.ndarray | None = None, available: np.ndarray | None = None,
-               budget_left: float = math.inf, policy: DecisionPolicy | None = None) -> RoutingDecision:
+    def decide(
+        self,
+        names: Sequence[str],
+        quality: np.ndarray,
+        cost: np.ndarray,
+        c_ref: float,
+        *,
+        uncertainty: np.ndarray | None = None,
+        wait: np.ndarray | None = None,
+        service: np.ndarray | None = None,
+        available: np.ndarray | None = None,
+        budget_left: float = math.inf,
+        policy: DecisionPolicy | None = None,
+    ) -> RoutingDecision:
         """Route one query given every candidate's predictions (1-d arrays of length m)."""
         p = policy or self.policy
         m = len(names)
@@ -251,10 +274,22 @@ class DecisionMaker:
                 idx = int(np.argmin(np.where(avail, cost, np.inf)))
                 fallback = f"no candidate met the constraints; chose the cheapest ({names[idx]})"
         cands = tuple(
-            CandidateScore(llm=names[i], quality=float(quality[i]), cost=float(cost[i]),
-                           uncertainty=float(unc[i]), wait_s=float(w[i]), score=float(s[i]),
-                           eligible=bool(eligible[i]), reason=reasons[i])
+            CandidateScore(
+                llm=names[i],
+                quality=float(quality[i]),
+                cost=float(cost[i]),
+                uncertainty=float(unc[i]),
+                wait_s=float(w[i]),
+                score=float(s[i]),
+                eligible=bool(eligible[i]),
+                reason=reasons[i],
+            )
             for i in range(m)
         )
-        return RoutingDecision(decision_id=uuid.uuid4().hex, llm=names[idx], candidates=cands,
-                               lam=p.lam, fallback=fallback)
+        return RoutingDecision(
+            decision_id=uuid.uuid4().hex,
+            llm=names[idx],
+            candidates=cands,
+            lam=p.lam,
+            fallback=fallback,
+        )

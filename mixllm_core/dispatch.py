@@ -63,8 +63,15 @@ class Dispatcher:
         clock: Monotonic clock (injectable).
     """
 
-    def __init__(self, router: Any, *, max_attempts: int = 3, failure_threshold: int = 3,
-                 cooldown_s: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        router: Any,
+        *,
+        max_attempts: int = 3,
+        failure_threshold: int = 3,
+        cooldown_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if not isinstance(max_attempts, int) or max_attempts < 1:
             raise ConfigError(f"max_attempts must be an int >= 1, got {max_attempts!r}.")
         self.router = router
@@ -93,8 +100,15 @@ class Dispatcher:
                 self._cooldown_until[llm] = self.clock() + self.cooldown_s
 
     # ------------------------------------------------------------------ routing
-    def next_decision(self, query: Any, *, tried: Sequence[str] = (), pin: str | None = None,
-                      exclude: Iterable[str] = (), **route_kwargs: Any) -> RoutingDecision:
+    def next_decision(
+        self,
+        query: Any,
+        *,
+        tried: Sequence[str] = (),
+        pin: str | None = None,
+        exclude: Iterable[str] = (),
+        **route_kwargs: Any,
+    ) -> RoutingDecision:
         """The decision for the next attempt: the pinned child, else the best not yet tried.
 
         ``exclude`` names children never to use for this query (e.g. ones without tool calling).
@@ -115,13 +129,20 @@ class Dispatcher:
             )
         return self.router.route(query, exclude=skip, **route_kwargs)
 
-    def _run(self, query: Any, pin: str | None, exclude: Iterable[str],
-             route_kwargs: dict[str, Any]) -> _Run:
+    def _run(
+        self, query: Any, pin: str | None, exclude: Iterable[str], route_kwargs: dict[str, Any]
+    ) -> _Run:
         return _Run(self, query, pin, frozenset(exclude), route_kwargs)
 
-    def call(self, query: Any, invoke: Callable[[str, RoutingDecision], T], *,
-             pin: str | None = None, exclude: Iterable[str] = (),
-             **route_kwargs: Any) -> DispatchResult:
+    def call(
+        self,
+        query: Any,
+        invoke: Callable[[str, RoutingDecision], T],
+        *,
+        pin: str | None = None,
+        exclude: Iterable[str] = (),
+        **route_kwargs: Any,
+    ) -> DispatchResult:
         """Route ``query`` and return ``invoke(child_name, decision)``, falling back on failure."""
         run = self._run(query, pin, exclude, route_kwargs)
         while True:
@@ -133,9 +154,15 @@ class Dispatcher:
                 continue
             return run.succeed(value)
 
-    async def acall(self, query: Any, invoke: Callable[[str, RoutingDecision], Awaitable[T]], *,
-                    pin: str | None = None, exclude: Iterable[str] = (),
-                    **route_kwargs: Any) -> DispatchResult:
+    async def acall(
+        self,
+        query: Any,
+        invoke: Callable[[str, RoutingDecision], Awaitable[T]],
+        *,
+        pin: str | None = None,
+        exclude: Iterable[str] = (),
+        **route_kwargs: Any,
+    ) -> DispatchResult:
         """Async :meth:`call`."""
         run = self._run(query, pin, exclude, route_kwargs)
         while True:
@@ -147,10 +174,16 @@ class Dispatcher:
                 continue
             return run.succeed(value)
 
-    def stream(self, query: Any, open_stream: Callable[[str, RoutingDecision], Iterator[T]], *,
-               pin: str | None = None, exclude: Iterable[str] = (),
-               on_done: Callable[[DispatchResult], None] | None = None,
-               **route_kwargs: Any) -> Iterator[tuple[RoutingDecision, T]]:
+    def stream(
+        self,
+        query: Any,
+        open_stream: Callable[[str, RoutingDecision], Iterator[T]],
+        *,
+        pin: str | None = None,
+        exclude: Iterable[str] = (),
+        on_done: Callable[[DispatchResult], None] | None = None,
+        **route_kwargs: Any,
+    ) -> Iterator[tuple[RoutingDecision, T]]:
         """Yield ``(decision, chunk)``; falls back only while no chunk has been yielded.
 
         ``on_done`` receives the :class:`DispatchResult` (value None) once the stream ends. A
@@ -175,11 +208,16 @@ class Dispatcher:
             finally:
                 run.abandon()
 
-    async def astream(self, query: Any,
-                      open_stream: Callable[[str, RoutingDecision], AsyncIterator[T]], *,
-                      pin: str | None = None, exclude: Iterable[str] = (),
-                      on_done: Callable[[DispatchResult], None] | None = None,
-                      **route_kwargs: Any) -> AsyncIterator[tuple[RoutingDecision, T]]:
+    async def astream(
+        self,
+        query: Any,
+        open_stream: Callable[[str, RoutingDecision], AsyncIterator[T]],
+        *,
+        pin: str | None = None,
+        exclude: Iterable[str] = (),
+        on_done: Callable[[DispatchResult], None] | None = None,
+        **route_kwargs: Any,
+    ) -> AsyncIterator[tuple[RoutingDecision, T]]:
         """Async :meth:`stream`."""
         run = self._run(query, pin, exclude, route_kwargs)
         while True:
@@ -204,8 +242,14 @@ class Dispatcher:
 class _Run:
     """The attempts of one dispatched query: route, track, record, decide whether to go on."""
 
-    def __init__(self, dispatcher: Dispatcher, query: Any, pin: str | None,
-                 exclude: frozenset[str], route_kwargs: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        query: Any,
+        pin: str | None,
+        exclude: frozenset[str],
+        route_kwargs: dict[str, Any],
+    ) -> None:
         self.d = dispatcher
         self.query = query
         self.pin = pin
@@ -218,8 +262,9 @@ class _Run:
 
     def start(self) -> RoutingDecision:
         tried = [a.llm for a in self.attempts]
-        self.decision = self.d.next_decision(self.query, tried=tried, pin=self.pin,
-                                             exclude=self.exclude, **self.route_kwargs)
+        self.decision = self.d.next_decision(
+            self.query, tried=tried, pin=self.pin, exclude=self.exclude, **self.route_kwargs
+        )
         self.token = self.d.router.tracker.start(self.decision.llm)
         self.started = self.d.clock()
         return self.decision
@@ -230,8 +275,14 @@ class _Run:
         self.token = None
         latency = self.d.clock() - self.started
         self.d._record(self.decision.llm, error is None)
-        self.attempts.append(Attempt(self.decision.llm, self.decision.decision_id, latency,
-                                     "" if error is None else f"{type(error).__name__}: {error}"))
+        self.attempts.append(
+            Attempt(
+                self.decision.llm,
+                self.decision.decision_id,
+                latency,
+                "" if error is None else f"{type(error).__name__}: {error}",
+            )
+        )
         return latency
 
     def fail(self, exc: Exception, *, final: bool = False) -> None:

@@ -137,7 +137,10 @@ class SentenceEncoder:
                     if self.window == "tail":
                         model.tokenizer.truncation_side = "left"
                     self._model = model
-                    get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+                    get_dim = (
+                        getattr(model, "get_embedding_dimension", None)
+                        or model.get_sentence_embedding_dimension
+                    )
                     self._dim = int(get_dim())
         return self._model
 
@@ -152,7 +155,7 @@ class SentenceEncoder:
         """The part of ``text`` the model reads."""
         if self.max_chars is None or len(text) <= self.max_chars:
             return text
-        return text[-self.max_chars:] if self.window == "tail" else text[: self.max_chars]
+        return text[-self.max_chars :] if self.window == "tail" else text[: self.max_chars]
 
     # ------------------------------------------------------------------ encode
     def encode(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
@@ -176,7 +179,11 @@ class SentenceEncoder:
                 for k, v in zip(todo, vectors):
                     self._cache[k] = v
                 self._dirty = True
-        out = np.stack([self._cache[k] for k in keys]) if keys else np.zeros((0, self.dim), np.float32)
+        out = (
+            np.stack([self._cache[k] for k in keys])
+            if keys
+            else np.zeros((0, self.dim), np.float32)
+        )
         with self._lock:
             for k in keys:
                 self._cache.move_to_end(k)

@@ -45,8 +45,13 @@ class LatencyTracker:
         0
     """
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic, *, smoothing: float = 0.2,
-                 default_service_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        smoothing: float = 0.2,
+        default_service_s: float = 1.0,
+    ) -> None:
         if not 0 < smoothing <= 1:
             raise ConfigError(f"smoothing must be in (0, 1], got {smoothing!r}.")
         self.clock = clock
@@ -84,8 +89,11 @@ class LatencyTracker:
             elapsed = max(now - t0, 0.0)
             if ok:
                 old = self._service.get(llm)
-                self._service[llm] = elapsed if old is None else (
-                    self.smoothing * elapsed + (1 - self.smoothing) * old)
+                self._service[llm] = (
+                    elapsed
+                    if old is None
+                    else (self.smoothing * elapsed + (1 - self.smoothing) * old)
+                )
         return CallOutcome(llm=llm, latency_s=elapsed, ok=ok)
 
     @contextmanager
@@ -110,8 +118,9 @@ class LatencyTracker:
         """Seed or update the service time of ``llm`` without a tracked call."""
         with self._lock:
             old = self._service.get(llm)
-            self._service[llm] = seconds if old is None else (
-                self.smoothing * seconds + (1 - self.smoothing) * old)
+            self._service[llm] = (
+                seconds if old is None else (self.smoothing * seconds + (1 - self.smoothing) * old)
+            )
 
     def expected_wait(self, llm: str) -> float:
         """Seconds a new request to ``llm`` is expected to wait before it is served."""

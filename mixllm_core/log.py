@@ -67,15 +67,17 @@ class LoggedFeedback:
 class RoutingLog:
     """Interface of a routing log (see :class:`SQLiteLog` and :class:`MemoryLog`)."""
 
-    def add_decision(self, decision: RoutingDecision, query: str, x: np.ndarray,
-                     offline_quality: float) -> None:
+    def add_decision(
+        self, decision: RoutingDecision, query: str, x: np.ndarray, offline_quality: float
+    ) -> None:
         raise NotImplementedError
 
     def get_decision(self, decision_id: str) -> LoggedDecision | None:
         raise NotImplementedError
 
-    def add_feedback(self, decision_id: str, llm: str, score: float, kind: str, applied: bool,
-                     reason: str = "") -> int:
+    def add_feedback(
+        self, decision_id: str, llm: str, score: float, kind: str, applied: bool, reason: str = ""
+    ) -> int:
         """Append one feedback; returns its sequence number."""
         raise NotImplementedError
 
@@ -145,26 +147,40 @@ class SQLiteLog(RoutingLog):
             self._conn.execute("COMMIT")
             return int(cur.lastrowid or 0)
 
-    def add_decision(self, decision: RoutingDecision, query: str, x: np.ndarray,
-                     offline_quality: float) -> None:
+    def add_decision(
+        self, decision: RoutingDecision, query: str, x: np.ndarray, offline_quality: float
+    ) -> None:
         self._write(
             "INSERT INTO decisions VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (decision.decision_id, decision.created_at, decision.llm, decision.lam,
-             decision.predicted_quality, offline_quality, decision.predicted_cost, query,
-             np.asarray(x, dtype=np.float32).tobytes(), json.dumps(decision.to_dict()["candidates"])),
+            (
+                decision.decision_id,
+                decision.created_at,
+                decision.llm,
+                decision.lam,
+                decision.predicted_quality,
+                offline_quality,
+                decision.predicted_cost,
+                query,
+                np.asarray(x, dtype=np.float32).tobytes(),
+                json.dumps(decision.to_dict()["candidates"]),
+            ),
         )
 
     def get_decision(self, decision_id: str) -> LoggedDecision | None:
         with self._lock:
             row = self._conn.execute(
                 "SELECT decision_id, llm, query, x, offline_quality FROM decisions WHERE decision_id=?",
-                (decision_id,)).fetchone()
+                (decision_id,),
+            ).fetchone()
         if row is None:
             return None
-        return LoggedDecision(row[0], row[1], row[2], np.frombuffer(row[3], dtype=np.float32), row[4])
+        return LoggedDecision(
+            row[0], row[1], row[2], np.frombuffer(row[3], dtype=np.float32), row[4]
+        )
 
-    def add_feedback(self, decision_id: str, llm: str, score: float, kind: str, applied: bool,
-                     reason: str = "") -> int:
+    def add_feedback(
+        self, decision_id: str, llm: str, score: float, kind: str, applied: bool, reason: str = ""
+    ) -> int:
         return self._write(
             "INSERT INTO feedback (decision_id, time, llm, score, kind, applied, reason) VALUES (?,?,?,?,?,?,?)",
             (decision_id, time.time(), llm, score, kind, int(applied), reason),
@@ -172,15 +188,24 @@ class SQLiteLog(RoutingLog):
 
     def has_feedback(self, decision_id: str) -> bool:
         with self._lock:
-            row = self._conn.execute("SELECT 1 FROM feedback WHERE decision_id=?", (decision_id,)).fetchone()
+            row = self._conn.execute(
+                "SELECT 1 FROM feedback WHERE decision_id=?", (decision_id,)
+            ).fetchone()
         return row is not None
 
     def add_outcome(self, decision_id: str, **fields: Any) -> None:
         self._write(
             "INSERT INTO outcomes (decision_id, time, latency_s, cost, input_tokens, output_tokens, error) "
             "VALUES (?,?,?,?,?,?,?)",
-            (decision_id, time.time(), fields.get("latency_s"), fields.get("cost"),
-             fields.get("input_tokens"), fields.get("output_tokens"), fields.get("error")),
+            (
+                decision_id,
+                time.time(),
+                fields.get("latency_s"),
+                fields.get("cost"),
+                fields.get("input_tokens"),
+                fields.get("output_tokens"),
+                fields.get("error"),
+            ),
         )
 
     def feedback(self, *, since_seq: int = 0) -> Iterator[LoggedFeedback]:
@@ -188,10 +213,21 @@ class SQLiteLog(RoutingLog):
             rows = self._conn.execute(
                 "SELECT f.seq, f.decision_id, f.llm, f.score, f.kind, f.applied, d.query, d.x, "
                 "d.offline_quality FROM feedback f JOIN decisions d USING (decision_id) "
-                "WHERE f.seq > ? ORDER BY f.seq", (since_seq,)).fetchall()
+                "WHERE f.seq > ? ORDER BY f.seq",
+                (since_seq,),
+            ).fetchall()
         for r in rows:
-            yield LoggedFeedback(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6],
-                                 np.frombuffer(r[7], dtype=np.float32), r[8])
+            yield LoggedFeedback(
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                bool(r[5]),
+                r[6],
+                np.frombuffer(r[7], dtype=np.float32),
+                r[8],
+            )
 
     def get_meta(self, key: str) -> str | None:
         with self._lock:
@@ -208,7 +244,11 @@ class SQLiteLog(RoutingLog):
                 cur = self._conn.execute(f"SELECT * FROM {table}")  # noqa: S608 - fixed names
                 cols = [c[0] for c in cur.description]
                 out[table] = [
-                    {c: (v.hex() if isinstance(v, bytes) else v) for c, v in zip(cols, row) if c != "x"}
+                    {
+                        c: (v.hex() if isinstance(v, bytes) else v)
+                        for c, v in zip(cols, row)
+                        if c != "x"
+                    }
                     for row in cur.fetchall()
                 ]
         return out
@@ -230,15 +270,27 @@ class MemoryLog(RoutingLog):
         self._outcomes: list[dict[str, Any]] = []
         self._meta: dict[str, str] = {}
 
-    def add_decision(self, decision: RoutingDecision, query: str, x: np.ndarray,
-                     offline_quality: float) -> None:
+    def add_decision(
+        self, decision: RoutingDecision, query: str, x: np.ndarray, offline_quality: float
+    ) -> None:
         with self._lock:
             self._decisions[decision.decision_id] = (
-                LoggedDecision(decision.decision_id, decision.llm, query,
-                               np.asarray(x, np.float32), offline_quality),
-                {"decision_id": decision.decision_id, "time": decision.created_at, "llm": decision.llm,
-                 "lam": decision.lam, "predicted_quality": decision.predicted_quality,
-                 "predicted_cost": decision.predicted_cost, "query": query},
+                LoggedDecision(
+                    decision.decision_id,
+                    decision.llm,
+                    query,
+                    np.asarray(x, np.float32),
+                    offline_quality,
+                ),
+                {
+                    "decision_id": decision.decision_id,
+                    "time": decision.created_at,
+                    "llm": decision.llm,
+                    "lam": decision.lam,
+                    "predicted_quality": decision.predicted_quality,
+                    "predicted_cost": decision.predicted_cost,
+                    "query": query,
+                },
             )
             while len(self._decisions) > self.max_decisions:
                 self._decisions.pop(next(iter(self._decisions)))
@@ -248,13 +300,23 @@ class MemoryLog(RoutingLog):
             entry = self._decisions.get(decision_id)
         return None if entry is None else entry[0]
 
-    def add_feedback(self, decision_id: str, llm: str, score: float, kind: str, applied: bool,
-                     reason: str = "") -> int:
+    def add_feedback(
+        self, decision_id: str, llm: str, score: float, kind: str, applied: bool, reason: str = ""
+    ) -> int:
         with self._lock:
             seq = len(self._feedback) + 1
-            self._feedback.append({"seq": seq, "decision_id": decision_id,
-                                   "time": time.time(), "llm": llm, "score": score, "kind": kind,
-                                   "applied": applied, "reason": reason})
+            self._feedback.append(
+                {
+                    "seq": seq,
+                    "decision_id": decision_id,
+                    "time": time.time(),
+                    "llm": llm,
+                    "score": score,
+                    "kind": kind,
+                    "applied": applied,
+                    "reason": reason,
+                }
+            )
             self._feedback_ids.add(decision_id)
             return seq
 
@@ -276,8 +338,17 @@ class MemoryLog(RoutingLog):
             if entry is None:
                 continue
             d = entry[0]
-            yield LoggedFeedback(r["seq"], r["decision_id"], r["llm"], r["score"], r["kind"],
-                                 r["applied"], d.query, d.x, d.offline_quality)
+            yield LoggedFeedback(
+                r["seq"],
+                r["decision_id"],
+                r["llm"],
+                r["score"],
+                r["kind"],
+                r["applied"],
+                d.query,
+                d.x,
+                d.offline_quality,
+            )
 
     def get_meta(self, key: str) -> str | None:
         with self._lock:
@@ -289,5 +360,8 @@ class MemoryLog(RoutingLog):
 
     def rows(self) -> dict[str, list[dict[str, Any]]]:
         with self._lock:
-            return {"decisions": [e[1] for e in self._decisions.values()],
-                    "feedback": list(self._feedback), "outcomes": list(self._outcomes)}
+            return {
+                "decisions": [e[1] for e in self._decisions.values()],
+                "feedback": list(self._feedback),
+                "outcomes": list(self._outcomes),
+            }

@@ -62,7 +62,9 @@ def aiq(costs: Sequence[float], qualities: Sequence[float], max_cost: float) -> 
     return float(np.trapezoid(ys, grid_x) / max_cost) if len(grid_x) > 1 else 0.0
 
 
-def cost_to_reach(costs: Sequence[float], qualities: Sequence[float], target: float) -> float | None:
+def cost_to_reach(
+    costs: Sequence[float], qualities: Sequence[float], target: float
+) -> float | None:
     """Smallest mean cost whose hull quality reaches ``target``, or None if it never does."""
     hull = hull_points(costs, qualities)
     if len(hull) == 0 or hull[-1, 1] < target:

@@ -118,7 +118,9 @@ class OnlineHeads:
             if name not in self.names:
                 raise UnknownLLMError(name, self.names)
             i = self.names.index(name)
-            self.theta[i] = _sherman_morrison(self.A_inv[i], self.b[i], _with_bias(x)[0], float(target))
+            self.theta[i] = _sherman_morrison(
+                self.A_inv[i], self.b[i], _with_bias(x)[0], float(target)
+            )
             self.n_updates[i] += 1
 
     def predict(self, names: list[str], X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -63,11 +63,24 @@ def _write(router: MixLLMRouter, out: Path) -> None:
         q, c = router._quality[name], router._cost[name]
         entry: dict[str, Any] = {
             "spec": router.specs[name].to_dict(),
-            "quality": {"kind": q.kind, "params": q.params, "seed": q.seed, "mean": q.mean_,
-                        "n_samples": q.n_samples_, "n_features": q.n_features_in_, "file": None},
-            "cost": {"mode": c.mode, "input_price": c.input_price, "output_price": c.output_price,
-                     "output_tokens": c.output_tokens, "alpha": c.alpha,
-                     "coef": np.asarray(c.coef_).tolist(), "intercept": float(c.intercept_)},
+            "quality": {
+                "kind": q.kind,
+                "params": q.params,
+                "seed": q.seed,
+                "mean": q.mean_,
+                "n_samples": q.n_samples_,
+                "n_features": q.n_features_in_,
+                "file": None,
+            },
+            "cost": {
+                "mode": c.mode,
+                "input_price": c.input_price,
+                "output_price": c.output_price,
+                "output_tokens": c.output_tokens,
+                "alpha": c.alpha,
+                "coef": np.asarray(c.coef_).tolist(),
+                "intercept": float(c.intercept_),
+            },
         }
         if q.estimator_ is not None:
             entry["quality"]["file"] = f"quality/{_safe_name(i)}"
@@ -78,7 +91,7 @@ def _write(router: MixLLMRouter, out: Path) -> None:
     if heads is not None:
         idx = [heads.names.index(n) for n in router.specs]
         arrays = {"A_inv": heads.A_inv[idx], "b": heads.b[idx], "n_updates": heads.n_updates[idx]}
-    np.savez(out / "online.npz", **arrays)
+    np.savez(out / "online.npz", **arrays)  # type: ignore[arg-type]
     # offline training sets (for refit): unique X matrices once, y per LLM
     train_arrays: dict[str, np.ndarray] = {}
     x_ids: dict[int, int] = {}
@@ -90,7 +103,7 @@ def _write(router: MixLLMRouter, out: Path) -> None:
             train_arrays[f"X_{k}"] = X
             train_arrays[f"y_{i}"] = y
             train_map[name] = [k, i]
-    np.savez(out / "train.npz", **train_arrays)
+    np.savez(out / "train.npz", **train_arrays)  # type: ignore[arg-type]
     config = {
         "format_version": FORMAT_VERSION,
         "llms": llms,
@@ -137,7 +150,9 @@ def save_router(router: MixLLMRouter, directory: Path) -> Path:
 def _verify(directory: Path) -> dict[str, Any]:
     manifest_path = directory / "manifest.json"
     if not manifest_path.is_file():
-        raise CorruptStateError(f"{str(directory)!r} is not a saved router: manifest.json is missing.")
+        raise CorruptStateError(
+            f"{str(directory)!r} is not a saved router: manifest.json is missing."
+        )
     try:
         manifest = json.loads(manifest_path.read_text())
         files = dict(manifest["files"])
@@ -146,7 +161,9 @@ def _verify(directory: Path) -> dict[str, Any]:
     for rel, digest in files.items():
         path = directory / rel
         if ".." in Path(rel).parts or not path.is_file():
-            raise CorruptStateError(f"Saved router file {rel!r} is missing from {str(directory)!r}.")
+            raise CorruptStateError(
+                f"Saved router file {rel!r} is missing from {str(directory)!r}."
+            )
         if _sha256(path) != digest:
             raise CorruptStateError(
                 f"Saved router file {rel!r} in {str(directory)!r} does not match its checksum: "
@@ -183,8 +200,13 @@ def _encoder_from_config(config: dict[str, Any]) -> QueryEncoder:
     )
 
 
-def load_router(directory: Path, *, encoder: QueryEncoder | None = None,
-                tracker: LatencyTracker | None = None, log: Any = None) -> MixLLMRouter:
+def load_router(
+    directory: Path,
+    *,
+    encoder: QueryEncoder | None = None,
+    tracker: LatencyTracker | None = None,
+    log: Any = None,
+) -> MixLLMRouter:
     """Load a router written by :func:`save_router`, verifying every file first."""
     from .router import MixLLMRouter
 
@@ -222,10 +244,16 @@ def load_router(directory: Path, *, encoder: QueryEncoder | None = None,
             q.estimator_ = None if qc["file"] is None else _load_estimator(directory / qc["file"])
             q.train_fingerprint_ = (
                 _fingerprint(np.asarray(q.estimator_._fit_X, dtype=np.float32))
-                if q.kind == "knn" and q.estimator_ is not None else ""
+                if q.kind == "knn" and q.estimator_ is not None
+                else ""
             )
-            c = CostPredictor(cc["mode"], input_price=cc["input_price"], output_price=cc["output_price"],
-                              output_tokens=cc["output_tokens"], alpha=cc["alpha"])
+            c = CostPredictor(
+                cc["mode"],
+                input_price=cc["input_price"],
+                output_price=cc["output_price"],
+                output_tokens=cc["output_tokens"],
+                alpha=cc["alpha"],
+            )
             c.coef_, c.intercept_ = np.asarray(cc["coef"], dtype=float), float(cc["intercept"])
             router._quality[name], router._cost[name] = q, c
         if config["online_dim"] is not None:
@@ -241,5 +269,7 @@ def load_router(directory: Path, *, encoder: QueryEncoder | None = None,
     except CorruptStateError:
         raise
     except (KeyError, TypeError, ValueError, OSError) as exc:
-        raise CorruptStateError(f"Saved router in {str(directory)!r} is unreadable: {exc!r}") from exc
+        raise CorruptStateError(
+            f"Saved router in {str(directory)!r} is unreadable: {exc!r}"
+        ) from exc
     return router

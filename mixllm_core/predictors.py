@@ -27,7 +27,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
 
 
 def _fingerprint(X: np.ndarray) -> str:
-    return hashlib.sha1(np.ascontiguousarray(X).view(np.uint8)).hexdigest()
+    return hashlib.sha1(np.ascontiguousarray(X).tobytes()).hexdigest()
 
 
 def cost_features(X: np.ndarray, input_tokens: np.ndarray) -> np.ndarray:
@@ -50,6 +50,12 @@ class QualityPredictor:
         >>> QualityPredictor("linear").fit(X, y).predict(X[:2]).shape
         (2,)
     """
+
+    estimator_: Any
+    mean_: float
+    n_samples_: int
+    n_features_in_: int
+    train_fingerprint_: str
 
     def __init__(self, kind: str = "knn", *, seed: int = 0, **params: Any) -> None:
         check_choice("quality model kind", kind, QUALITY_KINDS)
@@ -89,19 +95,29 @@ class QualityPredictor:
             return Ridge(alpha=p["alpha"])
         if self.kind == "rf":
             return RandomForestRegressor(
-                n_estimators=p["n_estimators"], min_samples_leaf=p["min_samples_leaf"],
-                max_features=p["max_features"], random_state=self.seed, n_jobs=1,
+                n_estimators=p["n_estimators"],
+                min_samples_leaf=p["min_samples_leaf"],
+                max_features=p["max_features"],
+                random_state=self.seed,
+                n_jobs=1,
             )
         cls = MLPClassifier if binary else MLPRegressor
-        return cls(hidden_layer_sizes=tuple(p["hidden_layer_sizes"]), alpha=p["alpha"],
-                   max_iter=p["max_iter"], random_state=self.seed, early_stopping=n >= 50)
+        return cls(
+            hidden_layer_sizes=tuple(p["hidden_layer_sizes"]),
+            alpha=p["alpha"],
+            max_iter=p["max_iter"],
+            random_state=self.seed,
+            early_stopping=n >= 50,
+        )
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> QualityPredictor:
         """Fit on representations ``X`` (n, d) and observed qualities ``y`` (n,)."""
         X = np.asarray(X, dtype=np.float32)
         y = np.asarray(y, dtype=float)
         if X.ndim != 2 or y.shape != (X.shape[0],):
-            raise ConfigError(f"fit needs X of shape (n, d) and y of shape (n,); got {X.shape}, {y.shape}.")
+            raise ConfigError(
+                f"fit needs X of shape (n, d) and y of shape (n,); got {X.shape}, {y.shape}."
+            )
         if X.shape[0] == 0:
             raise ConfigError("fit needs at least one observation, got 0.")
         self.n_features_in_ = X.shape[1]
@@ -143,8 +159,15 @@ class CostPredictor:
     estimated input tokens and a fixed output length (cold start).
     """
 
-    def __init__(self, mode: str = "regress", *, input_price: float = 0.0,
-                 output_price: float = 0.0, output_tokens: float = 200.0, alpha: float = 1.0) -> None:
+    def __init__(
+        self,
+        mode: str = "regress",
+        *,
+        input_price: float = 0.0,
+        output_price: float = 0.0,
+        output_tokens: float = 200.0,
+        alpha: float = 1.0,
+    ) -> None:
         check_choice("cost mode", mode, ("regress", "tokens", "prior"))
         self.mode = mode
         self.input_price = float(input_price)
@@ -178,7 +201,11 @@ class CostPredictor:
         in_tok = np.expm1(F[:, 0])
         if self.mode == "regress":
             return np.exp(F @ self.coef_ + self.intercept_)
-        out_tok = self.output_tokens if self.mode == "prior" else np.maximum(F @ self.coef_ + self.intercept_, 1.0)
+        out_tok = (
+            self.output_tokens
+            if self.mode == "prior"
+            else np.maximum(F @ self.coef_ + self.intercept_, 1.0)
+        )
         return (in_tok * self.input_price + out_tok * self.output_price) / 1e6
 
 
@@ -200,7 +227,9 @@ class PredictorBank:
         from sklearn.linear_model import LogisticRegression, Ridge
 
         self._const = [i for i, p in enumerate(self.quality) if p.estimator_ is None]
-        logit = [i for i, p in enumerate(self.quality) if isinstance(p.estimator_, LogisticRegression)]
+        logit = [
+            i for i, p in enumerate(self.quality) if isinstance(p.estimator_, LogisticRegression)
+        ]
         ridge = [i for i, p in enumerate(self.quality) if isinstance(p.estimator_, Ridge)]
         self._linear = []
         for idx, link in ((logit, "logit"), (ridge, "identity")):
@@ -211,14 +240,20 @@ class PredictorBank:
         groups: dict[str, list[int]] = {}
         for i, p in enumerate(self.quality):
             if p.kind == "knn" and p.estimator_ is not None:
-                groups.setdefault(p.train_fingerprint_ + str(p.estimator_.get_params()), []).append(i)
+                groups.setdefault(p.train_fingerprint_ + str(p.estimator_.get_params()), []).append(
+                    i
+                )
         self._knn = []
         for idx in groups.values():
             est = self.quality[idx[0]].estimator_
             Y = np.stack([self.quality[i].estimator_._y for i in idx], axis=1).astype(float)
             X_fit = np.asarray(est._fit_X, dtype=np.float32)
             self._knn.append((np.array(idx), est, Y, X_fit, (X_fit * X_fit).sum(1)))
-        fast = set(self._const) | {i for g in self._linear for i in g[0]} | {i for g in self._knn for i in g[0]}
+        fast = (
+            set(self._const)
+            | {i for g in self._linear for i in g[0]}
+            | {i for g in self._knn for i in g[0]}
+        )
         self._slow = [i for i in range(self.m) if i not in fast]
         # cost: every mode is linear in the cost features, so one matrix product serves all
         fitted = [c for c in self.cost if c.mode != "prior"]
@@ -247,7 +282,11 @@ class PredictorBank:
             # (sklearn's kneighbors costs ~0.5 ms of validation per call on one query)
             d2 = np.maximum((X * X).sum(1)[:, None] + sq_fit[None, :] - 2.0 * (X @ X_fit.T), 0.0)
             k = est.n_neighbors
-            ind = np.argpartition(d2, k - 1, axis=1)[:, :k] if k < d2.shape[1] else np.tile(np.arange(d2.shape[1]), (len(X), 1))
+            ind = (
+                np.argpartition(d2, k - 1, axis=1)[:, :k]
+                if k < d2.shape[1]
+                else np.tile(np.arange(d2.shape[1]), (len(X), 1))
+            )
             dist = np.sqrt(np.take_along_axis(d2, ind, axis=1))
             if est.weights == "distance":
                 with np.errstate(divide="ignore"):
@@ -265,7 +304,11 @@ class PredictorBank:
 
     def predict_cost(self, F: np.ndarray) -> np.ndarray:
         """Predicted USD cost, ``(n, m)``, from cost features ``F`` (see :func:`cost_features`)."""
-        z = F @ self._cost_W + self._cost_b if self._cost_W.shape[0] else np.zeros((F.shape[0], self.m))
+        z = (
+            F @ self._cost_W + self._cost_b
+            if self._cost_W.shape[0]
+            else np.zeros((F.shape[0], self.m))
+        )
         in_tok = np.expm1(F[:, :1])
         out_tok = np.where(self._cost_mode == "prior", self._prior_out, np.maximum(z, 1.0))
         priced = (in_tok * self._price_in + out_tok * self._price_out) / 1e6

@@ -18,7 +18,13 @@ from .data import RoutingData
 from .errors import ConfigError, check_choice
 from .router import MixLLMRouter
 
-__all__ = ["FEEDBACK_KINDS", "StreamReport", "evaluate_choices", "split_offline_stream", "stream_feedback"]
+__all__ = [
+    "FEEDBACK_KINDS",
+    "StreamReport",
+    "evaluate_choices",
+    "split_offline_stream",
+    "stream_feedback",
+]
 
 FEEDBACK_KINDS = ("none", "refined", "binary")
 
@@ -38,11 +44,18 @@ class StreamReport:
         return sum(c == llm for c in window) / max(len(window), 1)
 
     def summary(self) -> dict[str, Any]:
-        return {"kind": self.kind, "n": len(self.chosen), "mean_quality": float(np.mean(self.quality)),
-                "mean_cost": float(np.mean(self.cost)), "added_at": self.added_at}
+        return {
+            "kind": self.kind,
+            "n": len(self.chosen),
+            "mean_quality": float(np.mean(self.quality)),
+            "mean_cost": float(np.mean(self.cost)),
+            "added_at": self.added_at,
+        }
 
 
-def split_offline_stream(train: RoutingData, offline_share: float = 0.3, seed: int = 0) -> tuple[RoutingData, RoutingData]:
+def split_offline_stream(
+    train: RoutingData, offline_share: float = 0.3, seed: int = 0
+) -> tuple[RoutingData, RoutingData]:
     """The paper's split of the training rows: ``offline_share`` to fit on, the rest to stream."""
     if not 0 < offline_share < 1:
         raise ConfigError(f"offline_share must be in (0, 1), got {offline_share!r}.")
@@ -101,8 +114,14 @@ def stream_feedback(
     return report
 
 
-def evaluate_choices(router: MixLLMRouter, test: RoutingData, X: np.ndarray, F: np.ndarray,
-                     lambdas: Sequence[float], c_ref: float) -> dict[float, np.ndarray]:
+def evaluate_choices(
+    router: MixLLMRouter,
+    test: RoutingData,
+    X: np.ndarray,
+    F: np.ndarray,
+    lambdas: Sequence[float],
+    c_ref: float,
+) -> dict[float, np.ndarray]:
     """Per λ the index (into ``test.llms``) of the LLM the router picks for each test row."""
     names, Q, C, _ = router.predict_features(X, F)
     choices = {}

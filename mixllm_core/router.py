@@ -148,8 +148,11 @@ class MixLLMRouter:
         self._train: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._feedback_seq = 0
         self.log: RoutingLog = (
-            log if isinstance(log, RoutingLog)
-            else SQLiteLog(log) if log is not None else MemoryLog(max_pending)
+            log
+            if isinstance(log, RoutingLog)
+            else SQLiteLog(log)
+            if log is not None
+            else MemoryLog(max_pending)
         )
         for spec in self.specs.values():
             self._set_prior(spec)
@@ -166,26 +169,39 @@ class MixLLMRouter:
     def _set_prior(self, spec: LLMSpec) -> None:
         priors = _prior_quality(list(self.specs.values()))
         for name, q0 in priors.items():
-            if name == spec.name or self._quality.get(name) is None or self._quality[name].n_samples_ == 0:
+            if (
+                name == spec.name
+                or self._quality.get(name) is None
+                or self._quality[name].n_samples_ == 0
+            ):
                 self._quality[name] = QualityPredictor.prior(q0, self.quality_model)
         self._cost[spec.name] = CostPredictor(
-            "prior", input_price=spec.input_price, output_price=spec.output_price,
+            "prior",
+            input_price=spec.input_price,
+            output_price=spec.output_price,
             output_tokens=ASSUMED_OUTPUT_TOKENS,
         )
         self._bank = None
 
-    def _fit_one(self, spec: LLMSpec, X: np.ndarray, F: np.ndarray, data: RoutingData, j: int) -> None:
+    def _fit_one(
+        self, spec: LLMSpec, X: np.ndarray, F: np.ndarray, data: RoutingData, j: int
+    ) -> None:
         self._quality[spec.name] = self._new_quality().fit(X, data.quality[:, j])
         out_tok = None if data.output_tokens is None else data.output_tokens[:, j]
         priced = (spec.input_price or spec.output_price) and data.input_tokens is not None
         if priced and out_tok is not None and np.isfinite(out_tok).any():
-            cost = CostPredictor("tokens", input_price=spec.input_price,
-                                 output_price=spec.output_price).fit(F, out_tok)
+            cost = CostPredictor(
+                "tokens", input_price=spec.input_price, output_price=spec.output_price
+            ).fit(F, out_tok)
         elif data.cost is not None and np.isfinite(data.cost[:, j]).any():
             cost = CostPredictor("regress").fit(F, data.cost[:, j])
         else:
-            cost = CostPredictor("prior", input_price=spec.input_price,
-                                 output_price=spec.output_price, output_tokens=ASSUMED_OUTPUT_TOKENS)
+            cost = CostPredictor(
+                "prior",
+                input_price=spec.input_price,
+                output_price=spec.output_price,
+                output_tokens=ASSUMED_OUTPUT_TOKENS,
+            )
         self._cost[spec.name] = cost
         self._remember_training(spec.name, X, data.quality[:, j])
 
@@ -196,8 +212,12 @@ class MixLLMRouter:
         """Keep each LLM's offline training set (X shared, not copied) for ``refit``."""
         self._train[name] = (X, np.asarray(y, dtype=float))
 
-    def _features(self, texts: Sequence[str], *, show_progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        X = np.asarray(self.encoder.encode(list(texts), show_progress=show_progress), dtype=np.float32)
+    def _features(
+        self, texts: Sequence[str], *, show_progress: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        X = np.asarray(
+            self.encoder.encode(list(texts), show_progress=show_progress), dtype=np.float32
+        )
         dims = {q.n_features_in_ for q in self._quality.values() if q.n_samples_ > 0}
         if dims and dims != {X.shape[1]}:
             raise ConfigError(
@@ -256,8 +276,9 @@ class MixLLMRouter:
         return self
 
     # ------------------------------------------------------------------ add / remove
-    def add_llm(self, spec: LLMSpec | str, data: RoutingData | None = None, *,
-                prior_scale: float = 4.0) -> MixLLMRouter:
+    def add_llm(
+        self, spec: LLMSpec | str, data: RoutingData | None = None, *, prior_scale: float = 4.0
+    ) -> MixLLMRouter:
         """Add an LLM at run time; only its own predictors are trained.
 
         With ``data`` holding a column for it, its predictors warm-start from that data; without,
@@ -271,7 +292,9 @@ class MixLLMRouter:
             if data is not None:
                 if spec.name not in data.llms:
                     del self.specs[spec.name]
-                    raise DataFormatError(f"The data has no column for {spec.name!r}; it has {data.llms}.")
+                    raise DataFormatError(
+                        f"The data has no column for {spec.name!r}; it has {data.llms}."
+                    )
                 X, F = self._features(data.queries)
                 self._fit_one(spec, X, F, data, data.llms.index(spec.name))
             else:
@@ -303,7 +326,9 @@ class MixLLMRouter:
                 raise EmptyPoolError("The pool is empty: add an LLM or fit on data first.")
             names = list(self.specs)
             if self._bank is None:
-                self._bank = PredictorBank([self._quality[n] for n in names], [self._cost[n] for n in names])
+                self._bank = PredictorBank(
+                    [self._quality[n] for n in names], [self._cost[n] for n in names]
+                )
             return names, self._bank
 
     def c_ref(self, cost: np.ndarray | None = None) -> float:
@@ -314,7 +339,9 @@ class MixLLMRouter:
             return float(np.nanmax(cost))
         return 1.0
 
-    def _predict_all(self, X: np.ndarray, F: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def _predict_all(
+        self, X: np.ndarray, F: np.ndarray
+    ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         names, bank = self._get_bank()
         Q_off = bank.predict_quality(X)
         C = bank.predict_cost(F)
@@ -325,7 +352,9 @@ class MixLLMRouter:
         Q = np.clip(Q_off + corr, 0.0, 1.0)
         return names, Q_off, Q, C, U
 
-    def predict_features(self, X: np.ndarray, F: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    def predict_features(
+        self, X: np.ndarray, F: np.ndarray
+    ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
         """Quality, cost and uncertainty ``(n, m)`` for precomputed features (the hot path)."""
         names, _, Q, C, U = self._predict_all(X, F)
         return names, Q, C, U
@@ -337,21 +366,48 @@ class MixLLMRouter:
         return {"llms": names, "quality": Q, "cost": C, "uncertainty": U}
 
     # ------------------------------------------------------------------ route
-    def _decide(self, names: list[str], q: np.ndarray, c: np.ndarray, u: np.ndarray,
-                policy: DecisionPolicy, c_ref: float, exclude: frozenset[str]) -> RoutingDecision:
+    def _decide(
+        self,
+        names: list[str],
+        q: np.ndarray,
+        c: np.ndarray,
+        u: np.ndarray,
+        policy: DecisionPolicy,
+        c_ref: float,
+        exclude: frozenset[str],
+    ) -> RoutingDecision:
         wait = np.array([self.tracker.expected_wait(n) for n in names])
-        service = np.array([self.tracker.service_time(n) for n in names]) if policy.tau is not None else None
+        service = (
+            np.array([self.tracker.service_time(n) for n in names])
+            if policy.tau is not None
+            else None
+        )
         available = np.array([n not in exclude for n in names])
-        return self.maker.decide(names, q, c, c_ref, uncertainty=u, wait=wait, service=service,
-                                 available=available, budget_left=self.budget.remaining(),
-                                 policy=policy)
+        return self.maker.decide(
+            names,
+            q,
+            c,
+            c_ref,
+            uncertainty=u,
+            wait=wait,
+            service=service,
+            available=available,
+            budget_left=self.budget.remaining(),
+            policy=policy,
+        )
 
     def _policy(self, lam: float | None, policy: DecisionPolicy | None) -> DecisionPolicy:
         p = policy or self.policy
         return p if lam is None else replace(p, lam=lam)
 
-    def route_batch(self, queries: Sequence[Query], *, lam: float | None = None,
-                    policy: DecisionPolicy | None = None, exclude: Iterable[str] = ()) -> list[RoutingDecision]:
+    def route_batch(
+        self,
+        queries: Sequence[Query],
+        *,
+        lam: float | None = None,
+        policy: DecisionPolicy | None = None,
+        exclude: Iterable[str] = (),
+    ) -> list[RoutingDecision]:
         """Route several queries with one encoder pass and one prediction call."""
         p = self._policy(lam, policy)
         excluded = frozenset(exclude)
@@ -368,8 +424,14 @@ class MixLLMRouter:
             decisions.append(d)
         return decisions
 
-    def route(self, query: Query, *, lam: float | None = None, policy: DecisionPolicy | None = None,
-              exclude: Iterable[str] = ()) -> RoutingDecision:
+    def route(
+        self,
+        query: Query,
+        *,
+        lam: float | None = None,
+        policy: DecisionPolicy | None = None,
+        exclude: Iterable[str] = (),
+    ) -> RoutingDecision:
         """Choose the LLM for one query (a string or chat messages).
 
         Args:
@@ -380,15 +442,18 @@ class MixLLMRouter:
         """
         return self.route_batch([query], lam=lam, policy=policy, exclude=exclude)[0]
 
-    def choose_indices(self, Q: np.ndarray, C: np.ndarray, lam: float, c_ref: float | None = None) -> np.ndarray:
+    def choose_indices(
+        self, Q: np.ndarray, C: np.ndarray, lam: float, c_ref: float | None = None
+    ) -> np.ndarray:
         """Vectorised choice for many queries at one λ (benchmarks; no constraints, no latency)."""
         p = replace(self.policy, lam=lam)
         S = self.maker.scores(Q, C, c_ref if c_ref is not None else self.c_ref(C), policy=p)
         return self.maker.choose_batch(S)
 
     # ------------------------------------------------------------------ feedback
-    def feedback(self, decision_id: str, *, score: float | None = None,
-                 thumbs: bool | None = None) -> FeedbackResult:
+    def feedback(
+        self, decision_id: str, *, score: float | None = None, thumbs: bool | None = None
+    ) -> FeedbackResult:
         """Learn from the outcome of a routed call.
 
         The feedback is written to the log first, then applied to the chosen LLM's online head
@@ -409,8 +474,11 @@ class MixLLMRouter:
                 raise FeedbackError(f"thumbs must be True or False, got {thumbs!r}.")
             value, kind = (1.0 if thumbs else 0.0), "binary"
         else:
-            if (isinstance(score, bool) or not isinstance(score, (int, float, np.floating))
-                    or not 0.0 <= float(score) <= 1.0):
+            if (
+                isinstance(score, bool)
+                or not isinstance(score, (int, float, np.floating))
+                or not 0.0 <= float(score) <= 1.0
+            ):
                 raise FeedbackError(f"score must be a number in [0, 1], got {score!r}.")
             value, kind = float(score), "refined"
         with self._lock:
@@ -422,7 +490,9 @@ class MixLLMRouter:
                     f"Unknown decision id {decision_id!r}: it was not made by this router (or its "
                     "log), or the in-memory log has dropped it."
                 )
-            reason = "" if logged.llm in self.specs else f"LLM {logged.llm!r} is no longer in the pool"
+            reason = (
+                "" if logged.llm in self.specs else f"LLM {logged.llm!r} is no longer in the pool"
+            )
             seq = self.log.add_feedback(decision_id, logged.llm, value, kind, not reason, reason)
             if not reason:
                 self._apply_feedback(logged.llm, logged.x, value - logged.offline_quality)
@@ -489,9 +559,16 @@ class MixLLMRouter:
         dims = [q.n_features_in_ for q in self._quality.values() if q.n_samples_ > 0]
         return dims[0] if dims else int(self.encoder.dim)
 
-    def record_outcome(self, decision_id: str, *, latency_s: float | None = None,
-                       cost: float | None = None, input_tokens: int | None = None,
-                       output_tokens: int | None = None, error: str | None = None) -> None:
+    def record_outcome(
+        self,
+        decision_id: str,
+        *,
+        latency_s: float | None = None,
+        cost: float | None = None,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+        error: str | None = None,
+    ) -> None:
         """Record what a routed call did (cost is charged to the budget).
 
         Outcomes go to the router's log (:attr:`log`).
@@ -500,8 +577,14 @@ class MixLLMRouter:
             if isinstance(cost, bool) or not isinstance(cost, (int, float)) or not cost >= 0:
                 raise ConfigError(f"cost must be a number >= 0 (USD), got {cost!r}.")
             self.budget.charge(cost)
-        self.log.add_outcome(decision_id, latency_s=latency_s, cost=cost, input_tokens=input_tokens,
-                             output_tokens=output_tokens, error=error)
+        self.log.add_outcome(
+            decision_id,
+            latency_s=latency_s,
+            cost=cost,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            error=error,
+        )
 
     def decision_llm(self, decision_id: str) -> str | None:
         """The LLM a logged decision chose, or None when the log does not know the id."""
@@ -516,9 +599,14 @@ class MixLLMRouter:
         return save_router(self, Path(directory))
 
     @classmethod
-    def load(cls, directory: str | Path, *, encoder: QueryEncoder | None = None,
-             tracker: LatencyTracker | None = None,
-             log: RoutingLog | str | Path | None = None) -> MixLLMRouter:
+    def load(
+        cls,
+        directory: str | Path,
+        *,
+        encoder: QueryEncoder | None = None,
+        tracker: LatencyTracker | None = None,
+        log: RoutingLog | str | Path | None = None,
+    ) -> MixLLMRouter:
         """Load a router saved with :meth:`save`; integrity is checked before anything is read.
 
         With ``log``, feedback logged after the save is replayed into the online heads.

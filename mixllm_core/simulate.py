@@ -38,8 +38,10 @@ class ServingProfile:
 
     def __post_init__(self) -> None:
         if self.concurrency < 1 or self.tokens_per_second <= 0 or self.base_latency_s < 0:
-            raise ConfigError(f"Invalid serving profile {self!r}: concurrency >= 1, speed > 0, "
-                              "base latency >= 0 are required.")
+            raise ConfigError(
+                f"Invalid serving profile {self!r}: concurrency >= 1, speed > 0, "
+                "base latency >= 0 are required."
+            )
 
 
 @dataclass
@@ -60,23 +62,41 @@ class SimulationResult:
             "share_over_tau": float(np.mean(self.latency_s > self.tau)),
             "mean_quality": float(self.quality.mean()),
             "mean_cost": float(self.cost.mean()),
-            "share_by_llm": {n: self.chosen.count(n) / len(self.chosen) for n in sorted(set(self.chosen))},
+            "share_by_llm": {
+                n: self.chosen.count(n) / len(self.chosen) for n in sorted(set(self.chosen))
+            },
         }
 
 
-def default_profiles(router: MixLLMRouter, concurrency: int = 4, tokens_per_second: float = 40.0,
-                     base_latency_s: float = 0.3) -> dict[str, ServingProfile]:
+def default_profiles(
+    router: MixLLMRouter,
+    concurrency: int = 4,
+    tokens_per_second: float = 40.0,
+    base_latency_s: float = 0.3,
+) -> dict[str, ServingProfile]:
     """One profile per pool LLM, from its spec's limits where given, else the defaults."""
     return {
-        n: ServingProfile(s.max_concurrency or concurrency, s.tokens_per_second or tokens_per_second,
-                          base_latency_s)
+        n: ServingProfile(
+            s.max_concurrency or concurrency,
+            s.tokens_per_second or tokens_per_second,
+            base_latency_s,
+        )
         for n, s in router.specs.items()
     }
 
 
-def simulate(router: MixLLMRouter, data: RoutingData, *, policy: DecisionPolicy, rate_qps: float,
-             n_queries: int, tau: float, profiles: Mapping[str, ServingProfile] | None = None,
-             seed: int = 0, label: str = "") -> SimulationResult:
+def simulate(
+    router: MixLLMRouter,
+    data: RoutingData,
+    *,
+    policy: DecisionPolicy,
+    rate_qps: float,
+    n_queries: int,
+    tau: float,
+    profiles: Mapping[str, ServingProfile] | None = None,
+    seed: int = 0,
+    label: str = "",
+) -> SimulationResult:
     """Replay ``n_queries`` Poisson arrivals (rows of ``data`` drawn at random) through ``router``.
 
     The router's tracker is replaced by one on the simulated clock for the run and restored after.
@@ -86,19 +106,26 @@ def simulate(router: MixLLMRouter, data: RoutingData, *, policy: DecisionPolicy,
     profiles = dict(profiles or default_profiles(router))
     missing = [n for n in router.llms if n not in profiles]
     if missing:
-        raise ConfigError(f"No serving profile for {missing}; profiles exist for {sorted(profiles)}.")
+        raise ConfigError(
+            f"No serving profile for {missing}; profiles exist for {sorted(profiles)}."
+        )
     rng = np.random.default_rng(seed)
     arrivals = np.cumsum(rng.exponential(1.0 / rate_qps, size=n_queries))
     rows = rng.integers(0, len(data), size=n_queries)
-    out_tok = data.output_tokens if data.output_tokens is not None else np.full_like(
-        data.quality, ASSUMED_OUTPUT_TOKENS)
+    out_tok = (
+        data.output_tokens
+        if data.output_tokens is not None
+        else np.full_like(data.quality, ASSUMED_OUTPUT_TOKENS)
+    )
     cost = data.cost if data.cost is not None else np.zeros_like(data.quality)
     clock = FakeClock()
     tracker = LatencyTracker(clock)
     for name, prof in profiles.items():
         tracker.set_concurrency(name, prof.concurrency)
         j = data.llms.index(name)
-        tracker.observe_service(name, prof.base_latency_s + float(np.mean(out_tok[:, j])) / prof.tokens_per_second)
+        tracker.observe_service(
+            name, prof.base_latency_s + float(np.mean(out_tok[:, j])) / prof.tokens_per_second
+        )
     slots = {n: [0.0] * p.concurrency for n, p in profiles.items()}
     done: list[tuple[float, str]] = []  # (finish time, tracker token)
     saved = router.tracker
@@ -124,39 +151,79 @@ def simulate(router: MixLLMRouter, data: RoutingData, *, policy: DecisionPolicy,
             chosen.append(d.llm)
     finally:
         router.tracker = saved
-    return SimulationResult(label, np.array(latency), np.array(quality), np.array(paid), chosen, tau)
+    return SimulationResult(
+        label, np.array(latency), np.array(quality), np.array(paid), chosen, tau
+    )
 
 
-def compare_penalty(router: MixLLMRouter, data: RoutingData, *, lam: float, rate_qps: float,
-                    n_queries: int, tau: float, beta: float = 1.0, gamma: float = 1.0,
-                    xi: float = 1.0, profiles: Mapping[str, ServingProfile] | None = None,
-                    seed: int = 0) -> dict[str, Any]:
+def compare_penalty(
+    router: MixLLMRouter,
+    data: RoutingData,
+    *,
+    lam: float,
+    rate_qps: float,
+    n_queries: int,
+    tau: float,
+    beta: float = 1.0,
+    gamma: float = 1.0,
+    xi: float = 1.0,
+    profiles: Mapping[str, ServingProfile] | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
     """The same arrivals routed without and with the latency penalty and time limit."""
     base = replace(router.policy, lam=lam, alpha=0.0)
     runs = {
-        "without_penalty": simulate(router, data, policy=replace(base, beta=0.0, tau=None),
-                                    rate_qps=rate_qps, n_queries=n_queries, tau=tau,
-                                    profiles=profiles, seed=seed, label="without penalty"),
-        "with_penalty": simulate(router, data, policy=replace(base, beta=beta, gamma=gamma, xi=xi, tau=tau),
-                                 rate_qps=rate_qps, n_queries=n_queries, tau=tau, profiles=profiles,
-                                 seed=seed, label="with penalty"),
+        "without_penalty": simulate(
+            router,
+            data,
+            policy=replace(base, beta=0.0, tau=None),
+            rate_qps=rate_qps,
+            n_queries=n_queries,
+            tau=tau,
+            profiles=profiles,
+            seed=seed,
+            label="without penalty",
+        ),
+        "with_penalty": simulate(
+            router,
+            data,
+            policy=replace(base, beta=beta, gamma=gamma, xi=xi, tau=tau),
+            rate_qps=rate_qps,
+            n_queries=n_queries,
+            tau=tau,
+            profiles=profiles,
+            seed=seed,
+            label="with penalty",
+        ),
     }
     profiles_used = profiles or default_profiles(router)
     return {
-        "settings": {"lam": lam, "rate_qps": rate_qps, "n_queries": n_queries, "tau": tau,
-                     "beta": beta, "gamma": gamma, "xi": xi, "seed": seed,
-                     "profiles": {n: asdict(p) for n, p in profiles_used.items()}},
+        "settings": {
+            "lam": lam,
+            "rate_qps": rate_qps,
+            "n_queries": n_queries,
+            "tau": tau,
+            "beta": beta,
+            "gamma": gamma,
+            "xi": xi,
+            "seed": seed,
+            "profiles": {n: asdict(p) for n, p in profiles_used.items()},
+        },
         **{k: v.summary() for k, v in runs.items()},
     }
 
 
 def format_simulation(result: dict[str, Any]) -> str:
     s = result["settings"]
-    lines = [f"simulate: {s['n_queries']} queries at {s['rate_qps']} q/s, tau {s['tau']} s, λ {s['lam']}, "
-             f"penalty β={s['beta']} γ={s['gamma']} ξ={s['xi']}",
-             f"{'routing':<18} {'p50 s':>7} {'p95 s':>7} {'> tau':>7} {'quality':>8} {'cost USD':>10}"]
+    lines = [
+        f"simulate: {s['n_queries']} queries at {s['rate_qps']} q/s, tau {s['tau']} s, λ {s['lam']}, "
+        f"penalty β={s['beta']} γ={s['gamma']} ξ={s['xi']}",
+        f"{'routing':<18} {'p50 s':>7} {'p95 s':>7} {'> tau':>7} {'quality':>8} {'cost USD':>10}",
+    ]
     for key in ("without_penalty", "with_penalty"):
         r = result[key]
-        lines.append(f"{r['label']:<18} {r['p50_latency_s']:>7.2f} {r['p95_latency_s']:>7.2f} "
-                     f"{100 * r['share_over_tau']:>6.1f}% {r['mean_quality']:>8.4f} {r['mean_cost']:>10.3e}")
+        lines.append(
+            f"{r['label']:<18} {r['p50_latency_s']:>7.2f} {r['p95_latency_s']:>7.2f} "
+            f"{100 * r['share_over_tau']:>6.1f}% {r['mean_quality']:>8.4f} {r['mean_cost']:>10.3e}"
+        )
     return "\n".join(lines)

@@ -59,24 +59,36 @@ class LLMSpec:
                     f"LLMSpec.{field} of {self.name!r} must be a finite number >= 0 "
                     f"(USD per million tokens), got {value!r}."
                 )
-        _positive_or_none(f"LLMSpec.context_window of {self.name!r}", self.context_window,
-                          integer=True)
-        _positive_or_none(f"LLMSpec.max_concurrency of {self.name!r}", self.max_concurrency,
-                          integer=True)
+        _positive_or_none(
+            f"LLMSpec.context_window of {self.name!r}", self.context_window, integer=True
+        )
+        _positive_or_none(
+            f"LLMSpec.max_concurrency of {self.name!r}", self.max_concurrency, integer=True
+        )
         _positive_or_none(f"LLMSpec.tokens_per_second of {self.name!r}", self.tokens_per_second)
 
     def cost(self, input_tokens: float, output_tokens: float) -> float:
         """USD cost of a call with the given token counts."""
-        return round((input_tokens * self.input_price + output_tokens * self.output_price) / 1e6, 12)
+        return round(
+            (input_tokens * self.input_price + output_tokens * self.output_price) / 1e6, 12
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LLMSpec:
-        allowed = {"name", "input_price", "output_price", "context_window", "max_concurrency",
-                   "tokens_per_second"}
+        allowed = {
+            "name",
+            "input_price",
+            "output_price",
+            "context_window",
+            "max_concurrency",
+            "tokens_per_second",
+        }
         unknown = set(data) - allowed
         if unknown:
-            raise ConfigError(f"Unknown LLMSpec fields {sorted(unknown)}; allowed are {sorted(allowed)}.")
+            raise ConfigError(
+                f"Unknown LLMSpec fields {sorted(unknown)}; allowed are {sorted(allowed)}."
+            )
         return cls(**data)

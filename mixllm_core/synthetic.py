@@ -17,19 +17,83 @@ from .spec import LLMSpec
 __all__ = ["SYNTHETIC_LLMS", "make_synthetic_world"]
 
 _TOPICS: dict[str, list[str]] = {
-    "math": ["integral", "equation", "prime", "sum", "derivative", "matrix", "probability",
-             "triangle", "fraction", "multiply", "solve", "algebra"],
-    "code": ["python", "function", "list", "sort", "string", "recursion", "class", "api",
-             "bug", "loop", "regex", "dictionary"],
-    "trivia": ["capital", "river", "president", "year", "country", "mountain", "planet",
-               "inventor", "novel", "painter", "ocean", "language"],
-    "writing": ["poem", "story", "essay", "letter", "tone", "summary", "paragraph", "style",
-                "metaphor", "headline", "dialogue", "character"],
-    "logic": ["puzzle", "deduce", "riddle", "sequence", "pattern", "syllogism", "contradiction",
-              "implies", "clue", "constraint", "order", "liar"],
+    "math": [
+        "integral",
+        "equation",
+        "prime",
+        "sum",
+        "derivative",
+        "matrix",
+        "probability",
+        "triangle",
+        "fraction",
+        "multiply",
+        "solve",
+        "algebra",
+    ],
+    "code": [
+        "python",
+        "function",
+        "list",
+        "sort",
+        "string",
+        "recursion",
+        "class",
+        "api",
+        "bug",
+        "loop",
+        "regex",
+        "dictionary",
+    ],
+    "trivia": [
+        "capital",
+        "river",
+        "president",
+        "year",
+        "country",
+        "mountain",
+        "planet",
+        "inventor",
+        "novel",
+        "painter",
+        "ocean",
+        "language",
+    ],
+    "writing": [
+        "poem",
+        "story",
+        "essay",
+        "letter",
+        "tone",
+        "summary",
+        "paragraph",
+        "style",
+        "metaphor",
+        "headline",
+        "dialogue",
+        "character",
+    ],
+    "logic": [
+        "puzzle",
+        "deduce",
+        "riddle",
+        "sequence",
+        "pattern",
+        "syllogism",
+        "contradiction",
+        "implies",
+        "clue",
+        "constraint",
+        "order",
+        "liar",
+    ],
 }
-_TEMPLATES = ["Please {a} the {b} about {c}.", "How do I {a} a {b} with {c}?",
-              "Explain the {b} and {c} in simple terms, then {a}.", "Can you {a} this {b}: {c} {d}?"]
+_TEMPLATES = [
+    "Please {a} the {b} about {c}.",
+    "How do I {a} a {b} with {c}?",
+    "Explain the {b} and {c} in simple terms, then {a}.",
+    "Can you {a} this {b}: {c} {d}?",
+]
 
 #: name, $/Mtok in, $/Mtok out, per-topic skill (math, code, trivia, writing, logic), verbosity
 SYNTHETIC_LLMS: list[tuple[str, float, float, tuple[float, ...], float]] = [
@@ -42,7 +106,9 @@ SYNTHETIC_LLMS: list[tuple[str, float, float, tuple[float, ...], float]] = [
 _OUTPUT_BASE = {"math": 220, "code": 300, "trivia": 60, "writing": 400, "logic": 180}
 
 
-def make_synthetic_world(n_queries: int = 1500, *, seed: int = 0, test_size: float = 0.2) -> RoutingData:
+def make_synthetic_world(
+    n_queries: int = 1500, *, seed: int = 0, test_size: float = 0.2
+) -> RoutingData:
     """Generate a seeded synthetic routing data set (see the module docstring).
 
     Example:

@@ -17,6 +17,8 @@ LLMROUTER = SHARED_DATA / "llmrouter_nim" / "llmrouter_dcrouter_scores.parquet"
 
 def require_shared(path: Path) -> Path:
     if not path.exists():
-        pytest.skip(f"{path} is absent: ../shared/data is only beside the repository in the team's "
-                    "checkouts and CI, not in a user's fresh clone.")
+        pytest.skip(
+            f"{path} is absent: ../shared/data is only beside the repository in the team's "
+            "checkouts and CI, not in a user's fresh clone."
+        )
     return path

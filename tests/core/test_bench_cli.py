@@ -16,9 +16,15 @@ from mixllm_core.testing import HashingEncoder
 def bench(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
     data = make_synthetic_world(500, seed=1)
-    result = run_bench(data, out, encoder=HashingEncoder(), timing_encoder=HashingEncoder(),
-                       make_router=lambda: MixLLMRouter(encoder=HashingEncoder(), quality_model="linear"),
-                       n_timed=20, show_progress=False)
+    result = run_bench(
+        data,
+        out,
+        encoder=HashingEncoder(),
+        timing_encoder=HashingEncoder(),
+        make_router=lambda: MixLLMRouter(encoder=HashingEncoder(), quality_model="linear"),
+        n_timed=20,
+        show_progress=False,
+    )
     return data, result
 
 
@@ -56,11 +62,27 @@ def test_cli_train_then_load(tmp_path: Path) -> None:
     data = make_synthetic_world(120, seed=2)
     for i, q in enumerate(data.queries):
         for j, llm in enumerate(data.llms):
-            rows.append({"sample_id": data.sample_ids[i], "query": q, "llm": llm,
-                         "quality": data.quality[i, j], "cost": data.cost[i, j]})
+            rows.append(
+                {
+                    "sample_id": data.sample_ids[i],
+                    "query": q,
+                    "llm": llm,
+                    "quality": data.quality[i, j],
+                    "cost": data.cost[i, j],
+                }
+            )
     pd.DataFrame(rows).to_csv(tmp_path / "d.csv", index=False)
-    code = main(["train", "--data", str(tmp_path / "d.csv"), "--out", str(tmp_path / "r"),
-                 "--quality-model", "linear"])
+    code = main(
+        [
+            "train",
+            "--data",
+            str(tmp_path / "d.csv"),
+            "--out",
+            str(tmp_path / "r"),
+            "--quality-model",
+            "linear",
+        ]
+    )
     assert code == 0
     router = MixLLMRouter.load(tmp_path / "r")  # rebuilds the MiniLM encoder from its config
     assert router.llms == data.llms

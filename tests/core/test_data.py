@@ -11,7 +11,6 @@ from mixllm_core import (
     DataFormatError,
     RoutingData,
     load_generic,
-    load_llmrouter,
     load_routerbench,
     load_routerbench_hub,
     load_routing_data,
@@ -24,7 +23,11 @@ def routerbench_frame(n: int = 6) -> pd.DataFrame:
     rng = np.random.default_rng(0)
     rows = []
     for i in range(n):
-        row = {"sample_id": f"arc.{i}", "prompt": str([f"Question {i}?", "Answer:"]), "eval_name": "arc"}
+        row = {
+            "sample_id": f"arc.{i}",
+            "prompt": str([f"Question {i}?", "Answer:"]),
+            "eval_name": "arc",
+        }
         for m in MODELS:
             row[m] = float(rng.integers(0, 2))
             row[f"{m}|total_cost"] = float(rng.uniform(1e-5, 1e-3))
@@ -65,8 +68,13 @@ def test_routerbench_hub_loader_uses_injected_download(tmp_path: Path) -> None:
         return str(path)
 
     data = load_routerbench_hub(download=download, trust_pickle=True)
-    assert calls == [{"repo_id": "withmartian/routerbench", "filename": "routerbench_0shot.pkl",
-                      "repo_type": "dataset"}]
+    assert calls == [
+        {
+            "repo_id": "withmartian/routerbench",
+            "filename": "routerbench_0shot.pkl",
+            "repo_type": "dataset",
+        }
+    ]
     assert len(data) == 4
 
 
@@ -81,18 +89,24 @@ def test_routerbench_nan_rows_dropped_or_rejected(tmp_path: Path) -> None:
 
 
 def test_llmrouter_format_prices_tokens(tmp_path: Path) -> None:
-    df = pd.DataFrame({
-        "question": ["What is 2+2?", "Name a prime."],
-        "task_name": ["gsm8k", "math"],
-        "split": ["train", "test"],
-        "score__a": [1.0, 0.5],
-        "score__b": [0.0, 1.0],
-    })
+    df = pd.DataFrame(
+        {
+            "question": ["What is 2+2?", "Name a prime."],
+            "task_name": ["gsm8k", "math"],
+            "split": ["train", "test"],
+            "score__a": [1.0, 0.5],
+            "score__b": [0.0, 1.0],
+        }
+    )
     df.to_parquet(tmp_path / "scores.parquet")
-    (tmp_path / "default_llm.json").write_text(json.dumps({
-        "a": {"input_price": 0.1, "output_price": 0.2, "size": "7B"},
-        "b": {"input_price": 0.9, "output_price": 0.9},
-    }))
+    (tmp_path / "default_llm.json").write_text(
+        json.dumps(
+            {
+                "a": {"input_price": 0.1, "output_price": 0.2, "size": "7B"},
+                "b": {"input_price": 0.9, "output_price": 0.9},
+            }
+        )
+    )
     data = load_routing_data(tmp_path / "scores.parquet")
     assert data.source == "llmrouter" and data.llms == ["a", "b"]
     assert data.specs["b"].input_price == 0.9
@@ -104,10 +118,38 @@ def test_llmrouter_format_prices_tokens(tmp_path: Path) -> None:
 
 def test_generic_long_format_and_errors(tmp_path: Path) -> None:
     rows = [
-        {"sample_id": "q1", "query": "hi", "llm": "a", "quality": 1.0, "cost": 0.1, "split": "train"},
-        {"sample_id": "q1", "query": "hi", "llm": "b", "quality": 0.0, "cost": 0.2, "split": "train"},
-        {"sample_id": "q2", "query": "yo", "llm": "a", "quality": 0.5, "cost": 0.1, "split": "test"},
-        {"sample_id": "q2", "query": "yo", "llm": "b", "quality": 1.0, "cost": 0.3, "split": "test"},
+        {
+            "sample_id": "q1",
+            "query": "hi",
+            "llm": "a",
+            "quality": 1.0,
+            "cost": 0.1,
+            "split": "train",
+        },
+        {
+            "sample_id": "q1",
+            "query": "hi",
+            "llm": "b",
+            "quality": 0.0,
+            "cost": 0.2,
+            "split": "train",
+        },
+        {
+            "sample_id": "q2",
+            "query": "yo",
+            "llm": "a",
+            "quality": 0.5,
+            "cost": 0.1,
+            "split": "test",
+        },
+        {
+            "sample_id": "q2",
+            "query": "yo",
+            "llm": "b",
+            "quality": 1.0,
+            "cost": 0.3,
+            "split": "test",
+        },
     ]
     pd.DataFrame(rows).to_json(tmp_path / "d.jsonl", orient="records", lines=True)
     data = load_generic(tmp_path / "d.jsonl")
@@ -117,7 +159,8 @@ def test_generic_long_format_and_errors(tmp_path: Path) -> None:
     with pytest.raises(DataFormatError, match="'q2' has none for LLM 'b'"):
         load_generic(tmp_path / "missing.csv")
     pd.DataFrame([{k: v for k, v in r.items() if k != "quality"} for r in rows]).to_csv(
-        tmp_path / "noq.csv", index=False)
+        tmp_path / "noq.csv", index=False
+    )
     with pytest.raises(DataFormatError, match=r"lacks the columns \['quality'\]"):
         load_routing_data(tmp_path / "noq.csv")
 

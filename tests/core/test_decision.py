@@ -41,8 +41,9 @@ def test_hard_constraints_filter_before_argmax() -> None:
     assert not pricey.eligible and "max_cost_per_query" in pricey.reason
     d = maker.decide(NAMES, q, c, 1.0, budget_left=0.2)
     assert d.llm == "cheap"
-    d = maker.decide(NAMES, q, c, 1.0, available=np.array([True, False, True]),
-                     policy=DecisionPolicy(lam=100))
+    d = maker.decide(
+        NAMES, q, c, 1.0, available=np.array([True, False, True]), policy=DecisionPolicy(lam=100)
+    )
     assert d.llm == "pricey"
     d = maker.decide(NAMES, q, c, 1.0, budget_left=0.01)
     assert d.llm == "cheap" and "constraints" in d.fallback

@@ -16,7 +16,9 @@ def encoder() -> SentenceEncoder:
 
 
 def test_minilm_loads_offline_and_embeds(encoder: SentenceEncoder) -> None:
-    X = encoder.encode(["How do I sort a list in Python?", "Sorting a Python list", "Capital of France?"])
+    X = encoder.encode(
+        ["How do I sort a list in Python?", "Sorting a Python list", "Capital of France?"]
+    )
     assert X.shape == (3, 384) and encoder.dim == 384
     np.testing.assert_allclose(np.linalg.norm(X, axis=1), 1.0, atol=1e-5)
     assert X[0] @ X[1] > X[0] @ X[2] + 0.2  # paraphrases sit closer than unrelated queries

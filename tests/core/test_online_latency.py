@@ -24,7 +24,9 @@ def test_online_head_equals_closed_form_ridge() -> None:
     np.testing.assert_allclose(head.A_inv, np.linalg.inv(A), atol=1e-10)
     Xt = rng.normal(size=(4, 5))
     Zt = np.hstack([Xt, np.ones((4, 1))])
-    np.testing.assert_allclose(head.uncertainty(Xt), np.sqrt(np.einsum("nd,de,ne->n", Zt, np.linalg.inv(A), Zt)))
+    np.testing.assert_allclose(
+        head.uncertainty(Xt), np.sqrt(np.einsum("nd,de,ne->n", Zt, np.linalg.inv(A), Zt))
+    )
 
 
 def test_stacked_heads_match_single_heads_and_shrink_uncertainty() -> None:

@@ -59,4 +59,6 @@ def test_cost_predictor_modes() -> None:
     prior = CostPredictor("prior", input_price=1.0, output_price=2.0, output_tokens=200)
     np.testing.assert_allclose(prior.predict(F), (in_tok + 400) / 1e6)
     bank = PredictorBank([QualityPredictor.prior(0.5)] * 3, [reg, tok, prior])
-    np.testing.assert_allclose(bank.predict_cost(F), np.column_stack([reg.predict(F), tok.predict(F), prior.predict(F)]))
+    np.testing.assert_allclose(
+        bank.predict_cost(F), np.column_stack([reg.predict(F), tok.predict(F), prior.predict(F)])
+    )

@@ -109,7 +109,9 @@ def test_cold_start_is_price_aware_and_explores_new_llms() -> None:
 def test_feedback_moves_predictions_and_rejects_bad_ids(world) -> None:
     train, _ = world.train_test_split()
     # a weak online prior (ridge 1) so that one feedback visibly moves the prediction
-    router = MixLLMRouter(encoder=HashingEncoder(), quality_model="linear", online_ridge=1.0).fit(train)
+    router = MixLLMRouter(encoder=HashingEncoder(), quality_model="linear", online_ridge=1.0).fit(
+        train
+    )
     q = "write a poem about a river"
     d = router.route(q, lam=5)
     before = router.predict([q])["quality"][0, router.llms.index(d.llm)]
@@ -134,20 +136,26 @@ def test_save_load_gives_identical_decisions(router, world, tmp_path: Path) -> N
     loaded = MixLLMRouter.load(tmp_path / "r")
     qs = world.queries[:80]
     for lam in (0.1, 2.0, 50.0):
-        assert [x.llm for x in router.route_batch(qs, lam=lam)] == [x.llm for x in loaded.route_batch(qs, lam=lam)]
+        assert [x.llm for x in router.route_batch(qs, lam=lam)] == [
+            x.llm for x in loaded.route_batch(qs, lam=lam)
+        ]
     np.testing.assert_allclose(router.predict(qs)["quality"], loaded.predict(qs)["quality"])
 
 
 @pytest.mark.parametrize("kind", ["knn", "rf", "mlp"])
 def test_save_load_round_trips_every_model_kind(world, tmp_path: Path, kind: str) -> None:
     train, _ = world.train_test_split()
-    router = MixLLMRouter(encoder=HashingEncoder(), quality_model=kind).fit(train.subset(range(200)))
+    router = MixLLMRouter(encoder=HashingEncoder(), quality_model=kind).fit(
+        train.subset(range(200))
+    )
     loaded = MixLLMRouter.load(router.save(tmp_path / kind))
     qs = world.queries[:50]
     np.testing.assert_allclose(router.predict(qs)["quality"], loaded.predict(qs)["quality"])
 
 
-def test_corrupted_save_is_rejected_and_failed_save_keeps_the_old_one(router, tmp_path: Path) -> None:
+def test_corrupted_save_is_rejected_and_failed_save_keeps_the_old_one(
+    router, tmp_path: Path
+) -> None:
     path = router.save(tmp_path / "r")
     (path / "router.json").write_text((path / "router.json").read_text().replace('"lam"', '"lamb"'))
     with pytest.raises(CorruptStateError, match="router.json.*checksum"):
@@ -194,8 +202,11 @@ def test_bad_inputs_name_the_value(world) -> None:
 def test_budget_constraint_keeps_spend_within_budget(world) -> None:
     train, _ = world.train_test_split()
     budget = 0.01
-    router = MixLLMRouter(encoder=HashingEncoder(), quality_model="linear",
-                          policy=DecisionPolicy(lam=1000, budget=budget)).fit(train)
+    router = MixLLMRouter(
+        encoder=HashingEncoder(),
+        quality_model="linear",
+        policy=DecisionPolicy(lam=1000, budget=budget),
+    ).fit(train)
     spent = 0.0
     for q in world.queries[:200]:
         d = router.route(q)

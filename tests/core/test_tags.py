@@ -31,8 +31,13 @@ def supervised(split: tuple[RoutingData, RoutingData]) -> TaggedEncoder:
 @pytest.fixture(scope="module")
 def unsupervised(split: tuple[RoutingData, RoutingData]) -> TaggedEncoder:
     train, _ = split
-    enc = TaggedEncoder(HashingEncoder(), mode="adapter+tags", epochs=EPOCHS, seed=0,
-                        tagger=Tagger(n_clusters=8, seed=0))
+    enc = TaggedEncoder(
+        HashingEncoder(),
+        mode="adapter+tags",
+        epochs=EPOCHS,
+        seed=0,
+        tagger=Tagger(n_clusters=8, seed=0),
+    )
     return enc.fit(train.queries, show_progress=False)
 
 
@@ -46,7 +51,8 @@ def _same_minus_different(Z: np.ndarray, labels: list[str]) -> float:
 
 
 def test_supervised_tags_are_the_labels_and_tag_unseen_queries(
-        supervised: TaggedEncoder, split: tuple[RoutingData, RoutingData]) -> None:
+    supervised: TaggedEncoder, split: tuple[RoutingData, RoutingData]
+) -> None:
     _, test = split
     assert supervised.tagger.tags_ == sorted(set(test.tasks or []))
     tags = supervised.tags(test.queries)
@@ -58,18 +64,24 @@ def test_supervised_tags_are_the_labels_and_tag_unseen_queries(
 
 
 def test_tags_and_encodings_are_deterministic_for_a_seed(
-        split: tuple[RoutingData, RoutingData], unsupervised: TaggedEncoder) -> None:
+    split: tuple[RoutingData, RoutingData], unsupervised: TaggedEncoder
+) -> None:
     train, test = split
-    again = TaggedEncoder(HashingEncoder(), mode="adapter+tags", epochs=EPOCHS, seed=0,
-                          tagger=Tagger(n_clusters=8, seed=0)).fit(train.queries,
-                                                                  show_progress=False)
+    again = TaggedEncoder(
+        HashingEncoder(),
+        mode="adapter+tags",
+        epochs=EPOCHS,
+        seed=0,
+        tagger=Tagger(n_clusters=8, seed=0),
+    ).fit(train.queries, show_progress=False)
     assert again.tagger.tags_ == unsupervised.tagger.tags_
     assert again.tags(test.queries) == unsupervised.tags(test.queries)
     np.testing.assert_array_equal(again.encode(test.queries), unsupervised.encode(test.queries))
 
 
 def test_adapter_brings_same_tag_queries_closer_on_held_out_queries(
-        supervised: TaggedEncoder, split: tuple[RoutingData, RoutingData]) -> None:
+    supervised: TaggedEncoder, split: tuple[RoutingData, RoutingData]
+) -> None:
     _, test = split
     base = HashingEncoder().encode(test.queries)
     gap_base = _same_minus_different(base, test.tasks or [])
@@ -79,8 +91,11 @@ def test_adapter_brings_same_tag_queries_closer_on_held_out_queries(
 
 
 def test_save_state_and_from_config_round_trip(
-        supervised: TaggedEncoder, unsupervised: TaggedEncoder,
-        split: tuple[RoutingData, RoutingData], tmp_path: Path) -> None:
+    supervised: TaggedEncoder,
+    unsupervised: TaggedEncoder,
+    split: tuple[RoutingData, RoutingData],
+    tmp_path: Path,
+) -> None:
     _, test = split
     for name, enc in (("sup", supervised), ("unsup", unsupervised)):
         enc.save_state(tmp_path / name)
@@ -99,7 +114,8 @@ def test_config_names_the_tagged_type_and_the_base() -> None:
 
 
 def test_unsupervised_tagger_needs_no_labels(
-        unsupervised: TaggedEncoder, split: tuple[RoutingData, RoutingData]) -> None:
+    unsupervised: TaggedEncoder, split: tuple[RoutingData, RoutingData]
+) -> None:
     train, test = split
     tagger = unsupervised.tagger
     assert tagger.mode_ == "unsupervised" and len(tagger.tags_) == 8
@@ -132,14 +148,16 @@ def test_tag_modes_change_the_representation(split: tuple[RoutingData, RoutingDa
 
 
 def test_router_trains_and_routes_on_tagged_features(
-        supervised: TaggedEncoder, split: tuple[RoutingData, RoutingData]) -> None:
+    supervised: TaggedEncoder, split: tuple[RoutingData, RoutingData]
+) -> None:
     train, test = split
     router = MixLLMRouter(encoder=supervised, quality_model="linear").fit(train)
     assert router.route(test.queries[0]).llm in train.llms
 
 
-def test_tagging_an_unseen_query_takes_under_5_ms(supervised: TaggedEncoder,
-                                                  unsupervised: TaggedEncoder) -> None:
+def test_tagging_an_unseen_query_takes_under_5_ms(
+    supervised: TaggedEncoder, unsupervised: TaggedEncoder
+) -> None:
     x = HashingEncoder().encode(["Prove that the sum of two primes is even"])
     for enc in (supervised, unsupervised):
         times = []
@@ -161,23 +179,29 @@ def test_unfitted_use_raises_not_fitted() -> None:
         Tagger().tag(np.zeros((1, 4)))
 
 
-@pytest.mark.parametrize(("kwargs", "match"), [
-    ({"mode": "bogus"}, r"Invalid mode 'bogus'.*'adapter'"),
-    ({"projection_dim": 0}, "projection_dim must be an int >= 1, got 0"),
-    ({"temperature": -1.0}, "temperature must be a finite number > 0, got -1.0"),
-    ({"tag_weight": float("nan")}, "tag_weight must be"),
-    ({"tagger": "kmeans"}, "tagger must be a Tagger, got str"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"mode": "bogus"}, r"Invalid mode 'bogus'.*'adapter'"),
+        ({"projection_dim": 0}, "projection_dim must be an int >= 1, got 0"),
+        ({"temperature": -1.0}, "temperature must be a finite number > 0, got -1.0"),
+        ({"tag_weight": float("nan")}, "tag_weight must be"),
+        ({"tagger": "kmeans"}, "tagger must be a Tagger, got str"),
+    ],
+)
 def test_bad_encoder_parameters_are_named(kwargs: dict, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         TaggedEncoder(HashingEncoder(), **kwargs)
 
 
-@pytest.mark.parametrize(("kwargs", "match"), [
-    ({"n_clusters": 1}, "n_clusters must be an int >= 2, got 1"),
-    ({"top_k": 0}, "top_k must be an int >= 1, got 0"),
-    ({"min_proba": 1.5}, r"min_proba must be a number in \[0, 1\], got 1.5"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"n_clusters": 1}, "n_clusters must be an int >= 2, got 1"),
+        ({"top_k": 0}, "top_k must be an int >= 1, got 0"),
+        ({"min_proba": 1.5}, r"min_proba must be a number in \[0, 1\], got 1.5"),
+    ],
+)
 def test_bad_tagger_parameters_are_named(kwargs: dict, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         Tagger(**kwargs)
