@@ -29,7 +29,7 @@ __all__ = ["LAMBDA_GRID", "BenchResult", "run_bench"]
 log = logging.getLogger(__name__)
 
 #: λ values swept by the benchmark (dense where the cost/quality trade-off turns).
-LAMBDA_GRID: tuple[float, ...] = (0.0, *np.round(np.geomspace(0.01, 1000, 41), 6).tolist())
+LAMBDA_GRID: tuple[float, ...] = (0.0, *np.round(np.geomspace(0.01, 1000, 81), 6).tolist())
 
 
 @dataclass
@@ -385,12 +385,16 @@ def run_bench(
     n_timed: int = 200,
     show_progress: bool = True,
     cache_dir: str | Path | None = None,
+    embedding: str = "plain",
     online: bool = False,
     stream_lam: float = 5.0,
     stream_alpha: float = 0.05,
     pool_change: str | None = None,
 ) -> BenchResult:
     """Run the benchmark and write its outputs into ``out``; returns the summary."""
+    from .errors import check_choice
+
+    check_choice("embedding", embedding, ("plain", "tags"))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if data is None:
@@ -410,15 +414,25 @@ def run_bench(
         encoder.save_cache()
     bar.update()
     bar.set_postfix_str("training mixllm")
-    router = make_router() if make_router else MixLLMRouter(encoder=encoder, seed=seed)
-    router.encoder = encoder
     t0 = time.perf_counter()
+    router_encoder: QueryEncoder = encoder
+    if embedding == "tags":  # tag-enhanced representation (tags.py); baselines stay plain
+        from .tags import TaggedEncoder
+
+        router_encoder = TaggedEncoder(encoder, mode="tags", seed=seed).fit(
+            train.queries, train.tasks, show_progress=show_progress
+        )
+    router = make_router() if make_router else MixLLMRouter(encoder=router_encoder, seed=seed)
+    router.encoder = router_encoder
     router.fit(train)
     train_s = time.perf_counter() - t0
     bar.update()
     bar.set_postfix_str("routing test queries")
     in_tok = np.array([estimate_tokens(q) for q in test.queries], dtype=float)
-    names, Q, C, _ = router.predict_features(Xte.astype(np.float32), cost_features(Xte, in_tok))
+    Rte = router_encoder.transform(Xte) if embedding == "tags" else Xte  # type: ignore[attr-defined]
+    Rte = np.asarray(Rte, dtype=np.float32)
+    Fte = cost_features(Rte, in_tok)
+    names, Q, C, _ = router.predict_features(Rte, Fte)
     order = [names.index(n) for n in test.llms]
     Q, C = Q[:, order], C[:, order]
     c_ref = router.c_ref(C)
@@ -426,20 +440,19 @@ def run_bench(
     bar.update()
     bar.set_postfix_str("baselines")
     runs = [mix, *_baseline_runs(train, test, Xtr, Xte, lambdas, c_ref, seed)]
-    Fte = cost_features(Xte, in_tok)
     extra: dict[str, Any] = {}
     if online or pool_change:
-        make = make_router or (lambda: MixLLMRouter(encoder=encoder, seed=seed))
+        make = make_router or (lambda: MixLLMRouter(encoder=router_encoder, seed=seed))
 
         def fresh() -> MixLLMRouter:
             r = make()
-            r.encoder = encoder
+            r.encoder = router_encoder
             r.policy = r.maker.policy = replace(r.policy, alpha=stream_alpha)
             return r
 
         if online:
             online_runs, extra["online"] = _online_runs(
-                fresh, train, test, Xte, Fte, lambdas, c_ref, stream_lam, seed, show_progress
+                fresh, train, test, Rte, Fte, lambdas, c_ref, stream_lam, seed, show_progress
             )
             runs += online_runs
         if pool_change:
@@ -447,7 +460,7 @@ def run_bench(
                 fresh,
                 train,
                 test,
-                Xte,
+                Rte,
                 Fte,
                 lambdas,
                 c_ref,
@@ -493,6 +506,7 @@ def run_bench(
         "timing": timing,
         "training_time_s": train_s,
         "embedding_time_s": embed_s,
+        "embedding": embedding,
         "router_config": {
             "quality_model": router.quality_model,
             "encoder": router.encoder.get_config(),

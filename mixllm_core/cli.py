@@ -20,7 +20,7 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="fit a router on a routing-data file and save it")
     t.add_argument("--data", required=True, help="routing data (RouterBench, LLMRouter or generic)")
     t.add_argument("--out", required=True, help="directory to save the router into")
-    t.add_argument("--quality-model", default="knn", choices=["knn", "linear", "rf", "mlp"])
+    t.add_argument("--quality-model", default="linear", choices=["linear", "knn", "rf", "mlp"])
     t.add_argument("--lam", type=float, default=1.0, help="default λ (quality weight)")
     t.add_argument("--trust-pickle", action="store_true", help="allow a .pkl data file you trust")
     t.add_argument("--seed", type=int, default=0)
@@ -31,11 +31,17 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--data", default=None, help="routing data file; omit for the synthetic world")
     b.add_argument("--out", default="bench-out", help="output directory")
     b.add_argument("--reference", default=None, help="reference LLM (default: the most expensive)")
-    b.add_argument("--quality-model", default="knn", choices=["knn", "linear", "rf", "mlp"])
+    b.add_argument("--quality-model", default="linear", choices=["linear", "knn", "rf", "mlp"])
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--n-timed", type=int, default=200, help="queries timed for routing latency")
     b.add_argument("--cache-dir", default=None, help="embedding cache (default ~/.cache/mixllm)")
     b.add_argument("--no-progress", action="store_true")
+    b.add_argument(
+        "--embedding",
+        default="plain",
+        choices=["plain", "tags"],
+        help="router representation: the plain embedding, or with tag features (tags.py)",
+    )
     b.add_argument(
         "--online",
         action="store_true",
@@ -64,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--xi", type=float, default=1.0)
     sim.add_argument("--concurrency", type=int, default=4, help="parallel requests per LLM")
     sim.add_argument("--speed", type=float, default=40.0, help="output tokens per second per LLM")
-    sim.add_argument("--quality-model", default="knn", choices=["knn", "linear", "rf", "mlp"])
+    sim.add_argument("--quality-model", default="linear", choices=["linear", "knn", "rf", "mlp"])
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument("--cache-dir", default=None, help="embedding cache (default ~/.cache/mixllm)")
     return p
@@ -147,6 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             online=args.online,
             pool_change=args.pool_change,
             stream_lam=args.stream_lam,
+            embedding=args.embedding,
             make_router=lambda: MixLLMRouter(quality_model=args.quality_model, seed=args.seed),
         )
         print(format_table(result.summary))

@@ -6,6 +6,7 @@ Layout of a saved router directory::
     quality/NAME.skops   fitted scikit-learn estimators (skops; only scikit-learn/numpy types load)
     online.npz       the online heads' A⁻¹ and b (allow_pickle=False)
     train.npz        the offline training representations and qualities (for ``refit``)
+    encoder/         learned encoder state, for encoders that have one (``TaggedEncoder``)
     manifest.json    sha256 of every file above; checked before anything is read
 
 A missing, truncated or modified file raises :class:`CorruptStateError` naming the file.
@@ -120,6 +121,9 @@ def _write(router: MixLLMRouter, out: Path) -> None:
         "extra": router._extra_state(),
     }
     (out / "router.json").write_text(json.dumps(config, indent=1))
+    save_state = getattr(router.encoder, "save_state", None)
+    if save_state is not None:  # an encoder with learned state (e.g. TaggedEncoder)
+        save_state(out / "encoder")
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     manifest = {"format_version": FORMAT_VERSION, "files": {f: _sha256(out / f) for f in files}}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
@@ -182,7 +186,7 @@ def _load_estimator(path: Path) -> Any:
     return sio.load(path, trusted=untrusted)
 
 
-def _encoder_from_config(config: dict[str, Any]) -> QueryEncoder:
+def _encoder_from_config(config: dict[str, Any], directory: Path | None = None) -> QueryEncoder:
     kind = config.get("type")
     if kind == "sentence":
         return SentenceEncoder(**{k: v for k, v in config.items() if k != "type"})
@@ -193,7 +197,7 @@ def _encoder_from_config(config: dict[str, Any]) -> QueryEncoder:
     if kind == "tagged":
         from .tags import TaggedEncoder
 
-        return TaggedEncoder.from_config(config)
+        return TaggedEncoder.from_config(config, directory)
     raise ConfigError(
         f"The saved router used encoder type {kind!r}, which load() cannot rebuild; pass "
         "encoder=... to MixLLMRouter.load."
@@ -221,7 +225,9 @@ def load_router(
             )
         router = MixLLMRouter(
             [LLMSpec.from_dict(e["spec"]) for e in config["llms"]],
-            encoder=encoder if encoder is not None else _encoder_from_config(config["encoder"]),
+            encoder=encoder
+            if encoder is not None
+            else _encoder_from_config(config["encoder"], directory / "encoder"),
             quality_model=config["quality_model"],
             quality_params=config["quality_params"],
             policy=DecisionPolicy(**config["policy"]),

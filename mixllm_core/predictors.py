@@ -20,7 +20,7 @@ __all__ = ["QUALITY_KINDS", "CostPredictor", "PredictorBank", "QualityPredictor"
 QUALITY_KINDS = ("knn", "linear", "rf", "mlp")
 _DEFAULTS: dict[str, dict[str, Any]] = {
     "knn": {"n_neighbors": 20, "weights": "distance"},
-    "linear": {"C": 1.0, "alpha": 1.0},
+    "linear": {"C": 0.5},
     "rf": {"n_estimators": 100, "min_samples_leaf": 5, "max_features": "sqrt"},
     "mlp": {"hidden_layer_sizes": (64,), "alpha": 1e-3, "max_iter": 300},
 }
@@ -39,7 +39,8 @@ class QualityPredictor:
     """Predicts one LLM's response quality in [0, 1] from the query representation.
 
     Args:
-        kind: ``"knn"``, ``"linear"`` (logistic regression on 0/1 labels, ridge otherwise),
+        kind: ``"knn"``, ``"linear"`` (logistic regression giving P(good answer); fractional
+            scores are fit as weighted successes and failures),
             ``"rf"`` (random forest) or ``"mlp"``.
         seed: Seed of the estimators that use randomness.
         **params: Estimator parameters overriding the defaults of ``kind``.
@@ -89,10 +90,8 @@ class QualityPredictor:
         p = self.params
         if self.kind == "knn":
             return KNeighborsRegressor(n_neighbors=min(p["n_neighbors"], n), weights=p["weights"])
-        if self.kind == "linear":
-            if binary:
-                return LogisticRegression(C=p["C"], max_iter=2000)
-            return Ridge(alpha=p["alpha"])
+        if self.kind == "linear":  # logistic regression, also for fractional scores (see fit)
+            return LogisticRegression(C=p["C"], max_iter=3000)
         if self.kind == "rf":
             return RandomForestRegressor(
                 n_estimators=p["n_estimators"],
@@ -129,7 +128,17 @@ class QualityPredictor:
             self.train_fingerprint_ = ""
             return self
         est = self._build(binary, X.shape[0])
-        est.fit(X, y.astype(int) if binary and self.kind in ("linear", "mlp") else y)
+        if self.kind == "linear" and not binary:
+            # fractional scores: logistic regression on the expected label, i.e. each row twice,
+            # as a success with weight y and a failure with weight 1 - y
+            p = np.clip(y, 0.0, 1.0)
+            est.fit(
+                np.vstack([X, X]),
+                np.r_[np.ones(len(p)), np.zeros(len(p))].astype(int),
+                sample_weight=np.r_[p, 1.0 - p],
+            )
+        else:
+            est.fit(X, y.astype(int) if binary and self.kind in ("linear", "mlp") else y)
         self.estimator_ = est
         self.train_fingerprint_ = _fingerprint(X) if self.kind == "knn" else ""
         return self
@@ -224,19 +233,17 @@ class PredictorBank:
         self._compile()
 
     def _compile(self) -> None:
-        from sklearn.linear_model import LogisticRegression, Ridge
+        from sklearn.linear_model import LogisticRegression
 
         self._const = [i for i, p in enumerate(self.quality) if p.estimator_ is None]
         logit = [
             i for i, p in enumerate(self.quality) if isinstance(p.estimator_, LogisticRegression)
         ]
-        ridge = [i for i, p in enumerate(self.quality) if isinstance(p.estimator_, Ridge)]
         self._linear = []
-        for idx, link in ((logit, "logit"), (ridge, "identity")):
-            if idx:
-                W = np.stack([np.ravel(self.quality[i].estimator_.coef_) for i in idx], axis=1)
-                b = np.array([np.ravel(self.quality[i].estimator_.intercept_)[0] for i in idx])
-                self._linear.append((np.array(idx), W.astype(np.float32), b, link))
+        if logit:  # every logistic model in one matrix product
+            W = np.stack([np.ravel(self.quality[i].estimator_.coef_) for i in logit], axis=1)
+            b = np.array([np.ravel(self.quality[i].estimator_.intercept_)[0] for i in logit])
+            self._linear.append((np.array(logit), W.astype(np.float32), b))
         groups: dict[str, list[int]] = {}
         for i, p in enumerate(self.quality):
             if p.kind == "knn" and p.estimator_ is not None:
@@ -274,9 +281,8 @@ class PredictorBank:
         Q = np.empty((X.shape[0], self.m))
         for i in self._const:
             Q[:, i] = self.quality[i].mean_
-        for idx, W, b, link in self._linear:
-            z = X @ W + b
-            Q[:, idx] = 1.0 / (1.0 + np.exp(-z)) if link == "logit" else np.clip(z, 0.0, 1.0)
+        for idx, W, b in self._linear:
+            Q[:, idx] = 1.0 / (1.0 + np.exp(-(X @ W + b)))
         for idx, est, Y, X_fit, sq_fit in self._knn:
             # brute-force neighbours in numpy: one matrix product for all LLMs of the group
             # (sklearn's kneighbors costs ~0.5 ms of validation per call on one query)

@@ -91,8 +91,13 @@ def _keyword_names(texts: Sequence[str], assign: np.ndarray, k: int, n_keywords:
     """Name each cluster by the words whose TF-IDF is most above the corpus mean inside it."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    vec = TfidfVectorizer(stop_words="english", token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z]{2,}\b",
-                          sublinear_tf=True, max_features=50_000, lowercase=True)
+    vec = TfidfVectorizer(
+        stop_words="english",
+        token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z]{2,}\b",
+        sublinear_tf=True,
+        max_features=50_000,
+        lowercase=True,
+    )
     try:
         T = vec.fit_transform([t[-4000:] for t in texts])
     except ValueError:  # no word at all in the corpus
@@ -133,19 +138,30 @@ class Tagger:
         >>> tagger = Tagger().fit(data.queries, X, data.tasks)
         >>> tagger.tags_
         ['code', 'logic', 'math', 'trivia', 'writing']
-        >>> tagger.tag(HashingEncoder().encode(["Solve the integral of this equation"]))
-        [['math']]
+        >>> tagger.tag(HashingEncoder().encode(["Solve the integral of this equation"]))[0][0]
+        'math'
     """
 
-    def __init__(self, *, n_clusters: int = 16, top_k: int = 2, seed: int = 0,
-                 min_proba: float = 0.2, C: float = 1.0, n_keywords: int = 2) -> None:
+    def __init__(
+        self,
+        *,
+        n_clusters: int = 16,
+        top_k: int = 2,
+        seed: int = 0,
+        min_proba: float = 0.2,
+        C: float = 1.0,
+        n_keywords: int = 2,
+    ) -> None:
         _check_int("n_clusters", n_clusters, 2)
         _check_int("top_k", top_k, 1)
         _check_int("seed", seed, 0)
         _check_int("n_keywords", n_keywords, 1)
         _check_positive("C", C)
-        if isinstance(min_proba, bool) or not isinstance(min_proba, (int, float)) \
-                or not 0.0 <= min_proba <= 1.0:
+        if (
+            isinstance(min_proba, bool)
+            or not isinstance(min_proba, (int, float))
+            or not 0.0 <= min_proba <= 1.0
+        ):
             raise ConfigError(f"min_proba must be a number in [0, 1], got {min_proba!r}.")
         self.n_clusters = n_clusters
         self.top_k = top_k
@@ -156,12 +172,24 @@ class Tagger:
 
     def get_params(self) -> dict[str, Any]:
         """The constructor arguments (JSON-able)."""
-        return {"n_clusters": self.n_clusters, "top_k": self.top_k, "seed": self.seed,
-                "min_proba": self.min_proba, "C": self.C, "n_keywords": self.n_keywords}
+        return {
+            "n_clusters": self.n_clusters,
+            "top_k": self.top_k,
+            "seed": self.seed,
+            "min_proba": self.min_proba,
+            "C": self.C,
+            "n_keywords": self.n_keywords,
+        }
 
     # ------------------------------------------------------------------ fit
-    def fit(self, texts: Sequence[str], X: np.ndarray, labels: Sequence[str] | None = None, *,
-            show_progress: bool = False) -> Tagger:
+    def fit(
+        self,
+        texts: Sequence[str],
+        X: np.ndarray,
+        labels: Sequence[str] | None = None,
+        *,
+        show_progress: bool = False,
+    ) -> Tagger:
         """Learn the tag vocabulary and how to assign it.
 
         Args:
@@ -181,8 +209,10 @@ class Tagger:
                 raise ConfigError(f"Got {len(labels)} labels for {len(texts)} texts.")
             classes = sorted(set(labels))
             if len(classes) < 2:
-                raise ConfigError(f"A supervised tagger needs at least 2 distinct labels, got "
-                                  f"{classes}; pass labels=None for unsupervised tags.")
+                raise ConfigError(
+                    f"A supervised tagger needs at least 2 distinct labels, got "
+                    f"{classes}; pass labels=None for unsupervised tags."
+                )
             from sklearn.linear_model import LogisticRegression
 
             self.classifier_ = LogisticRegression(C=self.C, max_iter=2000).fit(X, labels)
@@ -190,8 +220,10 @@ class Tagger:
             self.mode_ = "supervised"
         else:
             if self.n_clusters > len(texts):
-                raise ConfigError(f"n_clusters={self.n_clusters} is more than the {len(texts)} "
-                                  "queries given; lower n_clusters or give more queries.")
+                raise ConfigError(
+                    f"n_clusters={self.n_clusters} is more than the {len(texts)} "
+                    "queries given; lower n_clusters or give more queries."
+                )
             from sklearn.cluster import KMeans
 
             km = KMeans(n_clusters=self.n_clusters, n_init=4, random_state=self.seed).fit(X)
@@ -226,8 +258,10 @@ class Tagger:
         """Tag names per query: the ``top_k`` likeliest with membership ≥ ``min_proba`` (≥ 1)."""
         P = self.tag_proba(X)
         order = np.argsort(-P, axis=1, kind="stable")[:, : self.top_k]
-        return [[self.tags_[j] for r, j in enumerate(row) if r == 0 or P[i, j] >= self.min_proba]
-                for i, row in enumerate(order)]
+        return [
+            [self.tags_[j] for r, j in enumerate(row) if r == 0 or P[i, j] >= self.min_proba]
+            for i, row in enumerate(order)
+        ]
 
     def tag_matrix(self, X: np.ndarray) -> np.ndarray:
         """The tags of :meth:`tag` as a 0/1 matrix ``(n, len(tags_))``."""
@@ -240,8 +274,12 @@ class Tagger:
     # ------------------------------------------------------------------ state
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         self._check_fitted()
-        meta = {"params": self.get_params(), "mode": self.mode_, "tags": self.tags_,
-                "n_features_in": self.n_features_in_}
+        meta = {
+            "params": self.get_params(),
+            "mode": self.mode_,
+            "tags": self.tags_,
+            "n_features_in": self.n_features_in_,
+        }
         arrays: dict[str, np.ndarray] = {}
         if self.mode_ == "unsupervised":
             meta["temperature"] = self.temperature_
@@ -293,8 +331,8 @@ class TaggedEncoder:
         >>> enc = enc.fit(data.queries, data.tasks, show_progress=False)
         >>> enc.encode(["Write a poem about the ocean"]).shape == (1, enc.dim)
         True
-        >>> enc.tags(["Write a poem about the ocean"])
-        [['writing']]
+        >>> enc.tags(["Write a poem about the ocean"])[0][0]
+        'writing'
     """
 
     def __init__(
@@ -314,15 +352,22 @@ class TaggedEncoder:
         tagger: Tagger | None = None,
     ) -> None:
         check_choice("mode", mode, ENCODER_MODES)
-        for name, value in (("projection_dim", projection_dim), ("hidden_dim", hidden_dim),
-                            ("epochs", epochs), ("batch_size", batch_size)):
+        for name, value in (
+            ("projection_dim", projection_dim),
+            ("hidden_dim", hidden_dim),
+            ("epochs", epochs),
+            ("batch_size", batch_size),
+        ):
             _check_int(name, value, 1)
         _check_int("seed", seed, 0)
         _check_positive("lr", lr)
         _check_positive("temperature", temperature)
         for key, number in (("preserve", preserve), ("tag_weight", tag_weight)):
-            if isinstance(number, bool) or not isinstance(number, (int, float)) \
-                    or not 0 <= number < math.inf:
+            if (
+                isinstance(number, bool)
+                or not isinstance(number, (int, float))
+                or not 0 <= number < math.inf
+            ):
                 raise ConfigError(f"{key} must be a finite number >= 0, got {number!r}.")
         if tagger is not None and not isinstance(tagger, Tagger):
             raise ConfigError(f"tagger must be a Tagger, got {type(tagger).__name__}.")
@@ -347,11 +392,19 @@ class TaggedEncoder:
     # ------------------------------------------------------------------ config
     def get_config(self) -> dict[str, Any]:
         return {
-            "type": "tagged", "base": self.base.get_config(), "mode": self.mode,
-            "projection_dim": self.projection_dim, "hidden_dim": self.hidden_dim,
-            "epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr,
-            "temperature": self.temperature, "preserve": self.preserve,
-            "tag_weight": self.tag_weight, "seed": self.seed, "tagger": self.tagger.get_params(),
+            "type": "tagged",
+            "base": self.base.get_config(),
+            "mode": self.mode,
+            "projection_dim": self.projection_dim,
+            "hidden_dim": self.hidden_dim,
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "lr": self.lr,
+            "temperature": self.temperature,
+            "preserve": self.preserve,
+            "tag_weight": self.tag_weight,
+            "seed": self.seed,
+            "tagger": self.tagger.get_params(),
         }
 
     @property
@@ -360,8 +413,10 @@ class TaggedEncoder:
 
     def _check_fitted(self) -> None:
         if not hasattr(self.tagger, "tags_") or (self._uses_adapter and self.adapter_ is None):
-            raise NotFittedError("This TaggedEncoder is not fitted yet; call fit(texts, labels) "
-                                 "or load it with from_config(config, directory).")
+            raise NotFittedError(
+                "This TaggedEncoder is not fitted yet; call fit(texts, labels) "
+                "or load it with from_config(config, directory)."
+            )
 
     @property
     def dim(self) -> int:
@@ -370,8 +425,13 @@ class TaggedEncoder:
         return first + (len(self.tagger.tags_) if self.mode.endswith("tags") else 0)
 
     # ------------------------------------------------------------------ fit
-    def fit(self, texts: Sequence[str], labels: Sequence[str] | None = None, *,
-            show_progress: bool = True) -> TaggedEncoder:
+    def fit(
+        self,
+        texts: Sequence[str],
+        labels: Sequence[str] | None = None,
+        *,
+        show_progress: bool = True,
+    ) -> TaggedEncoder:
         """Fit the tagger, then the adapter (no quality labels are used).
 
         Args:
@@ -382,6 +442,7 @@ class TaggedEncoder:
         if isinstance(texts, str):
             raise ConfigError("fit() takes a sequence of texts, got a single str.")
         texts = [str(t) for t in texts]
+        labels = None if labels is None else [str(y) for y in labels]
         if len(texts) < 2:
             raise ConfigError(f"fit() needs at least 2 texts, got {len(texts)}.")
         X = _check_matrix(self.base.encode(texts, show_progress=show_progress))
@@ -391,14 +452,15 @@ class TaggedEncoder:
             if labels is not None:
                 index = {t: j for j, t in enumerate(self.tagger.tags_)}
                 T = np.zeros((len(texts), len(index)), dtype=np.float32)
-                T[np.arange(len(texts)), [index[str(y)] for y in labels]] = 1.0
+                T[np.arange(len(texts)), [index[y] for y in labels]] = 1.0
             else:
                 T = self.tagger.tag_matrix(X)
             self.adapter_ = self._train_adapter(X, T, show_progress)
         return self
 
-    def _train_adapter(self, X: np.ndarray, T: np.ndarray, show_progress: bool
-                       ) -> dict[str, np.ndarray]:
+    def _train_adapter(
+        self, X: np.ndarray, T: np.ndarray, show_progress: bool
+    ) -> dict[str, np.ndarray]:
         """SupCon (positives share a tag) + similarity preservation, on a frozen ``X``."""
         import torch
 
@@ -409,15 +471,18 @@ class TaggedEncoder:
         finally:
             torch.set_num_threads(threads)
 
-    def _train_loop(self, torch: Any, X: np.ndarray, T: np.ndarray, show_progress: bool
-                    ) -> dict[str, np.ndarray]:
+    def _train_loop(
+        self, torch: Any, X: np.ndarray, T: np.ndarray, show_progress: bool
+    ) -> dict[str, np.ndarray]:
         from tqdm.auto import tqdm
 
         torch.manual_seed(self.seed)
         gen = torch.Generator().manual_seed(self.seed)
         net = torch.nn.Sequential(
-            torch.nn.Linear(X.shape[1], self.hidden_dim), torch.nn.GELU(approximate="tanh"),
-            torch.nn.Linear(self.hidden_dim, self.projection_dim))
+            torch.nn.Linear(X.shape[1], self.hidden_dim),
+            torch.nn.GELU(approximate="tanh"),
+            torch.nn.Linear(self.hidden_dim, self.projection_dim),
+        )
         opt = torch.optim.Adam(net.parameters(), lr=self.lr, weight_decay=1e-4)
         Xt, Tt = torch.from_numpy(X), torch.from_numpy(T)
         Xn = torch.nn.functional.normalize(Xt, dim=1)
@@ -427,7 +492,7 @@ class TaggedEncoder:
         for _ in range(self.epochs):
             perm = torch.randperm(n, generator=gen)
             for start in range(0, n, bs):
-                idx = perm[start:start + bs]
+                idx = perm[start : start + bs]
                 if len(idx) < 2:
                     continue
                 z = torch.nn.functional.normalize(net(Xt[idx]), dim=1)
@@ -450,8 +515,12 @@ class TaggedEncoder:
                 bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
         bar.close()
         l1, l2 = net[0], net[2]
-        return {"W1": l1.weight.detach().numpy().T.copy(), "b1": l1.bias.detach().numpy().copy(),
-                "W2": l2.weight.detach().numpy().T.copy(), "b2": l2.bias.detach().numpy().copy()}
+        return {
+            "W1": l1.weight.detach().numpy().T.copy(),
+            "b1": l1.bias.detach().numpy().copy(),
+            "W2": l2.weight.detach().numpy().T.copy(),
+            "b2": l2.bias.detach().numpy().copy(),
+        }
 
     # ------------------------------------------------------------------ encode
     def project(self, X: np.ndarray) -> np.ndarray:
@@ -461,7 +530,7 @@ class TaggedEncoder:
             raise NotFittedError(f"mode={self.mode!r} has no adapter; use an 'adapter' mode.")
         a = self.adapter_
         h = X @ a["W1"] + a["b1"]
-        h = 0.5 * h * (1.0 + np.tanh(0.7978845608028654 * (h + 0.044715 * h ** 3)))
+        h = 0.5 * h * (1.0 + np.tanh(0.7978845608028654 * (h + 0.044715 * h**3)))
         return _normalize(h @ a["W2"] + a["b2"]).astype(np.float32)
 
     def transform(self, X: np.ndarray) -> np.ndarray:
@@ -514,8 +583,9 @@ class TaggedEncoder:
             raise ConfigError(f"Not a tagged encoder config: type is {config.get('type')!r}.")
         try:
             params = {k: v for k, v in config.items() if k not in ("type", "base", "tagger")}
-            enc = cls(_build_base(config["base"]), tagger=Tagger(**config.get("tagger", {})),
-                      **params)
+            enc = cls(
+                _build_base(config["base"]), tagger=Tagger(**config.get("tagger", {})), **params
+            )
         except (KeyError, TypeError) as exc:
             raise ConfigError(f"Bad tagged encoder config {config!r}: {exc}") from exc
         if directory is None:
@@ -527,9 +597,11 @@ class TaggedEncoder:
                 arrays = {k: f[k].copy() for k in f.files}
             enc.tagger = Tagger._from_state(state["tagger"], arrays, directory)
             if enc._uses_adapter:
-                enc.adapter_ = {k: arrays[f"adapter_{k}"].astype(np.float32)
-                                for k in ("W1", "b1", "W2", "b2")}
+                enc.adapter_ = {
+                    k: arrays[f"adapter_{k}"].astype(np.float32) for k in ("W1", "b1", "W2", "b2")
+                }
         except (OSError, KeyError, TypeError, ValueError) as exc:
             raise CorruptStateError(
-                f"Tagged encoder state in {str(directory)!r} is unreadable: {exc!r}") from exc
+                f"Tagged encoder state in {str(directory)!r} is unreadable: {exc!r}"
+            ) from exc
         return enc
