@@ -236,7 +236,9 @@ def build_onnx_model(model_dir: Path, path: Path, *, quantize: bool) -> Path:
         return path
     fp32 = path.with_name(path.stem + ".fp32.onnx")
     _atomic_write(fp32, export)
-    _atomic_write(path, lambda tmp: quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8))
+    _atomic_write(path, lambda tmp: quantize_dynamic(
+        str(fp32), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
+        extra_options={"MatMulConstBOnly": True}))  # weights only: cosine to fp32 0.99 vs 0.95
     fp32.unlink()
     return path
 
@@ -319,12 +321,13 @@ class OnnxEncoder(_WindowedEncoder):
 # --------------------------------------------------------------------------- static embeddings
 
 
-def distill_static_table(model_dir: Path, path: Path, *, batch_size: int = 512,
+def distill_static_table(model_dir: Path, path: Path, *, pca_dims: int = 128, batch_size: int = 512,
                          show_progress: bool = False) -> Path:
     """Distil a static table from MiniLM into ``path`` (``.npz``: ``vectors``, ``weights``).
 
     The model2vec recipe: every vocabulary token goes through the model alone (``[CLS] t [SEP]``)
-    and its mean-pooled output becomes its row; rows are weighted by a Zipf prior on the token's
+    and its mean-pooled output becomes its row; the table is centred and reduced by PCA to
+    ``pca_dims``; rows are weighted by a Zipf prior on the token's
     rank (WordPiece vocabularies are roughly frequency-ordered), so frequent tokens count less.
     """
     try:
@@ -352,7 +355,12 @@ def distill_static_table(model_dir: Path, path: Path, *, batch_size: int = 512,
                                torch.full_like(token_ids, sep_id)], dim=1)
             hidden = bert(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state
             rows.append(hidden.mean(1).numpy())
-    vectors = np.concatenate(rows).astype(np.float32)
+    vectors = np.concatenate(rows).astype(np.float64)
+    # PCA (centre, rotate, keep the top pca_dims): removes the direction every token shares,
+    # which would otherwise dominate a mean of tokens
+    vectors -= vectors.mean(0)
+    _, _, vt = np.linalg.svd(vectors, full_matrices=False)
+    vectors = (vectors @ vt[:pca_dims].T).astype(np.float32)
     # Zipf prior p(rank) ∝ 1/rank, turned into a SIF weight a/(a + p): rare tokens weigh ~1
     rank = np.arange(1, n + 1, dtype=np.float64)
     p = (1.0 / rank) / (1.0 / rank).sum()
@@ -375,6 +383,7 @@ class StaticEncoder(_WindowedEncoder):
     Args:
         model: ``"all-MiniLM-L6-v2"`` (the packaged copy) or a local sentence-transformers dir.
         window, max_chars, max_seq_length: What the encoder reads (as in ``SentenceEncoder``).
+        pca_dims: Dimensions kept by the PCA of the distilled table.
         cache_size: Embeddings kept in memory (LRU by text hash); 0 disables the cache.
         cache_dir: Where the table is distilled on first use.
 
@@ -387,20 +396,27 @@ class StaticEncoder(_WindowedEncoder):
     _type = "static"
 
     def __init__(self, model: str = DEFAULT_MODEL, *, window: str = "tail",
-                 max_chars: int | None = 1000, max_seq_length: int = 256, batch_size: int = 256,
-                 cache_size: int = 100_000, cache_dir: str | Path | None = None) -> None:
+                 max_chars: int | None = 1000, max_seq_length: int = 256, pca_dims: int = 128,
+                 batch_size: int = 256, cache_size: int = 100_000,
+                 cache_dir: str | Path | None = None) -> None:
         super().__init__(model, window, max_chars, max_seq_length, batch_size, cache_size, cache_dir)
+        if isinstance(pca_dims, bool) or not isinstance(pca_dims, int) or not 1 <= pca_dims <= 4096:
+            raise ConfigError(f"pca_dims must be an int in [1, 4096], got {pca_dims!r}.")
+        self.pca_dims = pca_dims
         self._table: np.ndarray | None = None
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "pca_dims": self.pca_dims}
 
     def artefact_path(self) -> Path:
         """The cached ``.npz`` table this encoder reads (distilled on first use)."""
-        key = _fingerprint(_model_dir(self.model), kind="static")
+        key = _fingerprint(_model_dir(self.model), kind="static", pca_dims=self.pca_dims)
         return self.cache_dir / "static" / f"minilm-static-{key}.npz"
 
     def _load(self, model_dir: Path) -> None:
         path = self.artefact_path()
         if not path.exists():
-            distill_static_table(model_dir, path)
+            distill_static_table(model_dir, path, pca_dims=self.pca_dims)
         with np.load(path, allow_pickle=False) as f:
             vectors, weights = f["vectors"], f["weights"]
         self._table = (vectors * weights[:, None]).astype(np.float32)

@@ -83,7 +83,7 @@ class QualityPredictor:
 
     def _build(self, binary: bool, n: int) -> Any:
         from sklearn.ensemble import RandomForestRegressor
-        from sklearn.linear_model import LogisticRegression, Ridge
+        from sklearn.linear_model import LogisticRegression
         from sklearn.neighbors import KNeighborsRegressor
         from sklearn.neural_network import MLPClassifier, MLPRegressor
 
