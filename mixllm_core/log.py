@@ -97,12 +97,12 @@ class RoutingLog:
         raise NotImplementedError
 
     def export(self, path: str | Path) -> Path:
-        """Write decisions, feedback and outcomes to ``path`` as JSON lines (one table per ``kind``)."""
+        """Write decisions, feedback and outcomes to ``path`` as JSON lines (``table`` names each)."""
         path = Path(path)
         with path.open("w") as f:
-            for kind, rows in self.rows().items():
+            for table, rows in self.rows().items():
                 for row in rows:
-                    f.write(json.dumps({"kind": kind, **row}) + "\n")
+                    f.write(json.dumps({"table": table, **row}) + "\n")
         return path
 
     def rows(self) -> dict[str, list[dict[str, Any]]]:
