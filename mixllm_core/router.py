@@ -60,10 +60,20 @@ def query_text(query: Query) -> str:
     return "\n".join(p for p in parts if p)
 
 
-def _prior_quality(specs: Sequence[LLMSpec]) -> dict[str, float]:
-    """Cold-start prior: with nothing observed, a pricier LLM is expected to answer better."""
-    price = {s.name: s.input_price + 3 * s.output_price for s in specs}
-    logs = {n: np.log1p(p) for n, p in price.items()}
+def _prior_quality(
+    specs: Sequence[LLMSpec], trained: dict[str, float] | None = None
+) -> dict[str, float]:
+    """Price-aware prior quality for LLMs without history.
+
+    With trained LLMs in the pool (``trained``: name → mean observed quality), the prior is a
+    least-squares line of mean quality on log price through them, so a newcomer starts where LLMs
+    of its price class stand. Without any, a pricier LLM is simply expected to answer better.
+    """
+    logs = {s.name: float(np.log1p(s.input_price + 3 * s.output_price)) for s in specs}
+    trained = {n: q for n, q in (trained or {}).items() if n in logs}
+    if len(trained) >= 2 and np.ptp([logs[n] for n in trained]) > 1e-9:
+        slope, intercept = np.polyfit([logs[n] for n in trained], list(trained.values()), 1)
+        return {n: float(np.clip(intercept + slope * v, 0.05, 0.95)) for n, v in logs.items()}
     lo, hi = min(logs.values(), default=0.0), max(logs.values(), default=0.0)
     if hi - lo < 1e-12:
         return {n: 0.5 for n in logs}
@@ -168,11 +178,12 @@ class MixLLMRouter:
             raise UnknownLLMError(name, self.specs)
 
     def _set_prior(self, spec: LLMSpec) -> None:
-        priors = _prior_quality(list(self.specs.values()))
+        trained = {n: q.mean_ for n, q in self._quality.items() if q.n_samples_ > 0}
+        priors = _prior_quality(list(self.specs.values()), trained)
         for name, q0 in priors.items():
             if (
                 name == spec.name
-                or self._quality.get(name) is None
+                or name not in self._quality
                 or self._quality[name].n_samples_ == 0
             ):
                 self._quality[name] = QualityPredictor.prior(q0, self.quality_model)
@@ -518,11 +529,12 @@ class MixLLMRouter:
                 self._feedback_seq = max(self._feedback_seq, fb.seq)
         return applied
 
-    def refit(self, *, min_feedback: int = 1, show_progress: bool = False) -> dict[str, int]:
+    def refit(self, *, min_feedback: int = 20, show_progress: bool = False) -> dict[str, int]:
         """Retrain the offline quality predictors on the training data plus all logged feedback.
 
-        Each LLM is refit on its own observations only. The online heads restart from zero
-        afterwards, since what they had learned is now part of the offline predictors.
+        Each LLM is refit on its own observations only, once it has ``min_feedback`` of them
+        (below that, a newcomer keeps its prior and online head). The refit LLMs' online heads
+        restart from zero, since what they had learned is now part of the offline predictors.
 
         Returns:
             The number of feedback records used per refit LLM.
@@ -549,9 +561,10 @@ class MixLLMRouter:
                     yf = np.concatenate([self._train[name][1], yf])
                 self._quality[name] = self._new_quality().fit(Xf, yf)
                 used[name] = len(per_llm[name])
-            if self._heads is not None:
-                self._heads = None
-                self._ensure_heads(self._feature_dim())
+            if self._heads is not None:  # what the refit LLMs' heads knew is offline now
+                for name in used:
+                    self._heads.remove(name)
+                    self._heads.add(name)
             self._feedback_seq = last
             self._bank = None
         return used
