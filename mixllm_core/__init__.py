@@ -3,7 +3,7 @@
 Public API::
 
     LLMSpec, RoutingData, load_routing_data, MixLLMRouter, RoutingDecision, DecisionPolicy,
-    SentenceEncoder, QueryEncoder, QualityPredictor, CostPredictor, LatencyTracker, Dispatcher,
+    SentenceEncoder, StaticEncoder, OnnxEncoder, TaggedEncoder, Tagger, QueryEncoder, QualityPredictor, CostPredictor, LatencyTracker, Dispatcher,
     make_synthetic_world, and the errors of :mod:`mixllm_core.errors`.
 """
 
@@ -32,12 +32,14 @@ from .errors import (
     NotFittedError,
     UnknownLLMError,
 )
+from .fast_encoders import OnnxEncoder, StaticEncoder
 from .latency import LatencyTracker
 from .online import OnlineHead, OnlineHeads
 from .predictors import CostPredictor, PredictorBank, QualityPredictor
 from .router import FeedbackResult, MixLLMRouter, query_text
 from .spec import LLMSpec
 from .synthetic import make_synthetic_world
+from .tags import TaggedEncoder, Tagger
 
 __version__ = "0.1.0"
 
@@ -65,12 +67,16 @@ __all__ = [
     "NotFittedError",
     "OnlineHead",
     "OnlineHeads",
+    "OnnxEncoder",
     "PredictorBank",
     "QualityPredictor",
     "QueryEncoder",
     "RoutingData",
     "RoutingDecision",
     "SentenceEncoder",
+    "StaticEncoder",
+    "TaggedEncoder",
+    "Tagger",
     "UnknownLLMError",
     "estimate_tokens",
     "load_generic",

@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from .errors import MixLLMError
 
@@ -36,6 +37,13 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--n-timed", type=int, default=200, help="queries timed for routing latency")
     b.add_argument("--cache-dir", default=None, help="embedding cache (default ~/.cache/mixllm)")
     b.add_argument("--no-progress", action="store_true")
+    b.add_argument(
+        "--encoder",
+        default="minilm",
+        choices=["minilm", "static", "onnx"],
+        help="query encoder: MiniLM (default), static embeddings distilled from it, or MiniLM "
+        "in ONNX Runtime int8 (pip install 'mixllm[onnx]'); see docs/speed.md",
+    )
     b.add_argument(
         "--embedding",
         default="plain",
@@ -115,6 +123,21 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_encoders(name: str) -> tuple[Any, Any]:
+    """(encoder, uncached timing encoder) for ``mixllm bench --encoder``; None: the defaults."""
+    if name == "static":
+        from .fast_encoders import StaticEncoder
+
+        return StaticEncoder(), StaticEncoder(cache_size=0)
+    if name == "onnx":
+        from .fast_encoders import OnnxEncoder
+
+        return OnnxEncoder(quantize=True, max_seq_length=64), OnnxEncoder(
+            quantize=True, max_seq_length=64, cache_size=0
+        )
+    return None, None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -142,9 +165,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .bench import format_table, run_bench
         from .router import MixLLMRouter
 
+        encoders = _bench_encoders(args.encoder)
         result = run_bench(
             args.data,
             args.out,
+            encoder=encoders[0],
+            timing_encoder=encoders[1],
             reference=args.reference,
             seed=args.seed,
             n_timed=args.n_timed,

@@ -194,6 +194,10 @@ def _encoder_from_config(config: dict[str, Any], directory: Path | None = None) 
         from .testing import HashingEncoder
 
         return HashingEncoder(dim=int(config["dim"]))
+    if kind in ("static", "onnx"):
+        from .fast_encoders import encoder_from_config
+
+        return encoder_from_config(config)
     if kind == "tagged":
         from .tags import TaggedEncoder
 

@@ -1,0 +1,225 @@
+"""Routing time per stage and held-out quality, per query encoder, on RouterBench prompts.
+
+For each encoder: a MixLLM router (default KNN quality model) is fitted on the train rows of the
+RouterBench subset (11 LLMs) and timed on held-out prompts with the encoder's embedding cache
+disabled, so every query pays a real forward pass:
+
+- per stage, p50/p99 ms: ``encode`` (one prompt), ``predict`` (all 11 LLMs' quality, cost and
+  uncertainty in one vectorised call), ``decide`` (constraints, scores, argmax), and
+  ``route`` = ``router.route(prompt)`` end to end (embedding, prediction, decision, logging);
+- ``route (cache hit)``: the same prompt routed again (the prompt-hash cache);
+- batch throughput: ``router.route_batch`` over distinct prompts, queries/s;
+- quality: the ``mixllm bench`` protocol (seeded 80/20 split, λ swept over ``LAMBDA_GRID``):
+  AIQ × 100 and % of GPT-4's quality at 25% of its cost; at ``--seeds`` splits (seed 0 is what
+  ``mixllm bench`` reports; the mean over seeds is less noisy).
+
+Usage::
+
+    nice -n 5 python benchmarks/encoder_speed.py --out encoder_speed.json
+    python benchmarks/encoder_speed.py --encoders minilm static --seeds 0 1 2 3 4 --out x.json
+
+MiniLM's embeddings for the quality pass are cached on disk (``--cache-dir``) as ``mixllm bench``
+does; timings always use an uncached encoder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mixllm_core.bench import LAMBDA_GRID, RouterRun, _router_metrics, _score_run
+from mixllm_core.data import RoutingData, estimate_tokens, load_routing_data
+from mixllm_core.encoder import QueryEncoder, SentenceEncoder
+from mixllm_core.fast_encoders import OnnxEncoder, StaticEncoder
+from mixllm_core.predictors import cost_features
+from mixllm_core.router import MixLLMRouter
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "routerbench_subset" / \
+    "routerbench_arc_mbpp_winogrande.parquet"
+
+#: name → factory(cache_size, cache_dir); cache_size 0 gives the uncached timing copy.
+ENCODERS: dict[str, Callable[[int, Path], QueryEncoder]] = {
+    "minilm": lambda n, d: SentenceEncoder(cache_size=n),
+    "minilm-64tok": lambda n, d: SentenceEncoder(max_seq_length=64, cache_size=n),
+    "minilm-128tok": lambda n, d: SentenceEncoder(max_seq_length=128, cache_size=n),
+    "onnx-fp32-128tok": lambda n, d: OnnxEncoder(quantize=False, cache_size=n, cache_dir=d),
+    "onnx-fp32-64tok": lambda n, d: OnnxEncoder(quantize=False, max_seq_length=64, cache_size=n,
+                                                cache_dir=d),
+    "onnx-int8-128tok": lambda n, d: OnnxEncoder(quantize=True, cache_size=n, cache_dir=d),
+    "onnx-int8-64tok": lambda n, d: OnnxEncoder(quantize=True, max_seq_length=64, cache_size=n,
+                                                cache_dir=d),
+    "static": lambda n, d: StaticEncoder(cache_size=n, cache_dir=d),
+    "static-pca256": lambda n, d: StaticEncoder(pca_dims=256, cache_size=n, cache_dir=d),
+    "static-whole-prompt": lambda n, d: StaticEncoder(max_chars=None, max_seq_length=4096,
+                                                      cache_size=n, cache_dir=d),
+}
+
+
+def pct(values: Sequence[float]) -> dict[str, float]:
+    a = 1e3 * np.asarray(values)
+    return {"p50_ms": float(np.percentile(a, 50)), "p99_ms": float(np.percentile(a, 99))}
+
+
+def quality(encoder: QueryEncoder, data: RoutingData, seed: int) -> dict[str, float]:
+    """AIQ and Q% at 25% cost of the MixLLM router, as ``mixllm bench`` computes them."""
+    train, test = data.train_test_split(seed=seed)
+    router = MixLLMRouter(encoder=encoder, seed=seed).fit(train)
+    Xte = np.asarray(encoder.encode(test.queries), dtype=np.float32)
+    in_tok = np.array([estimate_tokens(q) for q in test.queries], dtype=float)
+    names, Q, C, _ = router.predict_features(Xte, cost_features(Xte, in_tok))
+    order = [names.index(n) for n in test.llms]
+    Q, C = Q[:, order], C[:, order]
+    c_ref = router.c_ref(C)
+    run = RouterRun("mixllm", {lam: router.choose_indices(Q, C, lam, c_ref) for lam in LAMBDA_GRID})
+    _score_run(run, test)
+    mean_cost, mean_q = test.cost.mean(axis=0), test.quality.mean(axis=0)  # type: ignore[union-attr]
+    ref = int(np.argmax(mean_cost))
+    m = _router_metrics(run, float(mean_cost[ref]), float(mean_q[ref]), float(mean_cost.max()))
+    return {"aiq_x100": 100 * m["aiq"], "quality_pct_at_25pct_cost": m["quality_pct_at_25pct_cost"]}
+
+
+def timings(router: MixLLMRouter, texts: Sequence[str], n_batch: int) -> dict[str, Any]:
+    """Per-stage times on an uncached encoder (every prompt is embedded)."""
+    names = router.llms
+    router.route(texts[0])  # warm-up: lazy load, first allocations
+    enc, pred, dec, route, hit = [], [], [], [], []
+    for t in texts:
+        t0 = time.perf_counter()
+        X, F = router._features([t])
+        t1 = time.perf_counter()
+        _, _, Q, C, U = router._predict_all(X, F)
+        t2 = time.perf_counter()
+        router._decide(names, Q[0], C[0], U[0], router.policy, router.c_ref(C), frozenset())
+        t3 = time.perf_counter()
+        enc.append(t1 - t0), pred.append(t2 - t1), dec.append(t3 - t2)
+    for t in texts:
+        t0 = time.perf_counter()
+        router.route(t)
+        route.append(time.perf_counter() - t0)
+    cached = router.encoder
+    router.encoder = cached_twin(cached)
+    for t in texts[:50]:
+        router.route(t)
+        t0 = time.perf_counter()
+        router.route(t)
+        hit.append(time.perf_counter() - t0)
+    router.encoder = cached
+    batch = list(texts)[:n_batch]
+    t0 = time.perf_counter()
+    router.route_batch(batch)
+    batch_s = time.perf_counter() - t0
+    return {"n_timed": len(texts), "encode": pct(enc), "predict": pct(pred), "decide": pct(dec),
+            "route": pct(route), "route_cache_hit": pct(hit),
+            "batch_qps": len(batch) / batch_s, "batch_size": len(batch)}
+
+
+def cached_twin(encoder: Any) -> Any:
+    """The same encoder with its prompt-hash cache on (shares the loaded model)."""
+    import copy
+
+    twin = copy.copy(encoder)
+    twin.cache_size = 1000
+    twin._cache = type(encoder._cache)()
+    return twin
+
+
+def run(names: Sequence[str], seeds: Sequence[int], n_timed: int, n_batch: int, cache_dir: Path,
+        with_quality: bool) -> dict[str, Any]:
+    data = load_routing_data(DATA)
+    train, test = data.train_test_split(seed=0)
+    texts = test.queries[:n_timed]
+    rows: dict[str, Any] = {}
+    for name in names:
+        print(f"-- {name}", flush=True)
+        row: dict[str, Any] = {}
+        t0 = time.perf_counter()
+        timed_enc = ENCODERS[name](0, cache_dir)
+        _ = timed_enc.dim  # builds/loads the artefact once
+        row["load_or_build_s"] = time.perf_counter() - t0
+        row["config"] = timed_enc.get_config()
+        router = MixLLMRouter(encoder=timed_enc, seed=0)
+        # fit on embeddings computed once (cached encoder), then time with the uncached one
+        q_enc: QueryEncoder = (SentenceEncoder(cache_path=cache_dir / "embeddings-minilm-bench.npz",
+                                               **{k: v for k, v in timed_enc.get_config().items()
+                                                  if k not in ("type", "model")})
+                               if name.startswith("minilm") else ENCODERS[name](1_000_000, cache_dir))
+        router.encoder = q_enc
+        router.fit(train)
+        if hasattr(q_enc, "save_cache"):
+            q_enc.save_cache()
+        router.encoder = timed_enc
+        row["timing"] = timings(router, texts, n_batch)
+        if with_quality:
+            per_seed = {s: quality(q_enc, data, s) for s in seeds}
+            if hasattr(q_enc, "save_cache"):
+                q_enc.save_cache()
+            row["quality"] = {
+                "per_seed": per_seed,
+                "seed0": per_seed.get(0, next(iter(per_seed.values()))),
+                "mean": {k: float(np.mean([v[k] for v in per_seed.values()]))
+                         for k in ("aiq_x100", "quality_pct_at_25pct_cost")},
+            }
+        rows[name] = row
+        print(format_row(name, row), flush=True)
+    return {"data": str(DATA), "n_llms": len(data.llms), "seeds": list(seeds),
+            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                        "loadavg": os.getloadavg()},
+            "encoders": rows}
+
+
+HEADER = (f"{'encoder':<20} {'encode p50/p99':>15} {'predict p50':>11} {'decide p50':>10} "
+          f"{'route p50/p99 ms':>17} {'hit p50':>8} {'batch q/s':>9} {'AIQ s0':>7} {'Q%25 s0':>8} "
+          f"{'AIQ mean':>8} {'Q%25 mean':>9}")
+
+
+def format_row(name: str, row: dict[str, Any]) -> str:
+    t = row["timing"]
+    q = row.get("quality")
+    qs = (f"{q['seed0']['aiq_x100']:>7.2f} {q['seed0']['quality_pct_at_25pct_cost']:>8.2f} "
+          f"{q['mean']['aiq_x100']:>8.2f} {q['mean']['quality_pct_at_25pct_cost']:>9.2f}"
+          if q else f"{'-':>7} {'-':>8} {'-':>8} {'-':>9}")
+    return (f"{name:<20} {t['encode']['p50_ms']:>7.2f}/{t['encode']['p99_ms']:<7.2f} "
+            f"{t['predict']['p50_ms']:>11.3f} {t['decide']['p50_ms']:>10.3f} "
+            f"{t['route']['p50_ms']:>8.2f}/{t['route']['p99_ms']:<8.2f} "
+            f"{t['route_cache_hit']['p50_ms']:>8.3f} {t['batch_qps']:>9.0f} {qs}")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--encoders", nargs="+", default=["minilm", "onnx-fp32-64tok", "static"],
+                   choices=sorted(ENCODERS))
+    p.add_argument("--seeds", nargs="+", type=int, default=[0])
+    p.add_argument("--n-timed", type=int, default=200)
+    p.add_argument("--n-batch", type=int, default=256)
+    p.add_argument("--no-quality", action="store_true", help="timings only")
+    p.add_argument("--cache-dir", type=Path, default=None,
+                   help="artefacts and MiniLM's embedding cache (default ~/.cache/mixllm)")
+    p.add_argument("--out", type=Path, required=True, help="JSON output path")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.ERROR)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from mixllm_core.fast_encoders import default_cache_dir
+
+    cache_dir = args.cache_dir or default_cache_dir()
+    print(HEADER, flush=True)
+    result = run(args.encoders, args.seeds, args.n_timed, args.n_batch, cache_dir,
+                 not args.no_quality)
+    print("\n" + HEADER)
+    for name, row in result["encoders"].items():
+        print(format_row(name, row))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
