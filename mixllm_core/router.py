@@ -532,8 +532,8 @@ class MixLLMRouter:
     def refit(self, *, min_feedback: int = 20, show_progress: bool = False) -> dict[str, int]:
         """Retrain the offline quality predictors on the training data plus all logged feedback.
 
-        Each LLM is refit on its own observations only, once it has ``min_feedback`` of them
-        (below that, a newcomer keeps its prior and online head). The refit LLMs' online heads
+        Each LLM is refit on its own observations only. An LLM added without data needs
+        ``min_feedback`` of them first (below that it keeps its prior and online head). The refit LLMs' online heads
         restart from zero, since what they had learned is now part of the offline predictors.
 
         Returns:
@@ -547,7 +547,9 @@ class MixLLMRouter:
                 if fb.llm in self.specs:
                     per_llm.setdefault(fb.llm, []).append((fb.x, fb.score))
             used: dict[str, int] = {}
-            names = [n for n, obs in per_llm.items() if len(obs) >= min_feedback]
+            names = [  # LLMs with offline data refit on any feedback; newcomers need enough
+                n for n, obs in per_llm.items() if n in self._train or len(obs) >= min_feedback
+            ]
             iterator: Iterable[str] = names
             if show_progress:
                 from tqdm.auto import tqdm
