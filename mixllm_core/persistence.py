@@ -114,6 +114,7 @@ def _write(router: MixLLMRouter, out: Path) -> None:
         "quality_params": router.quality_params,
         "seed": router.seed,
         "online_ridge": router.online_ridge,
+        "online_head_ridge": None if heads is None else heads.ridge,
         "online_dim": None if heads is None else heads.dim,
         "c_ref": router.c_ref_,
         "train": train_map,
@@ -267,7 +268,7 @@ def load_router(
             c.coef_, c.intercept_ = np.asarray(cc["coef"], dtype=float), float(cc["intercept"])
             router._quality[name], router._cost[name] = q, c
         if config["online_dim"] is not None:
-            heads = OnlineHeads(int(config["online_dim"]), ridge=config["online_ridge"])
+            heads = OnlineHeads(int(config["online_dim"]), ridge=config["online_head_ridge"])
             with np.load(directory / "online.npz", allow_pickle=False) as f:
                 heads.names = [e["spec"]["name"] for e in config["llms"]]
                 heads.A_inv, heads.b = f["A_inv"].copy(), f["b"].copy()

@@ -102,7 +102,10 @@ class MixLLMRouter:
         quality_params: Parameters of the quality model (see :class:`QualityPredictor`).
         policy: The decision rule (:class:`DecisionPolicy`).
         seed: Seeds tie-breaking and the estimators.
-        online_ridge: Prior precision of the online heads updated by feedback.
+        online_ridge: Prior precision of the online heads updated by feedback. None (default):
+            1 while no LLM has offline data (feedback is all a cold router learns from), 50 once
+            fitted (the offline predictors are good; selection-biased feedback must not swamp
+            them — measured on RouterBench, see docs/results.md).
         tracker: The :class:`LatencyTracker` that supplies expected waiting times.
         clock: Clock of the budget period.
         max_pending: Decisions kept by the in-memory log (oldest dropped first).
@@ -126,7 +129,7 @@ class MixLLMRouter:
         quality_params: dict[str, Any] | None = None,
         policy: DecisionPolicy | None = None,
         seed: int = 0,
-        online_ridge: float = 50.0,
+        online_ridge: float | None = None,
         tracker: LatencyTracker | None = None,
         clock: Callable[[], float] = time.monotonic,
         max_pending: int = 100_000,
@@ -239,6 +242,12 @@ class MixLLMRouter:
         in_tok = np.array([estimate_tokens(t) for t in texts], dtype=float)
         return X, cost_features(X, in_tok)
 
+    def head_ridge(self) -> float:
+        """The ridge of new online heads (see ``online_ridge``)."""
+        if self.online_ridge is not None:
+            return self.online_ridge
+        return 50.0 if any(q.n_samples_ > 0 for q in self._quality.values()) else 1.0
+
     def _ensure_heads(self, dim: int) -> OnlineHeads:
         """The online heads for ``dim``-dimensional representations, one per pool LLM.
 
@@ -248,7 +257,7 @@ class MixLLMRouter:
         with self._lock:
             heads = self._heads
             if heads is None or heads.dim != dim:
-                heads = OnlineHeads(dim, ridge=self.online_ridge)
+                heads = OnlineHeads(dim, ridge=self.head_ridge())
             for name in self.specs:
                 if name not in heads:
                     heads.add(name)
