@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .data import RoutingData, estimate_tokens, load_routing_data
-from .encoder import QueryEncoder, SentenceEncoder
+from .encoder import QueryEncoder, SentenceEncoder, default_cache_dir
 from .metrics import aiq, cost_to_reach, quality_at_cost
 from .predictors import cost_features
 from .router import MixLLMRouter
@@ -385,7 +385,7 @@ def format_table(summary: dict[str, Any]) -> str:
 
 def cached_encoder(data: RoutingData, cache_dir: str | Path | None = None) -> SentenceEncoder:
     """The default encoder with an on-disk embedding cache per data source."""
-    cache = Path(cache_dir or Path.home() / ".cache" / "mixllm") / f"embeddings-{data.source}.npz"
+    cache = Path(cache_dir or default_cache_dir()) / f"embeddings-{data.source}.npz"
     return SentenceEncoder(cache_path=cache)
 
 

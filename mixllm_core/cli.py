@@ -35,7 +35,11 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--quality-model", default="linear", choices=["linear", "knn", "rf", "mlp"])
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--n-timed", type=int, default=200, help="queries timed for routing latency")
-    b.add_argument("--cache-dir", default=None, help="embedding cache (default ~/.cache/mixllm)")
+    b.add_argument(
+        "--cache-dir",
+        default=None,
+        help="embedding cache (default $MIXLLM_CACHE_DIR or ~/.cache/mixllm)",
+    )
     b.add_argument("--no-progress", action="store_true")
     b.add_argument(
         "--encoder",
@@ -80,7 +84,11 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--speed", type=float, default=40.0, help="output tokens per second per LLM")
     sim.add_argument("--quality-model", default="linear", choices=["linear", "knn", "rf", "mlp"])
     sim.add_argument("--seed", type=int, default=0)
-    sim.add_argument("--cache-dir", default=None, help="embedding cache (default ~/.cache/mixllm)")
+    sim.add_argument(
+        "--cache-dir",
+        default=None,
+        help="embedding cache (default $MIXLLM_CACHE_DIR or ~/.cache/mixllm)",
+    )
     return p
 
 

