@@ -3,7 +3,9 @@
 The expected wait of LLM ``i`` is ``in_flight_i × service_i`` (../shared/DESIGN.md) where
 ``service_i`` is an exponentially weighted mean of observed service times. When the LLM's
 concurrency limit is known it is ``max(0, in_flight_i − limit_i + 1) × service_i / limit_i``: a
-request waits only once every slot is busy. Thread-safe; the clock is injectable.
+request waits only once every slot is busy, and the service time then learns only from calls that
+found a free slot (a queued call's latency is mostly waiting, counted by ``w`` already). Thread-safe;
+the clock is injectable.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ class LatencyTracker:
         self._in_flight: dict[str, int] = {}
         self._service: dict[str, float] = {}
         self._concurrency: dict[str, int] = {}
-        self._started: dict[str, tuple[str, float]] = {}
+        self._started: dict[str, tuple[str, float, bool]] = {}
 
     def set_concurrency(self, llm: str, limit: int | None) -> None:
         with self._lock:
@@ -75,7 +77,9 @@ class LatencyTracker:
         token = uuid.uuid4().hex
         with self._lock:
             self._in_flight[llm] = self._in_flight.get(llm, 0) + 1
-            self._started[token] = (llm, self.clock())
+            slots = self._concurrency.get(llm)
+            queued = slots is not None and self._in_flight[llm] > slots
+            self._started[token] = (llm, self.clock(), queued)
         return token
 
     def finish(self, token: str, *, ok: bool = True) -> CallOutcome:
@@ -84,10 +88,10 @@ class LatencyTracker:
         with self._lock:
             if token not in self._started:
                 raise ConfigError(f"Unknown or already finished call token {token!r}.")
-            llm, t0 = self._started.pop(token)
+            llm, t0, queued = self._started.pop(token)
             self._in_flight[llm] = max(self._in_flight.get(llm, 1) - 1, 0)
             elapsed = max(now - t0, 0.0)
-            if ok:
+            if ok and not queued:  # a call that waited for a slot says little about service
                 old = self._service.get(llm)
                 self._service[llm] = (
                     elapsed

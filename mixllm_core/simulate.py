@@ -164,9 +164,9 @@ def compare_penalty(
     rate_qps: float,
     n_queries: int,
     tau: float,
-    beta: float = 1.0,
+    beta: float = 0.1,
     gamma: float = 1.0,
-    xi: float = 1.0,
+    xi: float = 0.5,
     profiles: Mapping[str, ServingProfile] | None = None,
     seed: int = 0,
 ) -> dict[str, Any]:
