@@ -298,12 +298,19 @@ class MixLLMRouter:
 
     # ------------------------------------------------------------------ add / remove
     def add_llm(
-        self, spec: LLMSpec | str, data: RoutingData | None = None, *, prior_scale: float = 4.0
+        self,
+        spec: LLMSpec | str,
+        data: RoutingData | None = None,
+        *,
+        prior_scale: float | None = None,
     ) -> MixLLMRouter:
         """Add an LLM at run time; only its own predictors are trained.
 
         With ``data`` holding a column for it, its predictors warm-start from that data; without,
-        it starts from the price-aware prior with a wide online uncertainty (it gets explored).
+        it starts from the price-aware prior with a wide online uncertainty (it gets explored) and
+        an online head that learns as fast as a cold router's: its ``A⁻¹`` starts at
+        ``prior_scale / ridge · I``, by default ``max(4, ridge) / ridge`` — 4·I in a cold router,
+        I (ridge 1) beside fitted LLMs whose heads have ridge 50.
         """
         spec = spec if isinstance(spec, LLMSpec) else LLMSpec(str(spec))
         with self._lock:
@@ -321,7 +328,8 @@ class MixLLMRouter:
             else:
                 self._set_prior(spec)
             if self._heads is not None:
-                self._heads.add(spec.name, prior_scale=1.0 if data is not None else prior_scale)
+                wide = max(4.0, self._heads.ridge) if prior_scale is None else prior_scale
+                self._heads.add(spec.name, prior_scale=1.0 if data is not None else wide)
             self._bank = None
         return self
 
