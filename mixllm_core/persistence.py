@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 __all__ = ["load_router", "save_router"]
 
 FORMAT_VERSION = 1
-_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "builtins.", "scipy.sparse.")
+_TRUSTED_PREFIXES = ("sklearn.", "numpy.")  # what our estimators need; nothing callable
 
 
 def _sha256(path: Path) -> str:
