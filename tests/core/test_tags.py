@@ -236,3 +236,16 @@ def test_bad_config_and_corrupt_state_raise(supervised: TaggedEncoder, tmp_path:
     (tmp_path / "state" / "tagged.npz").write_bytes(b"not a zip")
     with pytest.raises(CorruptStateError, match="unreadable"):
         TaggedEncoder.from_config(supervised.get_config(), tmp_path / "state")
+
+
+def test_router_with_tagged_encoder_saves_and_loads_identically(tmp_path: Path) -> None:
+    data = make_synthetic_world(300, seed=5)
+    encoder = TaggedEncoder(HashingEncoder(), mode="tags", seed=0).fit(data.queries, data.tasks)
+    router = MixLLMRouter(encoder=encoder).fit(data)
+    loaded = MixLLMRouter.load(router.save(tmp_path / "r"))  # encoder rebuilt from the save
+    qs = data.queries[:60]
+    assert loaded.encoder.tags(qs) == encoder.tags(qs)
+    for lam in (0.5, 5.0, 50.0):
+        assert [d.llm for d in loaded.route_batch(qs, lam=lam)] == [
+            d.llm for d in router.route_batch(qs, lam=lam)
+        ]
