@@ -41,6 +41,13 @@ class QueryEncoder(Protocol):
     def get_config(self) -> dict[str, Any]: ...
 
 
+def window_text(text: str, window: str, max_chars: int | None) -> str:
+    """The last (``window="tail"``) or first ``max_chars`` characters of ``text``."""
+    if max_chars is None or len(text) <= max_chars:
+        return text
+    return text[-max_chars:] if window == "tail" else text[:max_chars]
+
+
 def default_cache_dir() -> Path:
     """Where mixllm caches embeddings and built artefacts: ``$MIXLLM_CACHE_DIR`` or ``~/.cache/mixllm``."""
     return Path(os.environ.get("MIXLLM_CACHE_DIR") or Path.home() / ".cache" / "mixllm")
@@ -173,9 +180,7 @@ class SentenceEncoder:
 
     def window_text(self, text: str) -> str:
         """The part of ``text`` the model reads."""
-        if self.max_chars is None or len(text) <= self.max_chars:
-            return text
-        return text[-self.max_chars :] if self.window == "tail" else text[: self.max_chars]
+        return window_text(text, self.window, self.max_chars)
 
     # ------------------------------------------------------------------ encode
     def encode(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:

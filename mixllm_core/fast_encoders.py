@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from .encoder import DEFAULT_MODEL, default_cache_dir, packaged_minilm_path, text_key
+from .encoder import DEFAULT_MODEL, default_cache_dir, packaged_minilm_path, text_key, window_text
 from .errors import ConfigError, MissingDependencyError, check_choice
 
 __all__ = [
@@ -151,9 +151,7 @@ class _WindowedEncoder:
 
     def window_text(self, text: str) -> str:
         """The part of ``text`` the model reads."""
-        if self.max_chars is None or len(text) <= self.max_chars:
-            return text
-        return text[-self.max_chars :] if self.window == "tail" else text[: self.max_chars]
+        return window_text(text, self.window, self.max_chars)
 
     def _ensure_loaded(self) -> None:
         if not self._loaded:
@@ -444,7 +442,7 @@ class StaticEncoder(_WindowedEncoder):
     Example:
         >>> enc = StaticEncoder()               # distils nothing yet
         >>> enc.encode(["What is 2+2?"]).shape  # doctest: +SKIP
-        (1, 384)
+        (1, 128)
     """
 
     _type = "static"
