@@ -9,6 +9,7 @@ Outcomes are appended to ``router.outcomes`` (and to the router's log when it ha
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
@@ -163,10 +164,10 @@ class Dispatcher:
         exclude: Iterable[str] = (),
         **route_kwargs: Any,
     ) -> DispatchResult:
-        """Async :meth:`call`."""
+        """Async :meth:`call`; routing (the embedding) runs in a worker thread, off the loop."""
         run = self._run(query, pin, exclude, route_kwargs)
         while True:
-            decision = run.start()
+            decision = await asyncio.to_thread(run.start)
             try:
                 value = await invoke(decision.llm, decision)
             except Exception as exc:  # noqa: BLE001
@@ -218,10 +219,10 @@ class Dispatcher:
         on_done: Callable[[DispatchResult], None] | None = None,
         **route_kwargs: Any,
     ) -> AsyncIterator[tuple[RoutingDecision, T]]:
-        """Async :meth:`stream`."""
+        """Async :meth:`stream`; routing runs in a worker thread, off the event loop."""
         run = self._run(query, pin, exclude, route_kwargs)
         while True:
-            decision = run.start()
+            decision = await asyncio.to_thread(run.start)
             yielded = False
             try:
                 async for chunk in open_stream(decision.llm, decision):

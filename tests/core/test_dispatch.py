@@ -115,3 +115,37 @@ def test_async_call_and_stream() -> None:
 
     done, chunks = asyncio.run(main())
     assert done.value != "pricey" and chunks == ["x", "y"]
+
+
+def test_async_routing_does_not_block_the_event_loop() -> None:
+    import time as _time
+
+    class SlowEncoder(HashingEncoder):
+        def encode(self, texts, *, show_progress: bool = False):
+            _time.sleep(0.3)  # a slow embedding (MiniLM on a long prompt)
+            return super().encode(texts)
+
+    specs = [LLMSpec("cheap", 0.1, 0.1), LLMSpec("pricey", 10.0, 30.0)]
+    router = MixLLMRouter(specs, encoder=SlowEncoder())
+
+    async def invoke(name: str, decision) -> str:
+        return name
+
+    async def main() -> int:
+        ticks = 0
+        done = asyncio.Event()
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while not done.is_set():
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        task = asyncio.create_task(ticker())
+        await Dispatcher(router).acall("q", invoke)
+        done.set()
+        await task
+        return ticks
+
+    # a blocked loop would tick once; a free one ~30 times during the 0.3 s embedding
+    assert asyncio.run(main()) >= 5
