@@ -19,7 +19,6 @@ from .errors import (
     DataFormatError,
     EmptyPoolError,
     FeedbackError,
-    NotFittedError,
     UnknownLLMError,
 )
 from .latency import LatencyTracker
@@ -203,8 +202,8 @@ class MixLLMRouter:
     ) -> None:
         self._quality[spec.name] = self._new_quality().fit(X, data.quality[:, j])
         out_tok = None if data.output_tokens is None else data.output_tokens[:, j]
-        priced = (spec.input_price or spec.output_price) and data.input_tokens is not None
-        if priced and out_tok is not None and np.isfinite(out_tok).any():
+        priced = bool(spec.input_price or spec.output_price)
+        if priced and data.has_tokens and out_tok is not None and np.isfinite(out_tok).any():
             cost = CostPredictor(
                 "tokens", input_price=spec.input_price, output_price=spec.output_price
             ).fit(F, out_tok)
@@ -588,10 +587,6 @@ class MixLLMRouter:
             self._bank = None
         return used
 
-    def _feature_dim(self) -> int:
-        dims = [q.n_features_in_ for q in self._quality.values() if q.n_samples_ > 0]
-        return dims[0] if dims else int(self.encoder.dim)
-
     def record_outcome(
         self,
         decision_id: str,
@@ -656,7 +651,3 @@ class MixLLMRouter:
 
     def _restore_extra_state(self, state: dict[str, Any], directory: Path) -> None:
         """Inverse of :meth:`_extra_state`."""
-
-    def _require_fitted(self) -> None:
-        if not self.specs:
-            raise NotFittedError("The router has no LLMs; call fit(data) or add_llm first.")
