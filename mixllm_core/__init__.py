@@ -19,7 +19,14 @@ from .data import (
     load_routing_data,
 )
 from .decision import BudgetTracker, CandidateScore, DecisionMaker, DecisionPolicy, RoutingDecision
-from .dispatch import AllCandidatesFailedError, Attempt, Dispatcher, DispatchResult
+from .dispatch import (
+    AllCandidatesFailedError,
+    Attempt,
+    CallUsage,
+    Dispatcher,
+    DispatchResult,
+    price_call,
+)
 from .encoder import QueryEncoder, SentenceEncoder
 from .errors import (
     ConfigError,
@@ -47,6 +54,7 @@ __all__ = [
     "AllCandidatesFailedError",
     "Attempt",
     "BudgetTracker",
+    "CallUsage",
     "CandidateScore",
     "ConfigError",
     "CorruptStateError",
@@ -85,5 +93,6 @@ __all__ = [
     "load_routerbench_hub",
     "load_routing_data",
     "make_synthetic_world",
+    "price_call",
     "query_text",
 ]

@@ -16,10 +16,18 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from .data import estimate_tokens
 from .decision import RoutingDecision
 from .errors import ConfigError, EmptyPoolError, MixLLMError, UnknownLLMError
 
-__all__ = ["AllCandidatesFailedError", "Attempt", "DispatchResult", "Dispatcher"]
+__all__ = [
+    "AllCandidatesFailedError",
+    "Attempt",
+    "CallUsage",
+    "DispatchResult",
+    "Dispatcher",
+    "price_call",
+]
 
 T = TypeVar("T")
 
@@ -51,6 +59,30 @@ class DispatchResult:
     value: Any
     latency_s: float
     attempts: list[Attempt] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CallUsage:
+    """Tokens and USD cost of one child call (``estimated`` when the child reported no usage)."""
+
+    input_tokens: int
+    output_tokens: int
+    estimated: bool
+    cost: float | None
+
+
+def price_call(
+    router: Any, llm: str, prompt: str, answer: str | None, reported: tuple[int, int] | None
+) -> CallUsage:
+    """The child's reported ``(input, output)`` tokens, else estimates from the texts, priced
+    with the LLM's spec (cost None when the LLM is no longer in the pool)."""
+    estimated = reported is None
+    if reported is None:
+        reported = (estimate_tokens(prompt), 0 if answer is None else estimate_tokens(answer))
+    in_tok, out_tok = int(reported[0]), int(reported[1])
+    spec = router.specs.get(llm)
+    cost = None if spec is None else spec.cost(in_tok, out_tok)
+    return CallUsage(in_tok, out_tok, estimated, cost)
 
 
 class Dispatcher:

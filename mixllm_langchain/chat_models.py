@@ -40,7 +40,7 @@ from mixllm_core import (
     LLMSpec,
     MixLLMRouter,
     RoutingDecision,
-    estimate_tokens,
+    price_call,
 )
 
 from .callbacks import MixLLMFeedbackHandler, RunLedger
@@ -278,17 +278,15 @@ class MixLLMChat(BaseChatModel):
 
     def _metadata(self, decision: RoutingDecision, call: _Call, usage: UsageMetadata | None,
                   text: str, latency: float, attempts: list[Attempt]) -> dict[str, Any]:
-        estimated = usage is None
-        in_tok = estimate_tokens(call.query) if usage is None else usage["input_tokens"]
-        out_tok = estimate_tokens(text) if usage is None else usage["output_tokens"]
-        spec = self._router().specs.get(decision.llm)
+        reported = None if usage is None else (usage["input_tokens"], usage["output_tokens"])
+        priced = price_call(self._router(), decision.llm, call.query, text, reported)
         return {
             **decision.to_dict(),
             "latency_s": latency,
-            "cost": None if spec is None else spec.cost(in_tok, out_tok),
-            "input_tokens": int(in_tok),
-            "output_tokens": int(out_tok),
-            "usage_estimated": estimated,
+            "cost": priced.cost,
+            "input_tokens": priced.input_tokens,
+            "output_tokens": priced.output_tokens,
+            "usage_estimated": priced.estimated,
             "attempts": [{"llm": a.llm, "decision_id": a.decision_id, "latency_s": a.latency_s,
                           "error": a.error} for a in attempts],
         }

@@ -43,7 +43,7 @@ from mixllm_core import (
     MixLLMRouter,
     RoutingDecision,
     UnknownLLMError,
-    estimate_tokens,
+    price_call,
     query_text,
 )
 
@@ -469,24 +469,23 @@ class MixLLM(FunctionCallingLLM):
     ) -> None:
         """Fill in latency, tokens and cost, and record the outcome with the router."""
         reported = None if last is None else _usage(last)
-        tokens_in, tokens_out = reported or (
-            estimate_tokens(query_text(call.arg) or ""),
-            estimate_tokens(_text(last)) if last is not None else 0,
+        answer = None if last is None else _text(last)
+        priced = price_call(
+            self._router, decision.llm, query_text(call.arg) or "", answer, reported
         )
-        cost = self._router.specs[decision.llm].cost(tokens_in, tokens_out)
         info.update(
             latency_s=latency_s,
-            input_tokens=tokens_in,
-            output_tokens=tokens_out,
-            tokens_estimated=reported is None,
-            cost=cost,
+            input_tokens=priced.input_tokens,
+            output_tokens=priced.output_tokens,
+            tokens_estimated=priced.estimated,
+            cost=priced.cost,
         )
         self._router.record_outcome(
             decision.decision_id,
             latency_s=latency_s,
-            cost=cost,
-            input_tokens=tokens_in,
-            output_tokens=tokens_out,
+            cost=priced.cost,
+            input_tokens=priced.input_tokens,
+            output_tokens=priced.output_tokens,
         )
 
     def _call(self, call: _Call) -> Any:

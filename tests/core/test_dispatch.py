@@ -149,3 +149,15 @@ def test_async_routing_does_not_block_the_event_loop() -> None:
 
     # a blocked loop would tick once; a free one ~30 times during the 0.3 s embedding
     assert asyncio.run(main()) >= 5
+
+
+def test_price_call_prefers_reported_usage_and_prices_it() -> None:
+    from mixllm_core import price_call
+
+    router = _router()
+    reported = price_call(router, "mid", "prompt", "answer", (1000, 500))
+    assert (reported.input_tokens, reported.output_tokens, reported.estimated) == (1000, 500, False)
+    assert reported.cost == pytest.approx((1000 * 1.0 + 500 * 1.0) / 1e6)
+    estimated = price_call(router, "mid", "x" * 400, None, None)
+    assert (estimated.input_tokens, estimated.output_tokens, estimated.estimated) == (100, 0, True)
+    assert price_call(router, "gone", "p", "a", None).cost is None
