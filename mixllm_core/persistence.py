@@ -6,7 +6,8 @@ Layout of a saved router directory::
     quality/NAME.skops   fitted scikit-learn estimators (skops; only scikit-learn/numpy types load)
     online.npz       the online heads' A⁻¹ and b (allow_pickle=False)
     train.npz        the offline training representations and qualities (for ``refit``)
-    encoder/         learned encoder state, for encoders that have one (``TaggedEncoder``)
+    encoder/         learned encoder state, for encoders that have one (``TaggedEncoder``,
+                     the corpus part of ``StaticEncoder``)
     manifest.json    sha256 of every file above; checked before anything is read
 
 A missing, truncated or modified file raises :class:`CorruptStateError` naming the file.
@@ -123,7 +124,7 @@ def _write(router: MixLLMRouter, out: Path) -> None:
     }
     (out / "router.json").write_text(json.dumps(config, indent=1))
     save_state = getattr(router.encoder, "save_state", None)
-    if save_state is not None:  # an encoder with learned state (e.g. TaggedEncoder)
+    if save_state is not None:  # learned encoder state (TaggedEncoder, StaticEncoder's corpus part)
         save_state(out / "encoder")
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     manifest = {"format_version": FORMAT_VERSION, "files": {f: _sha256(out / f) for f in files}}
@@ -198,7 +199,11 @@ def _encoder_from_config(config: dict[str, Any], directory: Path | None = None) 
     if kind in ("static", "onnx"):
         from .fast_encoders import encoder_from_config
 
-        return encoder_from_config(config)
+        encoder = encoder_from_config(config)
+        load_state = getattr(encoder, "load_state", None)
+        if load_state is not None and directory is not None:
+            load_state(directory)  # the static encoder's corpus part, when it was adapted
+        return encoder
     if kind == "tagged":
         from .tags import TaggedEncoder
 

@@ -301,10 +301,10 @@ class Tagger:
         return tagger
 
 
-def _build_base(config: dict[str, Any]) -> QueryEncoder:
+def _build_base(config: dict[str, Any], directory: Path | None = None) -> QueryEncoder:
     from .persistence import _encoder_from_config
 
-    return _encoder_from_config(config)
+    return _encoder_from_config(config, directory)
 
 
 class TaggedEncoder:
@@ -445,6 +445,9 @@ class TaggedEncoder:
         labels = None if labels is None else [str(y) for y in labels]
         if len(texts) < 2:
             raise ConfigError(f"fit() needs at least 2 texts, got {len(texts)}.")
+        adapt = getattr(self.base, "adapt", None)
+        if callable(adapt):  # a base with a corpus part (StaticEncoder) learns it first
+            adapt(texts)
         X = _check_matrix(self.base.encode(texts, show_progress=show_progress))
         self.tagger.fit(texts, X, labels)
         self.adapter_ = None
@@ -570,6 +573,9 @@ class TaggedEncoder:
 
             sio.dump(self.tagger.classifier_, directory / _TAGGER_SKOPS)
         np.savez(directory / _STATE_NPZ, allow_pickle=False, **arrays)
+        base_state = getattr(self.base, "save_state", None)
+        if base_state is not None:
+            base_state(directory / "base")
         state = {"config": self.get_config(), "tagger": meta}
         (directory / _STATE_JSON).write_text(json.dumps(state, indent=1))
 
@@ -584,7 +590,11 @@ class TaggedEncoder:
         try:
             params = {k: v for k, v in config.items() if k not in ("type", "base", "tagger")}
             enc = cls(
-                _build_base(config["base"]), tagger=Tagger(**config.get("tagger", {})), **params
+                _build_base(
+                    config["base"], None if directory is None else Path(directory) / "base"
+                ),
+                tagger=Tagger(**config.get("tagger", {})),
+                **params,
             )
         except (KeyError, TypeError) as exc:
             raise ConfigError(f"Bad tagged encoder config {config!r}: {exc}") from exc

@@ -42,7 +42,7 @@ def onnx_fp32() -> OnnxEncoder:
 
 @pytest.fixture(scope="module")
 def static() -> StaticEncoder:
-    return StaticEncoder()
+    return StaticEncoder(lsa_dims=0)  # the distilled table alone
 
 
 def test_onnx_fp32_equals_minilm(onnx_fp32: OnnxEncoder, minilm: np.ndarray) -> None:
@@ -126,6 +126,14 @@ def test_validation_errors_name_the_bad_value() -> None:
         OnnxEncoder(max_seq_length=0)
     with pytest.raises(ConfigError, match="pca_dims"):
         StaticEncoder(pca_dims=0)
+    with pytest.raises(ConfigError, match=r"lsa_dims must be an int in \[0, 1024\], got -1"):
+        StaticEncoder(lsa_dims=-1)
+    with pytest.raises(ConfigError, match="lsa_weight must be a finite number > 0, got 0"):
+        StaticEncoder(lsa_weight=0)
+    with pytest.raises(ConfigError, match="adapt\\(\\) takes a sequence of texts"):
+        StaticEncoder().adapt("one text")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="at least 2 texts, got 1"):
+        StaticEncoder().adapt(["one text"])
     with pytest.raises(ConfigError, match="quantize must be True or False"):
         OnnxEncoder(quantize="yes")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="single str"):
