@@ -1,6 +1,6 @@
 """Routing time per stage and held-out quality, per query encoder, on RouterBench prompts.
 
-For each encoder: a MixLLM router (default KNN quality model) is fitted on the train rows of the
+For each encoder: a MixLLM router (default logistic quality model) is fitted on the train rows of the
 RouterBench subset (11 LLMs) and timed on held-out prompts with the encoder's embedding cache
 disabled, so every query pays a real forward pass:
 
@@ -36,11 +36,10 @@ from typing import Any
 
 import numpy as np
 
-from mixllm_core.bench import LAMBDA_GRID, RouterRun, _router_metrics, _score_run
-from mixllm_core.data import RoutingData, estimate_tokens, load_routing_data
+from mixllm_core.bench import LAMBDA_GRID, _mixllm_run, _reference, _router_metrics, _score_run
+from mixllm_core.data import RoutingData, load_routing_data
 from mixllm_core.encoder import QueryEncoder, SentenceEncoder
 from mixllm_core.fast_encoders import OnnxEncoder, StaticEncoder
-from mixllm_core.predictors import cost_features
 from mixllm_core.router import MixLLMRouter
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "routerbench_subset" / \
@@ -57,10 +56,12 @@ ENCODERS: dict[str, Callable[[int, Path], QueryEncoder]] = {
     "onnx-int8-128tok": lambda n, d: OnnxEncoder(quantize=True, cache_size=n, cache_dir=d),
     "onnx-int8-64tok": lambda n, d: OnnxEncoder(quantize=True, max_seq_length=64, cache_size=n,
                                                 cache_dir=d),
-    "static": lambda n, d: StaticEncoder(cache_size=n, cache_dir=d),
-    "static-pca256": lambda n, d: StaticEncoder(pca_dims=256, cache_size=n, cache_dir=d),
+    "static": lambda n, d: StaticEncoder(cache_size=n, cache_dir=d),  # table + corpus part
+    "static-plain": lambda n, d: StaticEncoder(lsa_dims=0, cache_size=n, cache_dir=d),
+    "static-pca256": lambda n, d: StaticEncoder(pca_dims=256, lsa_dims=0, cache_size=n,
+                                                cache_dir=d),
     "static-whole-prompt": lambda n, d: StaticEncoder(max_chars=None, max_seq_length=4096,
-                                                      cache_size=n, cache_dir=d),
+                                                      lsa_dims=0, cache_size=n, cache_dir=d),
 }
 
 
@@ -72,18 +73,12 @@ def pct(values: Sequence[float]) -> dict[str, float]:
 def quality(encoder: QueryEncoder, data: RoutingData, seed: int) -> dict[str, float]:
     """AIQ and Q% at 25% cost of the MixLLM router, as ``mixllm bench`` computes them."""
     train, test = data.train_test_split(seed=seed)
-    router = MixLLMRouter(encoder=encoder, seed=seed).fit(train)
-    Xte = np.asarray(encoder.encode(test.queries), dtype=np.float32)
-    in_tok = np.array([estimate_tokens(q) for q in test.queries], dtype=float)
-    names, Q, C, _ = router.predict_features(Xte, cost_features(Xte, in_tok))
-    order = [names.index(n) for n in test.llms]
-    Q, C = Q[:, order], C[:, order]
-    c_ref = router.c_ref(C)
-    run = RouterRun("mixllm", {lam: router.choose_indices(Q, C, lam, c_ref) for lam in LAMBDA_GRID})
+    router = MixLLMRouter(encoder=encoder, seed=seed).fit(train)  # adapts a corpus part to train
+    run, _, _ = _mixllm_run(router, np.asarray(encoder.encode(test.queries), np.float32), test,
+                            LAMBDA_GRID)
     _score_run(run, test)
-    mean_cost, mean_q = test.cost.mean(axis=0), test.quality.mean(axis=0)  # type: ignore[union-attr]
-    ref = int(np.argmax(mean_cost))
-    m = _router_metrics(run, float(mean_cost[ref]), float(mean_q[ref]), float(mean_cost.max()))
+    _, ref_cost, ref_q, max_cost = _reference(test, None)
+    m = _router_metrics(run, ref_cost, ref_q, max_cost)
     return {"aiq_x100": 100 * m["aiq"], "quality_pct_at_25pct_cost": m["quality_pct_at_25pct_cost"]}
 
 
@@ -156,6 +151,8 @@ def run(names: Sequence[str], seeds: Sequence[int], n_timed: int, n_batch: int, 
         router.fit(train)
         if hasattr(q_enc, "save_cache"):
             q_enc.save_cache()
+        if hasattr(timed_enc, "adapt"):  # the timed copy computes the same corpus part
+            timed_enc.adapt(train.queries)
         router.encoder = timed_enc
         row["timing"] = timings(router, texts, n_batch)
         if with_quality:

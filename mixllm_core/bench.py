@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -24,13 +24,16 @@ from .predictors import cost_features
 from .router import MixLLMRouter
 from .synthetic import make_synthetic_world
 
-__all__ = ["LAMBDA_GRID", "BenchResult", "run_bench"]
+__all__ = ["LAMBDA_GRID", "BenchResult", "compare_encoders", "format_encoder_table", "run_bench"]
 
 log = logging.getLogger(__name__)
 
 #: λ values swept by the benchmark (dense where the cost/quality trade-off turns).
 LAMBDA_GRID: tuple[float, ...] = (0.0, *np.round(np.geomspace(0.01, 1000, 81), 6).tolist())
 
+
+#: Queries in the timed ``route_batch`` that embeds every query (the batch-throughput figure).
+BATCH_TIMED = 64
 
 #: Feedbacks between two refits of the offline predictors in the replay experiments. Online heads
 #: alone let selection-biased feedback (only the chosen LLM is scored) pull routing off: measured
@@ -255,6 +258,135 @@ def _router_metrics(
     }
 
 
+def _reference(test: RoutingData, reference: str | None) -> tuple[str, float, float, float]:
+    """(reference LLM, its mean test cost, its mean test quality, the priciest LLM's mean cost)."""
+    test_cost = test.cost if test.cost is not None else np.zeros_like(test.quality)
+    mean_cost, mean_q = test_cost.mean(axis=0), test.quality.mean(axis=0)
+    ref = reference or test.llms[int(np.argmax(mean_cost))]
+    if ref not in test.llms:
+        from .errors import UnknownLLMError
+
+        raise UnknownLLMError(ref, test.llms)
+    r = test.llms.index(ref)
+    return ref, float(mean_cost[r]), float(mean_q[r]), float(mean_cost.max())
+
+
+def _mixllm_run(
+    router: MixLLMRouter, R: np.ndarray, test: RoutingData, lambdas: Sequence[float]
+) -> tuple[RouterRun, float, np.ndarray]:
+    """The router's choices on the test rows (representations ``R``) per λ, c_ref, cost features."""
+    in_tok = np.array([estimate_tokens(q) for q in test.queries], dtype=float)
+    F = cost_features(R, in_tok)
+    names, Q, C, _ = router.predict_features(R, F)
+    order = [names.index(n) for n in test.llms]
+    Q, C = Q[:, order], C[:, order]
+    c_ref = router.c_ref(C)
+    run = RouterRun("mixllm", {lam: router.choose_indices(Q, C, lam, c_ref) for lam in lambdas})
+    return run, c_ref, F
+
+
+def compare_encoders(
+    data: RoutingData,
+    encoders: Mapping[str, tuple[QueryEncoder, QueryEncoder]],
+    *,
+    seeds: Sequence[int] = (0,),
+    reference: str | None = None,
+    lambdas: Sequence[float] = LAMBDA_GRID,
+    quality_model: str = "linear",
+    n_timed: int = 200,
+) -> dict[str, Any]:
+    """The MixLLM router with each encoder, side by side: held-out quality and routing time.
+
+    Args:
+        data: Routing data; split with each of ``seeds`` (80/20, as :func:`run_bench`).
+        encoders: name → (encoder, uncached twin for timing). The first is the baseline the others
+            are compared with, per seed (paired differences in points, mean ± standard error).
+        seeds: Split seeds; quality is reported per seed and averaged.
+        reference: Reference LLM of "% quality at 25% cost" (default: the priciest on test).
+        lambdas, quality_model: As in :func:`run_bench`.
+        n_timed: Test queries timed per stage (on the first seed's router).
+
+    Returns:
+        ``{"seeds", "reference_llm", "encoders": {name: {"config", "per_seed", "mean",
+        "timing", "diff_vs_baseline"}}}``; AIQ in points (× 100).
+    """
+    rows: dict[str, Any] = {}
+    ref_name = reference
+    for name, (encoder, timed) in encoders.items():
+        per_seed: dict[int, dict[str, float]] = {}
+        timing: dict[str, Any] | None = None
+        for seed in seeds:
+            train, test = data.train_test_split(seed=seed)
+            router = MixLLMRouter(encoder=encoder, quality_model=quality_model, seed=seed)
+            router.fit(train)  # adapts an encoder with a corpus part to this split's train rows
+            X = np.asarray(encoder.encode(test.queries), dtype=np.float32)
+            run, _, _ = _mixllm_run(router, X, test, lambdas)
+            _score_run(run, test)
+            ref_name, ref_cost, ref_q, max_cost = _reference(test, reference)
+            m = _router_metrics(run, ref_cost, ref_q, max_cost)
+            per_seed[seed] = {
+                "aiq_x100": 100 * m["aiq"],
+                "q_pct_at_25": m["quality_pct_at_25pct_cost"],
+            }
+            if timing is None:
+                adapt = getattr(timed, "adapt", None)
+                if callable(adapt):
+                    adapt(train.queries)
+                timing = _timings(router, test.queries, timed, n_timed)
+        if hasattr(encoder, "save_cache"):
+            encoder.save_cache()
+        rows[name] = {
+            "config": encoder.get_config(),
+            "per_seed": per_seed,
+            "mean": {
+                k: float(np.mean([v[k] for v in per_seed.values()]))
+                for k in ("aiq_x100", "q_pct_at_25")
+            },
+            "timing": timing,
+        }
+    base: dict[str, Any] = next(iter(rows.values()), {})
+    for row in rows.values():
+        diffs = {
+            k: np.array([row["per_seed"][s][k] - base["per_seed"][s][k] for s in seeds])
+            for k in ("aiq_x100", "q_pct_at_25")
+        }
+        row["diff_vs_baseline"] = {
+            k: {
+                "mean": float(d.mean()),
+                "se": float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else 0.0,
+                "first_seed": float(d[0]),
+            }
+            for k, d in diffs.items()
+        }
+    return {"seeds": list(seeds), "reference_llm": ref_name, "encoders": rows}
+
+
+def format_encoder_table(result: dict[str, Any]) -> str:
+    """:func:`compare_encoders`'s result as a fixed-width table (times in ms)."""
+    names = list(result["encoders"])
+    s0 = result["seeds"][0]
+    lines = [
+        f"encoders vs {names[0]} (quality: seed {s0} and mean over seeds {result['seeds']}; "
+        f"Δ = mean paired difference ± s.e., points)",
+        f"{'encoder':<14} {'encode p50/p99':>15} {'predict p50':>11} {'decide p50':>10} "
+        f"{'route p50/p99':>15} {'batch q/s':>9} {'AIQ s0':>7} {'Q%25 s0':>8} {'AIQ mean':>8} "
+        f"{'Q%25 mean':>9} {'ΔAIQ':>12} {'ΔQ%25':>12}",
+    ]
+    for name, row in result["encoders"].items():
+        t, q, d = row["timing"], row["per_seed"][s0], row["diff_vs_baseline"]
+        lines.append(
+            f"{name:<14} {t['embedding']['p50_ms']:>7.2f}/{t['embedding']['p99_ms']:<7.2f} "
+            f"{t['predict']['p50_ms']:>11.3f} {t['decide']['p50_ms']:>10.3f} "
+            f"{t['route_with_embedding']['p50_ms']:>7.2f}/{t['route_with_embedding']['p99_ms']:<7.2f} "
+            f"{t['batch_throughput_qps_with_embedding']:>9.0f} {q['aiq_x100']:>7.2f} "
+            f"{q['q_pct_at_25']:>8.2f} {row['mean']['aiq_x100']:>8.2f} "
+            f"{row['mean']['q_pct_at_25']:>9.2f} "
+            f"{d['aiq_x100']['mean']:>+6.2f}±{d['aiq_x100']['se']:<5.2f} "
+            f"{d['q_pct_at_25']['mean']:>+6.2f}±{d['q_pct_at_25']['se']:<5.2f}"
+        )
+    return "\n".join(lines)
+
+
 def _timings(
     router: MixLLMRouter, texts: Sequence[str], timing_encoder: QueryEncoder, n_timed: int
 ) -> dict[str, Any]:
@@ -279,6 +411,15 @@ def _timings(
     t0 = time.perf_counter()
     router.route_batch(texts)
     batch_s = time.perf_counter() - t0
+    # route_batch embedding every query: texts the timing encoder has not seen (no cache hits)
+    fresh = texts[len(embed) :][:BATCH_TIMED] or texts[:BATCH_TIMED]
+    encoder, router.encoder = router.encoder, timing_encoder
+    try:
+        t0 = time.perf_counter()
+        router.route_batch(fresh)
+        batch_embed_s = time.perf_counter() - t0
+    finally:
+        router.encoder = encoder
 
     def pct(a: Sequence[float] | np.ndarray) -> dict[str, float]:
         return {
@@ -297,6 +438,7 @@ def _timings(
         "embedding": pct(embed),
         "route_with_embedding": pct(with_embed),
         "batch_throughput_qps_cached_embeddings": len(texts) / batch_s,
+        "batch_throughput_qps_with_embedding": len(fresh) / batch_embed_s,
     }
 
 
@@ -378,13 +520,15 @@ def format_table(summary: dict[str, Any]) -> str:
     if t:
         lines.append(
             "routing time per query: without embedding p50 {:.3f} ms / p99 {:.3f} ms; embedding p50 "
-            "{:.1f} ms / p99 {:.1f} ms; with embedding p50 {:.1f} ms; batch {:.0f} q/s (cached "
-            "embeddings); training {:.2f} s".format(
+            "{:.1f} ms / p99 {:.1f} ms; with embedding p50 {:.1f} ms / p99 {:.1f} ms; batch {:.0f} q/s "
+            "embedding included ({:.0f} q/s on cached embeddings); training {:.2f} s".format(
                 t["route_without_embedding"]["p50_ms"],
                 t["route_without_embedding"]["p99_ms"],
                 t["embedding"]["p50_ms"],
                 t["embedding"]["p99_ms"],
                 t["route_with_embedding"]["p50_ms"],
+                t["route_with_embedding"]["p99_ms"],
+                t["batch_throughput_qps_with_embedding"],
                 t["batch_throughput_qps_cached_embeddings"],
                 summary["training_time_s"],
             )
@@ -430,6 +574,10 @@ def run_bench(
     train, test = data.train_test_split(seed=seed)
     if encoder is None:
         encoder = cached_encoder(data, cache_dir)
+    for enc in (encoder, timing_encoder):  # encoders with a corpus part learn it from train only
+        adapt = getattr(enc, "adapt", None)
+        if callable(adapt):
+            adapt(train.queries)
     bar = _progress(5, "bench", show_progress)
     bar.set_postfix_str("embedding queries")
     t0 = time.perf_counter()
@@ -454,15 +602,9 @@ def run_bench(
     train_s = time.perf_counter() - t0
     bar.update()
     bar.set_postfix_str("routing test queries")
-    in_tok = np.array([estimate_tokens(q) for q in test.queries], dtype=float)
     Rte = router_encoder.transform(Xte) if embedding == "tags" else Xte  # type: ignore[attr-defined]
     Rte = np.asarray(Rte, dtype=np.float32)
-    Fte = cost_features(Rte, in_tok)
-    names, Q, C, _ = router.predict_features(Rte, Fte)
-    order = [names.index(n) for n in test.llms]
-    Q, C = Q[:, order], C[:, order]
-    c_ref = router.c_ref(C)
-    mix = RouterRun("mixllm", {lam: router.choose_indices(Q, C, lam, c_ref) for lam in lambdas})
+    mix, c_ref, Fte = _mixllm_run(router, Rte, test, lambdas)
     bar.update()
     bar.set_postfix_str("baselines")
     runs = [mix, *_baseline_runs(train, test, Xtr, Xte, lambdas, c_ref, seed)]
@@ -500,15 +642,7 @@ def run_bench(
         _score_run(run, test)
     bar.update()
     bar.set_postfix_str("timing")
-    test_cost = test.cost if test.cost is not None else np.zeros_like(test.quality)
-    mean_cost, mean_q = test_cost.mean(axis=0), test.quality.mean(axis=0)
-    ref = reference or test.llms[int(np.argmax(mean_cost))]
-    if ref not in test.llms:
-        from .errors import UnknownLLMError
-
-        raise UnknownLLMError(ref, test.llms)
-    r = test.llms.index(ref)
-    max_cost = float(mean_cost.max())
+    ref, ref_cost, ref_q, max_cost = _reference(test, reference)
     timing = _timings(router, test.queries, timing_encoder or SentenceEncoder(), n_timed)
     bar.update()
     bar.close()
@@ -522,13 +656,10 @@ def run_bench(
         "llms": test.llms,
         "lambdas": list(lambdas),
         "reference_llm": ref,
-        "reference_quality": float(mean_q[r]),
-        "reference_cost": float(mean_cost[r]),
+        "reference_quality": ref_q,
+        "reference_cost": ref_cost,
         "max_single_llm_cost": max_cost,
-        "routers": {
-            run.name: _router_metrics(run, float(mean_cost[r]), float(mean_q[r]), max_cost)
-            for run in runs
-        },
+        "routers": {run.name: _router_metrics(run, ref_cost, ref_q, max_cost) for run in runs},
         "timing": timing,
         "training_time_s": train_s,
         "embedding_time_s": embed_s,

@@ -9,9 +9,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import MixLLMError
+from .errors import ConfigError, MixLLMError
 
 __all__ = ["main"]
+
+
+#: ``--encoder`` values: the default static encoder (table + corpus part), the table alone,
+#: MiniLM itself, MiniLM int8 in ONNX Runtime (64 tokens).
+ENCODER_CHOICES = ("static", "static-plain", "minilm", "onnx")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,10 +48,28 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--no-progress", action="store_true")
     b.add_argument(
         "--encoder",
-        default="minilm",
-        choices=["minilm", "static", "onnx"],
-        help="query encoder: MiniLM (default), static embeddings distilled from it, or MiniLM "
-        "in ONNX Runtime int8 (pip install 'mixllm[onnx]'); see docs/speed.md",
+        default="static",
+        choices=ENCODER_CHOICES,
+        help="query encoder: static MiniLM token table + corpus part (default, ~1 ms/query), "
+        "the static table alone, MiniLM itself, or MiniLM in ONNX Runtime int8 "
+        "(pip install 'mixllm[onnx]'); see docs/speed.md",
+    )
+    b.add_argument(
+        "--compare-encoders",
+        nargs="+",
+        default=None,
+        choices=ENCODER_CHOICES,
+        metavar="ENCODER",
+        help="also fit the MixLLM router with each of these encoders (the first is the baseline) "
+        "and print per-stage routing times beside held-out quality; writes encoders.json. "
+        f"Choices: {', '.join(ENCODER_CHOICES)}",
+    )
+    b.add_argument(
+        "--seeds",
+        nargs="+",
+        type=int,
+        default=None,
+        help="split seeds of --compare-encoders (default: --seed); quality is averaged over them",
     )
     b.add_argument(
         "--embedding",
@@ -131,19 +154,31 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bench_encoders(name: str) -> tuple[Any, Any]:
-    """(encoder, uncached timing encoder) for ``mixllm bench --encoder``; None: the defaults."""
-    if name == "static":
+def _bench_encoders(name: str, data: Any = None, cache_dir: str | None = None) -> tuple[Any, Any]:
+    """(encoder, uncached timing encoder) for ``mixllm bench --encoder``.
+
+    MiniLM: with ``data``, the encoder with a disk cache of that data's embeddings; without,
+    (None, None), which ``run_bench`` reads as the same.
+    """
+    if name == "minilm":
+        if data is None:
+            return None, None
+        from .bench import cached_encoder
+        from .encoder import SentenceEncoder
+
+        return cached_encoder(data, cache_dir), SentenceEncoder(cache_size=0)
+    if name in ("static", "static-plain"):
         from .fast_encoders import StaticEncoder
 
-        return StaticEncoder(), StaticEncoder(cache_size=0)
+        lsa_dims = 0 if name == "static-plain" else StaticEncoder().lsa_dims
+        return StaticEncoder(lsa_dims=lsa_dims), StaticEncoder(lsa_dims=lsa_dims, cache_size=0)
     if name == "onnx":
         from .fast_encoders import OnnxEncoder
 
         return OnnxEncoder(quantize=True, max_seq_length=64), OnnxEncoder(
             quantize=True, max_seq_length=64, cache_size=0
         )
-    return None, None
+    raise ConfigError(f"Invalid encoder {name!r}. Available encoders are {list(ENCODER_CHOICES)}.")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -170,12 +205,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"saved a router over {len(router.llms)} LLMs ({', '.join(router.llms)}) to {path}"
             )
             return 0
-        from .bench import format_table, run_bench
+        from .bench import compare_encoders, format_encoder_table, format_table, run_bench
+        from .data import load_routing_data
         from .router import MixLLMRouter
+        from .synthetic import make_synthetic_world
 
-        encoders = _bench_encoders(args.encoder)
+        data = load_routing_data(args.data) if args.data else make_synthetic_world(seed=args.seed)
+        encoders = _bench_encoders(args.encoder, data, args.cache_dir)
         result = run_bench(
-            args.data,
+            data,
             args.out,
             encoder=encoders[0],
             timing_encoder=encoders[1],
@@ -192,6 +230,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(format_table(result.summary))
         print(f"wrote {Path(args.out) / 'decisions.csv'}, summary.json and pareto.png")
+        if args.compare_encoders:
+            import json
+
+            comparison = compare_encoders(
+                data,
+                {n: _bench_encoders(n, data, args.cache_dir) for n in args.compare_encoders},
+                seeds=args.seeds or [args.seed],
+                reference=args.reference,
+                quality_model=args.quality_model,
+                n_timed=args.n_timed,
+            )
+            (Path(args.out) / "encoders.json").write_text(json.dumps(comparison, indent=1))
+            print(format_encoder_table(comparison))
+            print(f"wrote {Path(args.out) / 'encoders.json'}")
         return 0
     except MixLLMError as exc:
         print(f"mixllm: error: {exc}", file=sys.stderr)

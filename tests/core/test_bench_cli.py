@@ -84,10 +84,10 @@ def test_cli_train_then_load(tmp_path: Path) -> None:
         ]
     )
     assert code == 0
-    router = MixLLMRouter.load(tmp_path / "r")  # rebuilds the MiniLM encoder from its config
+    router = MixLLMRouter.load(tmp_path / "r")  # rebuilds the static encoder + its corpus part
     assert router.llms == data.llms
     assert router.route("solve the integral").llm in data.llms
-    with pytest.raises(ConfigError, match=r"64-dimensional vectors .* \[384\]-dimensional"):
+    with pytest.raises(ConfigError, match=r"64-dimensional vectors .* \[192\]-dimensional"):
         MixLLMRouter.load(tmp_path / "r", encoder=HashingEncoder()).route("x")
 
 

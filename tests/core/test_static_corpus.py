@@ -1,0 +1,138 @@
+"""The static encoder's corpus part: LSA over MiniLM's WordPiece tokens, learned by ``adapt``.
+
+It must equal the textbook pipeline (sublinear TF-IDF, min_df 2, truncated SVD) computed with
+scikit-learn, be learned from the training queries only when a router is fitted, and survive
+save/load (alone and under a ``TaggedEncoder``) so a loaded router embeds exactly as it did.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.decomposition import TruncatedSVD
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.preprocessing import normalize
+
+from mixllm_core import CorruptStateError, MixLLMRouter
+from mixllm_core.cli import main
+from mixllm_core.fast_encoders import StaticEncoder
+from mixllm_core.tags import TaggedEncoder
+from mixllm_core.testing import make_synthetic_world
+
+WORLD = make_synthetic_world(n_queries=300, seed=3)
+
+
+@pytest.fixture(scope="module")
+def adapted() -> StaticEncoder:
+    return StaticEncoder(lsa_dims=8).adapt(WORLD.queries)
+
+
+def test_unadapted_corpus_part_is_zero_and_the_dimension_never_changes() -> None:
+    enc = StaticEncoder(lsa_dims=8)
+    X = enc.encode(WORLD.queries[:5])
+    assert X.shape == (5, 136) and enc.dim == 136 and not enc.is_adapted
+    assert not X[:, 128:].any()
+    plain = StaticEncoder(lsa_dims=0).encode(WORLD.queries[:5])
+    np.testing.assert_allclose(X[:, :128], plain, atol=1e-6)  # the static part is unchanged
+
+
+def test_corpus_part_equals_the_sklearn_tfidf_svd_pipeline(adapted: StaticEncoder) -> None:
+    texts = WORLD.queries
+    part = adapted.encode(texts)[:, 128:] / adapted.lsa_weight
+    tok = adapted._tokenizer
+    vec = TfidfVectorizer(
+        analyzer=lambda t: [str(i) for i in tok.encode(t, add_special_tokens=False).ids],
+        min_df=2,
+        sublinear_tf=True,
+    )
+    tfidf = vec.fit_transform([adapted.window_text(t) for t in texts])
+    ref = normalize(TruncatedSVD(8, algorithm="arpack", random_state=1).fit_transform(tfidf))
+    # the same subspace up to rotation and sign: the queries' similarities agree
+    np.testing.assert_allclose(part @ part.T, ref @ ref.T, atol=1e-4)
+    np.testing.assert_allclose(np.linalg.norm(part, axis=1), 1.0, atol=1e-5)
+
+
+def test_adapt_is_deterministic_and_skips_a_corpus_it_has_seen(adapted: StaticEncoder) -> None:
+    again = StaticEncoder(lsa_dims=8).adapt(WORLD.queries)
+    np.testing.assert_array_equal(again._lsa, adapted._lsa)
+    lsa = again._lsa
+    again.adapt(list(WORLD.queries))  # same texts: nothing is refitted
+    assert again._lsa is lsa
+    again.adapt(WORLD.queries[:100])  # a new corpus: refitted, prompt cache cleared
+    assert again._lsa is not lsa and not again._cache
+
+
+def test_router_fit_adapts_on_training_queries_only() -> None:
+    train, test = WORLD.train_test_split(seed=0)
+    enc = StaticEncoder(lsa_dims=8)
+    MixLLMRouter(encoder=enc, seed=0).fit(train)
+    assert enc.is_adapted
+    assert enc.corpus_key_ == StaticEncoder(lsa_dims=8).adapt(train.queries).corpus_key_
+    assert enc.corpus_key_ != StaticEncoder(lsa_dims=8).adapt(WORLD.queries).corpus_key_
+
+
+def test_the_default_router_encoder_is_the_adapted_static_encoder(tmp_path: Path) -> None:
+    train, test = WORLD.train_test_split(seed=0)
+    router = MixLLMRouter(seed=0).fit(train)
+    assert isinstance(router.encoder, StaticEncoder) and router.encoder.is_adapted
+    before = router.encoder.encode(test.queries)
+    router.save(tmp_path / "r")
+    loaded = MixLLMRouter.load(tmp_path / "r")
+    np.testing.assert_array_equal(loaded.encoder.encode(test.queries), before)
+    picks = [router.route(q, lam=3.0).llm for q in test.queries[:20]]
+    assert [loaded.route(q, lam=3.0).llm for q in test.queries[:20]] == picks
+
+
+def test_a_tagged_encoder_over_static_keeps_its_corpus_part(tmp_path: Path) -> None:
+    enc = TaggedEncoder(StaticEncoder(lsa_dims=8), mode="tags", seed=0)
+    enc.fit(WORLD.queries, WORLD.tasks, show_progress=False)
+    assert enc.base.is_adapted  # type: ignore[attr-defined]
+    enc.save_state(tmp_path / "enc")
+    again = TaggedEncoder.from_config(enc.get_config(), tmp_path / "enc")
+    np.testing.assert_allclose(
+        again.encode(WORLD.queries[:10]), enc.encode(WORLD.queries[:10]), atol=1e-6
+    )
+
+
+def test_corrupt_or_mismatched_state_is_refused(adapted: StaticEncoder, tmp_path: Path) -> None:
+    adapted.save_state(tmp_path / "ok")
+    with pytest.raises(CorruptStateError, match=r"the config says lsa_dims=16"):
+        StaticEncoder(lsa_dims=16).load_state(tmp_path / "ok")
+    bad = tmp_path / "bad"
+    shutil.copytree(tmp_path / "ok", bad)
+    (bad / "static_lsa.npz").write_bytes(b"not an npz")
+    with pytest.raises(CorruptStateError, match="unreadable"):
+        StaticEncoder(lsa_dims=8).load_state(bad)
+
+
+def test_configs_saved_before_the_corpus_part_load_as_static_only() -> None:
+    config = StaticEncoder().get_config()
+    del config["lsa_dims"], config["lsa_weight"]
+    enc = StaticEncoder.from_config(config)
+    assert enc.lsa_dims == 0 and enc.is_adapted
+
+
+def test_bench_compares_encoders_side_by_side(tmp_path: Path) -> None:
+    code = main(
+        ["bench", "--out", str(tmp_path), "--no-progress", "--n-timed", "20", "--compare-encoders",
+         "static-plain", "static", "--seeds", "0", "1"]
+    )
+    assert code == 0
+    result = json.loads((tmp_path / "encoders.json").read_text())
+    assert list(result["encoders"]) == ["static-plain", "static"] and result["seeds"] == [0, 1]
+    base, lsa = result["encoders"]["static-plain"], result["encoders"]["static"]
+    assert base["diff_vs_baseline"]["aiq_x100"] == {"mean": 0.0, "se": 0.0, "first_seed": 0.0}
+    assert lsa["config"]["lsa_dims"] == 64 and base["config"]["lsa_dims"] == 0
+    for row in (base, lsa):
+        assert set(row["per_seed"]) == {"0", "1"}
+        assert 0 < row["mean"]["aiq_x100"] < 100
+        for stage in ("embedding", "predict", "decide", "route_with_embedding"):
+            assert 0 < row["timing"][stage]["p50_ms"] <= row["timing"][stage]["p99_ms"]
+        assert row["timing"]["batch_throughput_qps_with_embedding"] > 0
+    d = lsa["diff_vs_baseline"]["aiq_x100"]
+    per = [lsa["per_seed"][s]["aiq_x100"] - base["per_seed"][s]["aiq_x100"] for s in ("0", "1")]
+    assert d["mean"] == pytest.approx(np.mean(per)) and d["first_seed"] == pytest.approx(per[0])
