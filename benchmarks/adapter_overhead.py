@@ -53,6 +53,8 @@ def make_chat(encoder_name: str, cache_dir: Path | None) -> tuple[Any, list[str]
     fit_enc = ENCODERS[encoder_name](1_000_000, cache_dir)
     router = MixLLMRouter(encoder=fit_enc, seed=0).fit(train)
     router.encoder = ENCODERS[encoder_name](0, cache_dir)  # uncached: every call embeds
+    if hasattr(router.encoder, "adapt"):  # the same corpus part as the fitted encoder's
+        router.encoder.adapt(train.queries)
     children = {n: ScriptedChatModel(model_name=n, reply="ok") for n in router.llms}
     return MixLLMChat(models=children, router=router), test.queries
 

@@ -6,9 +6,11 @@ RouterBench-style prompts open with a shared few-shot block):
 
 - :class:`OnnxEncoder` (``type="onnx"``): MiniLM exported to ONNX and run by ONNX Runtime,
   optionally with int8 dynamic quantisation. Embeddings match MiniLM's (cosine > 0.99 at int8).
-- :class:`StaticEncoder` (``type="static"``): a static token-embedding table distilled from MiniLM
-  the model2vec way (every vocabulary token run through MiniLM on its own, mean-pooled, weighted by
-  a Zipf prior); a query is the weighted mean of its tokens' rows. No transformer at query time.
+- :class:`StaticEncoder` (``type="static"``, the router's default): a static token-embedding table
+  distilled from MiniLM the model2vec way (every vocabulary token run through MiniLM on its own,
+  mean-pooled, weighted by a Zipf prior); a query is the weighted mean of its tokens' rows, plus a
+  corpus part (LSA over the same tokens) that :meth:`StaticEncoder.adapt` learns from the training
+  queries. No transformer at query time.
 
 Artefacts (the ``.onnx`` files, the ``.npz`` table) are built from the packaged MiniLM on first use
 and cached under ``cache_dir`` (default ``~/.cache/mixllm/``, or ``$MIXLLM_CACHE_DIR``), keyed by

@@ -113,7 +113,8 @@ class MixLLMChat(BaseChatModel):
             fields / an LLMSpec). Children without a price cost 0. Give a ``router`` or prices.
         lam: Quality weight λ of the decision (larger: quality first); None keeps the router's.
         alpha: Exploration bonus of a cold-start router.
-        encoder: Query encoder of a cold-start router (default: MiniLM, loaded at first use).
+        encoder: Query encoder of a cold-start router (default: ``StaticEncoder``, loaded at
+            first use; its corpus part stays zero until a router is fitted on data).
         seed: Seed of a cold-start router.
         max_retries: Other children tried after a child fails (an exception or its timeout).
         failure_threshold: Consecutive failures that put a child on cooldown.

@@ -154,7 +154,8 @@ class MixLLM(FunctionCallingLLM):
             (or an ``LLMSpec``, or a dict of its fields). Children not named cost 0.
         lam: λ, the quality/cost trade-off (larger: quality first). None: the router's (1.0 cold).
         alpha: Weight of the uncertainty bonus. None: the router's (0.1 cold).
-        encoder: Query encoder of the cold-start router (default: MiniLM, loaded lazily).
+        encoder: Query encoder of the cold-start router (default: ``StaticEncoder``, loaded
+            lazily; its corpus part stays zero until a router is fitted on data).
         seed: Seed of the cold-start router's tie-breaking.
         max_attempts: Children tried per call before the error is raised.
         failure_threshold: Consecutive failures that put a child on cooldown.
