@@ -8,7 +8,8 @@ chosen encoder, and prompts are RouterBench prompts. Reported, p50/p99 ms:
 - ``mixllm``: ``chat.invoke(prompt)`` (routing with the embedding, dispatch, metadata);
 - ``overhead`` = mixllm − direct, per prompt (embedding cache off, so each call embeds);
 - async: 32 concurrent ``ainvoke`` calls (``asyncio.gather``), per-call latency and the wall
-  time of the whole wave, against 32 concurrent direct ``ainvoke`` calls.
+  time of the whole wave, against 32 concurrent direct ``ainvoke`` calls; each wave runs twice,
+  micro-batched (the default: the waiting calls share one ``route_batch``) and routed one by one.
 
 Usage::
 
@@ -87,21 +88,38 @@ def run(encoder_name: str, n: int, concurrency: int, waves: int,
         routed.append(t1 - t0), direct.append(t3 - t2), overhead.append((t1 - t0) - (t3 - t2))
     children = list(chat.models.values())
     a_direct, a_routed, w_direct, w_routed = [], [], [], []
+    a_single, w_single, batch_sizes = [], [], []
+    dispatcher = chat._dispatcher
+
+    async def routed_wave(calls: list[Any]) -> tuple[list[float], float, list[int]]:
+        lat, wall = await _wave(calls)
+        batcher = dispatcher._batchers.get(asyncio.get_running_loop())
+        return lat, wall, [] if batcher is None else batcher.batch_sizes
+
     for w in range(waves):
         batch = [prompts[(w * concurrency + i) % len(prompts)] for i in range(concurrency)]
         pairs = [(children[i % len(children)], p) for i, p in enumerate(batch)]
         lat, wall = asyncio.run(_wave([lambda c=c, p=p: c.ainvoke(p) for c, p in pairs]))
         a_direct += lat
         w_direct.append(wall)
-        lat, wall = asyncio.run(_wave([lambda p=p: chat.ainvoke(p) for p in batch]))
-        a_routed += lat
-        w_routed.append(wall)
+        calls = [lambda p=p: chat.ainvoke(p) for p in batch]
+        # the same wave micro-batched and routed one call at a time, in alternating order
+        for batched in ((True, False) if w % 2 == 0 else (False, True)):
+            dispatcher.micro_batch = batched
+            lat, wall, sizes = asyncio.run(routed_wave(calls))
+            (a_routed if batched else a_single).extend(lat)
+            (w_routed if batched else w_single).append(wall)
+            batch_sizes += sizes
+    dispatcher.micro_batch = True
     return {
         "encoder": encoder_name, "n_sync": len(prompts), "concurrency": concurrency, "waves": waves,
         "sync": {"direct": pct(direct), "mixllm": pct(routed), "overhead": pct(overhead)},
         "async": {"direct_per_call": pct(a_direct), "mixllm_per_call": pct(a_routed),
                   "direct_wave_wall": pct(w_direct), "mixllm_wave_wall": pct(w_routed),
-                  "mixllm_calls_per_s": concurrency * waves / float(np.sum(w_routed))},
+                  "mixllm_calls_per_s": concurrency * waves / float(np.sum(w_routed)),
+                  "micro_batch_sizes": batch_sizes,
+                  "unbatched_per_call": pct(a_single), "unbatched_wave_wall": pct(w_single),
+                  "unbatched_calls_per_s": concurrency * waves / float(np.sum(w_single))},
         "loadavg": os.getloadavg(),
     }
 
@@ -116,9 +134,13 @@ def format_result(r: dict[str, Any]) -> str:
                      ("async direct, per call", a["direct_per_call"]),
                      ("async MixLLMChat, per call", a["mixllm_per_call"]),
                      ("async direct, wave of 32", a["direct_wave_wall"]),
-                     ("async MixLLMChat, wave of 32", a["mixllm_wave_wall"])):
+                     ("async MixLLMChat, wave of 32", a["mixllm_wave_wall"]),
+                     ("  unbatched, per call", a["unbatched_per_call"]),
+                     ("  unbatched, wave of 32", a["unbatched_wave_wall"])):
         rows.append(f"{label:<32} {v['p50_ms']:>9.2f} {v['p99_ms']:>9.2f}")
-    rows.append(f"async MixLLMChat throughput: {a['mixllm_calls_per_s']:.0f} calls/s")
+    rows.append(f"async MixLLMChat throughput: {a['mixllm_calls_per_s']:.0f} calls/s micro-batched "
+                f"(batches {a['micro_batch_sizes'][:12]}...), {a['unbatched_calls_per_s']:.0f} "
+                "calls/s routed one by one")
     return "\n".join(rows)
 
 

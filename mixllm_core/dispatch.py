@@ -5,6 +5,11 @@ when that child fails (an exception, or a timeout raised by the child) records t
 child that keeps failing on a cooldown, and tries the next best candidate, up to ``max_attempts``.
 Latency (in-flight count and service time) is tracked around every child call, sync or async.
 Outcomes are appended to ``router.outcomes`` (and to the router's log when it has one).
+
+Async calls are micro-batched: the first attempts of the calls waiting at the same moment on one
+event loop are routed together by one ``router.route_batch`` in a worker thread (one encoder pass,
+one prediction call), grouped by what they exclude and their routing arguments. The batch is
+whatever is waiting, so a lone call is not delayed and batches grow with the load.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -94,6 +100,8 @@ class Dispatcher:
         failure_threshold: Consecutive failures that put a child on cooldown.
         cooldown_s: Seconds a child on cooldown is not chosen (unless it is pinned).
         clock: Monotonic clock (injectable).
+        micro_batch: Route the first attempts of concurrent async calls together (see the
+            module docstring); False routes each async call on its own.
     """
 
     def __init__(
@@ -104,9 +112,16 @@ class Dispatcher:
         failure_threshold: int = 3,
         cooldown_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        micro_batch: bool = True,
     ) -> None:
         if not isinstance(max_attempts, int) or max_attempts < 1:
             raise ConfigError(f"max_attempts must be an int >= 1, got {max_attempts!r}.")
+        if not isinstance(micro_batch, bool):
+            raise ConfigError(f"micro_batch must be True or False, got {micro_batch!r}.")
+        self.micro_batch = micro_batch
+        self._batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _MicroBatcher] = (
+            weakref.WeakKeyDictionary()
+        )
         self.router = router
         self.max_attempts = max_attempts
         self.failure_threshold = failure_threshold
@@ -151,6 +166,11 @@ class Dispatcher:
             if pin not in pool:
                 raise UnknownLLMError(pin, pool)
             return self.router.route(query, exclude=pool - {pin}, **route_kwargs)
+        return self.router.route(query, exclude=self._skip(tried, exclude), **route_kwargs)
+
+    def _skip(self, tried: Iterable[str], exclude: Iterable[str]) -> frozenset[str]:
+        """The LLMs not to route to: tried or excluded, and those cooling down if any is left."""
+        pool = set(self.router.specs)
         hard = (set(tried) | set(exclude)) & pool
         skip = hard | (self.cooling_down() & pool)
         if skip >= pool:
@@ -160,7 +180,51 @@ class Dispatcher:
                 f"No LLM left to try for this query: tried {sorted(tried)}, excluded "
                 f"{sorted(set(exclude))}, pool {sorted(pool)}."
             )
-        return self.router.route(query, exclude=skip, **route_kwargs)
+        return frozenset(skip)
+
+    async def _astart(self, run: _Run) -> RoutingDecision:
+        """Start the next attempt of ``run`` off the event loop (micro-batched when it can be)."""
+        if not self.micro_batch or run.attempts or run.pin is not None:
+            return await asyncio.to_thread(run.start)
+        loop = asyncio.get_running_loop()
+        batcher = self._batchers.get(loop)
+        if batcher is None:
+            batcher = self._batchers[loop] = _MicroBatcher(self)
+        return await batcher.submit(run)
+
+    def _start_batch(self, runs: Sequence[_Run]) -> list[RoutingDecision | BaseException]:
+        """Route the first attempts of ``runs`` (worker thread): one ``route_batch`` per group of
+        runs with the same skip set and routing arguments. When a group's batch fails, its runs
+        are routed one by one, so an error reaches only the call whose query caused it."""
+        out: list[RoutingDecision | BaseException | None] = [None] * len(runs)
+        groups: dict[Any, tuple[frozenset[str], dict[str, Any], list[int]]] = {}
+        for i, run in enumerate(runs):
+            try:
+                skip = self._skip((), run.exclude)
+            except MixLLMError as exc:  # nothing left to route to
+                out[i] = exc
+                continue
+            key: Any = (skip, tuple(sorted(run.route_kwargs.items())))
+            try:
+                hash(key)
+            except TypeError:  # unhashable routing arguments: a group of its own
+                key = ("alone", i)
+            groups.setdefault(key, (skip, run.route_kwargs, []))[2].append(i)
+        for skip, kwargs, rows in groups.values():
+            try:
+                decisions = self.router.route_batch(
+                    [runs[i].query for i in rows], exclude=skip, **kwargs
+                )
+            except Exception:  # noqa: BLE001 - find who failed: route the group one by one
+                for i in rows:
+                    try:
+                        out[i] = runs[i].start()
+                    except Exception as exc:  # noqa: BLE001 - handed to that call
+                        out[i] = exc
+                continue
+            for i, decision in zip(rows, decisions):
+                out[i] = runs[i].begin(decision)
+        return [r if r is not None else EmptyPoolError("not routed") for r in out]
 
     def _run(
         self, query: Any, pin: str | None, exclude: Iterable[str], route_kwargs: dict[str, Any]
@@ -196,10 +260,11 @@ class Dispatcher:
         exclude: Iterable[str] = (),
         **route_kwargs: Any,
     ) -> DispatchResult:
-        """Async :meth:`call`; routing (the embedding) runs in a worker thread, off the loop."""
+        """Async :meth:`call`; routing (the embedding) runs in a worker thread, off the loop, and
+        is micro-batched with the other async calls waiting at the same moment."""
         run = self._run(query, pin, exclude, route_kwargs)
         while True:
-            decision = await asyncio.to_thread(run.start)
+            decision = await self._astart(run)
             try:
                 value = await invoke(decision.llm, decision)
             except Exception as exc:  # noqa: BLE001
@@ -251,10 +316,10 @@ class Dispatcher:
         on_done: Callable[[DispatchResult], None] | None = None,
         **route_kwargs: Any,
     ) -> AsyncIterator[tuple[RoutingDecision, T]]:
-        """Async :meth:`stream`; routing runs in a worker thread, off the event loop."""
+        """Async :meth:`stream`; routing runs in a worker thread, off the loop (micro-batched)."""
         run = self._run(query, pin, exclude, route_kwargs)
         while True:
-            decision = await asyncio.to_thread(run.start)
+            decision = await self._astart(run)
             yielded = False
             try:
                 async for chunk in open_stream(decision.llm, decision):
@@ -295,12 +360,18 @@ class _Run:
 
     def start(self) -> RoutingDecision:
         tried = [a.llm for a in self.attempts]
-        self.decision = self.d.next_decision(
-            self.query, tried=tried, pin=self.pin, exclude=self.exclude, **self.route_kwargs
+        return self.begin(
+            self.d.next_decision(
+                self.query, tried=tried, pin=self.pin, exclude=self.exclude, **self.route_kwargs
+            )
         )
-        self.token = self.d.router.tracker.start(self.decision.llm)
+
+    def begin(self, decision: RoutingDecision) -> RoutingDecision:
+        """Start the attempt ``decision`` chose: latency tracking and the clock."""
+        self.decision = decision
+        self.token = self.d.router.tracker.start(decision.llm)
         self.started = self.d.clock()
-        return self.decision
+        return decision
 
     def _end(self, error: BaseException | None) -> float:
         assert self.decision is not None and self.token is not None
@@ -337,3 +408,46 @@ class _Run:
         if self.token is not None:
             self.d.router.tracker.finish(self.token, ok=False)
             self.token = None
+
+
+class _MicroBatcher:
+    """The async calls of one event loop waiting for their first routing decision.
+
+    ``submit`` queues a run and awaits its decision. One drain task at a time takes everything
+    queued, lets the loop run once more so calls started in the same step join, and routes the
+    lot in a worker thread (``Dispatcher._start_batch``); what arrives meanwhile forms the next
+    batch.
+    """
+
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self.d = dispatcher
+        self.pending: list[tuple[_Run, asyncio.Future[RoutingDecision]]] = []
+        self.task: asyncio.Task[None] | None = None
+        self.batch_sizes: list[int] = []  # for benchmarks and tests
+
+    async def submit(self, run: _Run) -> RoutingDecision:
+        fut: asyncio.Future[RoutingDecision] = asyncio.get_running_loop().create_future()
+        self.pending.append((run, fut))
+        if self.task is None or self.task.done():
+            self.task = asyncio.get_running_loop().create_task(self._drain())
+        return await fut
+
+    async def _drain(self) -> None:
+        await asyncio.sleep(0)  # calls started in the same loop step join this batch
+        while self.pending:
+            batch, self.pending = self.pending, []
+            self.batch_sizes.append(len(batch))
+            try:
+                results = await asyncio.to_thread(self.d._start_batch, [r for r, _ in batch])
+            except asyncio.CancelledError:  # the loop is shutting down: nobody gets a decision
+                for _, fut in batch + self.pending:
+                    fut.cancel()
+                self.pending = []
+                raise
+            for (run, fut), result in zip(batch, results):
+                if fut.done():  # the caller gave up (cancelled): end what was started for it
+                    run.abandon()
+                elif isinstance(result, BaseException):
+                    fut.set_exception(result)
+                else:
+                    fut.set_result(result)

@@ -4,7 +4,14 @@ import asyncio
 
 import pytest
 
-from mixllm_core import AllCandidatesFailedError, Dispatcher, EmptyPoolError, LLMSpec, MixLLMRouter
+from mixllm_core import (
+    AllCandidatesFailedError,
+    ConfigError,
+    Dispatcher,
+    EmptyPoolError,
+    LLMSpec,
+    MixLLMRouter,
+)
 from mixllm_core.testing import FakeClock, HashingEncoder
 
 
@@ -161,3 +168,118 @@ def test_price_call_prefers_reported_usage_and_prices_it() -> None:
     estimated = price_call(router, "mid", "x" * 400, None, None)
     assert (estimated.input_tokens, estimated.output_tokens, estimated.estimated) == (100, 0, True)
     assert price_call(router, "gone", "p", "a", None).cost is None
+
+
+class _BatchRecordingEncoder(HashingEncoder):
+    """Records the size of every encode() call; slow enough that concurrent calls queue up."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[int] = []
+
+    def encode(self, texts, *, show_progress: bool = False):
+        import time as _time
+
+        if any("boom" in t for t in texts):
+            raise ValueError("cannot embed 'boom'")
+        self.batches.append(len(texts))
+        _time.sleep(0.02)
+        return super().encode(texts)
+
+
+def _fitted(encoder: HashingEncoder) -> tuple[MixLLMRouter, list[str]]:
+    from mixllm_core.testing import make_synthetic_world
+
+    train, test = make_synthetic_world(400, seed=0).train_test_split(seed=0)
+    return MixLLMRouter(encoder=encoder, seed=0).fit(train), test.queries[:32]
+
+
+async def _echo(name: str, decision) -> str:
+    await asyncio.sleep(0)
+    return name
+
+
+def test_concurrent_async_calls_are_routed_in_micro_batches() -> None:
+    enc = _BatchRecordingEncoder()
+    router, queries = _fitted(enc)
+    twin, _ = _fitted(HashingEncoder())
+    expected = [twin.route(q, lam=3.0).llm for q in queries]
+    dispatcher = Dispatcher(router)
+    enc.batches.clear()
+
+    async def main():
+        return await asyncio.gather(*(dispatcher.acall(q, _echo, lam=3.0) for q in queries))
+
+    done = asyncio.run(main())
+    assert [d.value for d in done] == expected  # the same choices as routing one by one
+    assert sum(enc.batches) == len(queries) and max(enc.batches) == len(queries)  # one pass
+    assert len(expected) > len(set(expected)) > 1  # the batch really mixed several choices
+    assert all(router.tracker.in_flight(n) == 0 for n in router.llms)
+
+
+def test_micro_batches_keep_each_calls_exclusions() -> None:
+    enc = _BatchRecordingEncoder()
+    router, queries = _fitted(enc)
+    favourite = max(router.llms, key=lambda n: sum(router.route(q, lam=3.0).llm == n
+                                                   for q in queries))
+    enc.batches.clear()
+    dispatcher = Dispatcher(router)
+
+    async def main():
+        return await asyncio.gather(*(
+            dispatcher.acall(q, _echo, lam=3.0, exclude=[favourite] if i % 2 else [])
+            for i, q in enumerate(queries)
+        ))
+
+    done = asyncio.run(main())
+    assert all(d.value != favourite for d in done[1::2])
+    assert any(d.value == favourite for d in done[0::2])
+    assert sorted(enc.batches) == [16, 16]  # two groups, one route_batch each
+
+
+def test_an_error_in_a_micro_batch_reaches_only_its_call() -> None:
+    enc = _BatchRecordingEncoder()
+    router, queries = _fitted(enc)
+    queries = [*queries[:7], "boom goes this query"]
+    dispatcher = Dispatcher(router)
+
+    async def main():
+        return await asyncio.gather(
+            *(dispatcher.acall(q, _echo, lam=3.0) for q in queries), return_exceptions=True
+        )
+
+    results = asyncio.run(main())
+    assert isinstance(results[-1], ValueError) and "boom" in str(results[-1])
+    assert all(r.value in router.llms for r in results[:-1])
+
+
+def test_micro_batching_can_be_turned_off_and_is_validated() -> None:
+    enc = _BatchRecordingEncoder()
+    router, queries = _fitted(enc)
+    enc.batches.clear()
+    dispatcher = Dispatcher(router, micro_batch=False)
+
+    async def main():
+        return await asyncio.gather(*(dispatcher.acall(q, _echo) for q in queries[:8]))
+
+    asyncio.run(main())
+    assert enc.batches == [1] * 8
+    with pytest.raises(ConfigError, match="micro_batch must be True or False, got 'yes'"):
+        Dispatcher(router, micro_batch="yes")  # type: ignore[arg-type]
+
+
+def test_a_call_cancelled_while_its_batch_routes_releases_its_child() -> None:
+    enc = _BatchRecordingEncoder()
+    router, queries = _fitted(enc)
+    dispatcher = Dispatcher(router)
+
+    async def main() -> None:
+        tasks = [asyncio.create_task(dispatcher.acall(q, _echo)) for q in queries[:4]]
+        await asyncio.sleep(0.005)  # the batch is being embedded in the worker thread
+        tasks[0].cancel()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        assert isinstance(results[0], asyncio.CancelledError)
+        assert all(r.value in router.llms for r in results[1:])
+
+    asyncio.run(main())
+    assert all(router.tracker.in_flight(n) == 0 for n in router.llms)
