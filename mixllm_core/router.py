@@ -560,8 +560,11 @@ class MixLLMRouter:
         """Retrain the offline quality predictors on the training data plus all logged feedback.
 
         Each LLM is refit on its own observations only. An LLM added without data needs
-        ``min_feedback`` of them first (below that it keeps its prior and online head). The refit LLMs' online heads
-        restart from zero, since what they had learned is now part of the offline predictors.
+        ``min_feedback`` of them first (below that it keeps its prior and online head). The refit
+        LLMs' online heads restart from zero, since what they had learned is now part of the
+        offline predictors. With an encoder that ``fit`` adapts (the default
+        :class:`StaticEncoder`), the feedback queries are embedded again, so feedback logged
+        before the last ``fit`` shares the current representation.
 
         Returns:
             The number of feedback records used per refit LLM.
@@ -569,10 +572,17 @@ class MixLLMRouter:
         with self._lock:
             per_llm: dict[str, list[tuple[np.ndarray, float]]] = {}
             last = self._feedback_seq
-            for fb in self.log.feedback(since_seq=0):
+            feedback = list(self.log.feedback(since_seq=0))
+            X_now = None
+            if feedback and callable(getattr(self.encoder, "adapt", None)):
+                # features that change with fit (the static encoder's corpus part): feedback
+                # logged before the last fit was embedded differently, so embed it again
+                X_now = self._features([fb.query for fb in feedback])[0]
+            for i, fb in enumerate(feedback):
                 last = max(last, fb.seq)
                 if fb.llm in self.specs:
-                    per_llm.setdefault(fb.llm, []).append((fb.x, fb.score))
+                    x = fb.x if X_now is None else X_now[i]
+                    per_llm.setdefault(fb.llm, []).append((x, fb.score))
             used: dict[str, int] = {}
             names = [  # LLMs with offline data refit on any feedback; newcomers need enough
                 n for n, obs in per_llm.items() if n in self._train or len(obs) >= min_feedback

@@ -136,3 +136,30 @@ def test_bench_compares_encoders_side_by_side(tmp_path: Path) -> None:
     d = lsa["diff_vs_baseline"]["aiq_x100"]
     per = [lsa["per_seed"][s]["aiq_x100"] - base["per_seed"][s]["aiq_x100"] for s in ("0", "1")]
     assert d["mean"] == pytest.approx(np.mean(per)) and d["first_seed"] == pytest.approx(per[0])
+
+
+def test_refit_embeds_feedback_again_after_fit_changed_the_corpus_part(monkeypatch) -> None:
+    from mixllm_core import QualityPredictor
+
+    train, test = WORLD.train_test_split(seed=0)
+    enc = StaticEncoder(lsa_dims=8)
+    router = MixLLMRouter(WORLD.llms, encoder=enc, seed=0)  # cold: corpus part still zero
+    early = test.queries[:10]
+    for q in early:
+        router.feedback(router.route(q).decision_id, score=1.0)
+    logged = np.stack([fb.x for fb in router.log.feedback()])
+    assert not logged[:, 128:].any()
+    router.fit(train)  # the corpus part is learned now
+    seen: list[np.ndarray] = []
+    real_fit = QualityPredictor.fit
+
+    def spy(self, X, y):
+        seen.append(np.asarray(X))
+        return real_fit(self, X, y)
+
+    monkeypatch.setattr(QualityPredictor, "fit", spy)
+    used = router.refit()
+    assert sum(used.values()) == len(early)
+    fed = np.vstack([X[len(train):] for X in seen])  # the rows after each LLM's training data
+    assert fed.shape[0] == len(early) and fed[:, 128:].any()  # re-embedded with the corpus part
+    assert any(np.allclose(enc.encode([q])[0], row, atol=1e-6) for q in early for row in fed)
