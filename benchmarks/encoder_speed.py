@@ -74,8 +74,8 @@ def quality(encoder: QueryEncoder, data: RoutingData, seed: int) -> dict[str, fl
     """AIQ and Q% at 25% cost of the MixLLM router, as ``mixllm bench`` computes them."""
     train, test = data.train_test_split(seed=seed)
     router = MixLLMRouter(encoder=encoder, seed=seed).fit(train)  # adapts a corpus part to train
-    run, _, _ = _mixllm_run(router, np.asarray(encoder.encode(test.queries), np.float32), test,
-                            LAMBDA_GRID)
+    run, _, _ = _mixllm_run(router, np.asarray(router.encoder.encode(test.queries), np.float32),
+                            test, LAMBDA_GRID)
     _score_run(run, test)
     _, ref_cost, ref_q, max_cost = _reference(test, None)
     m = _router_metrics(run, ref_cost, ref_q, max_cost)
@@ -148,7 +148,7 @@ def run(names: Sequence[str], seeds: Sequence[int], n_timed: int, n_batch: int, 
                                                   if k not in ("type", "model")})
                                if name.startswith("minilm") else ENCODERS[name](1_000_000, cache_dir))
         router.encoder = q_enc
-        router.fit(train)
+        router.fit(train)  # router.encoder: q_enc, or its copy adapted to train
         if hasattr(q_enc, "save_cache"):
             q_enc.save_cache()
         if hasattr(timed_enc, "adapt"):  # the timed copy computes the same corpus part

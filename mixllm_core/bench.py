@@ -129,8 +129,22 @@ def _baseline_runs(
     return runs
 
 
+def _test_features(
+    router: MixLLMRouter, base: QueryEncoder, test: RoutingData, Xte: np.ndarray, Fte: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The test rows' features as ``router`` sees them: ``Xte``/``Fte`` (made by ``base``, the
+    bench's encoder) unless ``fit`` gave the router its own encoder, adapted to the part of the
+    training rows the replays fit on (the static encoder's corpus part)."""
+    if router.encoder is base:
+        return Xte, Fte
+    X = np.asarray(router.encoder.encode(test.queries), dtype=np.float32)
+    in_tok = np.array([estimate_tokens(q) for q in test.queries], dtype=float)
+    return X, cost_features(X, in_tok)
+
+
 def _online_runs(
     fresh: Callable[[], MixLLMRouter],
+    base: QueryEncoder,
     train: RoutingData,
     test: RoutingData,
     Xte: np.ndarray,
@@ -164,13 +178,19 @@ def _online_runs(
         bar.close()
         streams[kind] = report.summary()
         runs.append(
-            RouterRun(f"online-{kind}", evaluate_choices(router, test, Xte, Fte, lambdas, c_ref))
+            RouterRun(
+                f"online-{kind}",
+                evaluate_choices(
+                    router, test, *_test_features(router, base, test, Xte, Fte), lambdas, c_ref
+                ),
+            )
         )
     return runs, info
 
 
 def _pool_change_runs(
     fresh: Callable[[], MixLLMRouter],
+    base: QueryEncoder,
     train: RoutingData,
     test: RoutingData,
     Xte: np.ndarray,
@@ -223,7 +243,9 @@ def _pool_change_runs(
         runs.append(
             RouterRun(
                 f"pool-{label}-{held_out.split('/')[-1]}",
-                evaluate_choices(router, test, Xte, Fte, lambdas, c_ref),
+                evaluate_choices(
+                    router, test, *_test_features(router, base, test, Xte, Fte), lambdas, c_ref
+                ),
             )
         )
     return runs, info
@@ -319,8 +341,8 @@ def compare_encoders(
         for seed in seeds:
             train, test = data.train_test_split(seed=seed)
             router = MixLLMRouter(encoder=encoder, quality_model=quality_model, seed=seed)
-            router.fit(train)  # adapts an encoder with a corpus part to this split's train rows
-            X = np.asarray(encoder.encode(test.queries), dtype=np.float32)
+            router.fit(train)  # an encoder with a corpus part: a copy adapted to this split
+            X = np.asarray(router.encoder.encode(test.queries), dtype=np.float32)
             run, _, _ = _mixllm_run(router, X, test, lambdas)
             _score_run(run, test)
             ref_name, ref_cost, ref_q, max_cost = _reference(test, reference)
@@ -622,12 +644,23 @@ def run_bench(
 
         if online:
             online_runs, extra["online"] = _online_runs(
-                fresh, train, test, Rte, Fte, lambdas, c_ref, stream_lam, seed, show_progress
+                fresh,
+                router_encoder,
+                train,
+                test,
+                Rte,
+                Fte,
+                lambdas,
+                c_ref,
+                stream_lam,
+                seed,
+                show_progress,
             )
             runs += online_runs
         if pool_change:
             pool_runs, extra["pool_change"] = _pool_change_runs(
                 lambda: fresh(POOL_ALPHA),
+                router_encoder,
                 train,
                 test,
                 Rte,

@@ -21,6 +21,7 @@ prompt costs a dictionary lookup.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import threading
@@ -547,9 +548,10 @@ class StaticEncoder(_WindowedEncoder):
         return ids
 
     def adapt(self, texts: Sequence[str]) -> StaticEncoder:
-        """Learn the corpus part (IDF + truncated SVD) from ``texts``, the training queries.
+        """Learn the corpus part (IDF + truncated SVD) from ``texts``, the training queries, in place.
 
         Deterministic, and a no-op when called again with the same texts. Clears the prompt cache.
+        Routers call :meth:`adapted` instead, which leaves an encoder adapted elsewhere untouched.
         """
         if isinstance(texts, str):
             raise ConfigError("adapt() takes a sequence of texts, got a single str.")
@@ -558,7 +560,7 @@ class StaticEncoder(_WindowedEncoder):
         windows = [self.window_text(str(t)) for t in texts]
         if len(windows) < 2:
             raise ConfigError(f"adapt() needs at least 2 texts, got {len(windows)}.")
-        key = hashlib.sha1("\0".join(windows).encode()).hexdigest()
+        key = self._corpus_key(windows)  # windowing a window changes nothing
         if key == self.corpus_key_ and self._lsa is not None:
             return self
         self._ensure_loaded()
@@ -592,6 +594,29 @@ class StaticEncoder(_WindowedEncoder):
             self.corpus_key_ = key
             self._cache.clear()
         return self
+
+    def adapted(self, texts: Sequence[str]) -> StaticEncoder:
+        """This encoder when it is already adapted to ``texts`` (or has no corpus part), else a
+        copy adapted to them: what ``MixLLMRouter.fit`` uses, so fitting one router never changes
+        the features of another router, or of a caller, holding the same encoder.
+
+        The copy shares the read-only static table; it has its own prompt cache.
+        """
+        if isinstance(texts, str):
+            raise ConfigError("adapted() takes a sequence of texts, got a single str.")
+        if self.lsa_dims == 0 or (
+            self._lsa is not None and self._corpus_key(texts) == self.corpus_key_
+        ):
+            return self
+        self._ensure_loaded()  # load once, so the copy shares the table
+        twin = copy.copy(self)
+        twin._lock = threading.Lock()
+        twin._cache = OrderedDict()
+        return twin.adapt(texts)
+
+    def _corpus_key(self, texts: Sequence[str]) -> str:
+        windows = [self.window_text(str(t)) for t in texts]
+        return hashlib.sha1("\0".join(windows).encode()).hexdigest()
 
     def save_state(self, directory: Path) -> None:
         """Write the learned corpus part into ``directory`` (``.npz``; nothing when not adapted)."""

@@ -271,8 +271,10 @@ class MixLLMRouter:
     def fit(self, data: RoutingData, *, show_progress: bool = False) -> MixLLMRouter:
         """Fit every LLM's predictors on ``data`` (each LLM only on its own column).
 
-        An encoder with an ``adapt(texts)`` method (the default :class:`StaticEncoder`) first
-        learns its corpus part from ``data``'s queries; it stays fixed until the next ``fit``.
+        An encoder with an ``adapted(texts)`` method (the default :class:`StaticEncoder`) first
+        learns its corpus part from ``data``'s queries: ``router.encoder`` becomes a copy adapted
+        to them (the encoder passed in is left as it was, so routers sharing one never disturb
+        each other), fixed until the next ``fit``.
         """
         if not isinstance(data, RoutingData):
             raise DataFormatError(f"fit() takes RoutingData, got {type(data).__name__}.")
@@ -287,9 +289,9 @@ class MixLLMRouter:
                 raise DataFormatError(
                     f"The pool's LLMs {missing} have no column in the data; it has {data.llms}."
                 )
-            adapt = getattr(self.encoder, "adapt", None)
-            if callable(adapt):
-                adapt(data.queries)
+            adapted = getattr(self.encoder, "adapted", None)
+            if callable(adapted):  # this router's own copy, adapted to its training queries
+                self.encoder = adapted(data.queries)
             X, F = self._features(data.queries, show_progress=show_progress)
             names = list(self.specs)
             iterator: Iterable[str] = names

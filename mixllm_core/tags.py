@@ -445,9 +445,9 @@ class TaggedEncoder:
         labels = None if labels is None else [str(y) for y in labels]
         if len(texts) < 2:
             raise ConfigError(f"fit() needs at least 2 texts, got {len(texts)}.")
-        adapt = getattr(self.base, "adapt", None)
-        if callable(adapt):  # a base with a corpus part (StaticEncoder) learns it first
-            adapt(texts)
+        adapted = getattr(self.base, "adapted", None)
+        if callable(adapted):  # a base with a corpus part (StaticEncoder) learns it first
+            self.base = adapted(texts)
         X = _check_matrix(self.base.encode(texts, show_progress=show_progress))
         self.tagger.fit(texts, X, labels)
         self.adapter_ = None

@@ -69,10 +69,25 @@ def test_adapt_is_deterministic_and_skips_a_corpus_it_has_seen(adapted: StaticEn
 def test_router_fit_adapts_on_training_queries_only() -> None:
     train, test = WORLD.train_test_split(seed=0)
     enc = StaticEncoder(lsa_dims=8)
-    MixLLMRouter(encoder=enc, seed=0).fit(train)
-    assert enc.is_adapted
-    assert enc.corpus_key_ == StaticEncoder(lsa_dims=8).adapt(train.queries).corpus_key_
-    assert enc.corpus_key_ != StaticEncoder(lsa_dims=8).adapt(WORLD.queries).corpus_key_
+    router = MixLLMRouter(encoder=enc, seed=0).fit(train)
+    assert router.encoder.is_adapted and not enc.is_adapted  # a copy: the caller's is untouched
+    key = router.encoder.corpus_key_
+    assert key == StaticEncoder(lsa_dims=8).adapt(train.queries).corpus_key_
+    assert key != StaticEncoder(lsa_dims=8).adapt(WORLD.queries).corpus_key_
+    assert router.encoder._table is enc._table  # the static table is shared, not copied
+
+
+def test_routers_sharing_an_encoder_do_not_change_each_others_features() -> None:
+    train, test = WORLD.train_test_split(seed=0)
+    enc = StaticEncoder(lsa_dims=8)
+    first = MixLLMRouter(encoder=enc, seed=0).fit(train)
+    before = first.encoder.encode(test.queries)
+    second = MixLLMRouter(encoder=first.encoder, seed=0).fit(test)  # another corpus
+    np.testing.assert_array_equal(first.encoder.encode(test.queries), before)
+    assert second.encoder is not first.encoder
+    assert not np.allclose(second.encoder.encode(test.queries)[:, 128:], before[:, 128:])
+    again = MixLLMRouter(encoder=first.encoder, seed=0).fit(train)  # the same corpus: shared
+    assert again.encoder is first.encoder
 
 
 def test_the_default_router_encoder_is_the_adapted_static_encoder(tmp_path: Path) -> None:
@@ -142,8 +157,7 @@ def test_refit_embeds_feedback_again_after_fit_changed_the_corpus_part(monkeypat
     from mixllm_core import QualityPredictor
 
     train, test = WORLD.train_test_split(seed=0)
-    enc = StaticEncoder(lsa_dims=8)
-    router = MixLLMRouter(WORLD.llms, encoder=enc, seed=0)  # cold: corpus part still zero
+    router = MixLLMRouter(WORLD.llms, encoder=StaticEncoder(lsa_dims=8), seed=0)  # cold: zero part
     early = test.queries[:10]
     for q in early:
         router.feedback(router.route(q).decision_id, score=1.0)
@@ -162,4 +176,5 @@ def test_refit_embeds_feedback_again_after_fit_changed_the_corpus_part(monkeypat
     assert sum(used.values()) == len(early)
     fed = np.vstack([X[len(train):] for X in seen])  # the rows after each LLM's training data
     assert fed.shape[0] == len(early) and fed[:, 128:].any()  # re-embedded with the corpus part
-    assert any(np.allclose(enc.encode([q])[0], row, atol=1e-6) for q in early for row in fed)
+    again = router.encoder.encode(early)
+    assert all(np.abs(again - row).max(axis=1).min() < 1e-6 for row in fed)
