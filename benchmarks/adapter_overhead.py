@@ -94,7 +94,7 @@ def run(encoder_name: str, n: int, concurrency: int, waves: int,
     async def routed_wave(calls: list[Any]) -> tuple[list[float], float, list[int]]:
         lat, wall = await _wave(calls)
         batcher = dispatcher._batchers.get(asyncio.get_running_loop())
-        return lat, wall, [] if batcher is None else batcher.batch_sizes
+        return lat, wall, [] if batcher is None else list(batcher.batch_sizes)
 
     for w in range(waves):
         batch = [prompts[(w * concurrency + i) % len(prompts)] for i in range(concurrency)]

@@ -18,6 +18,7 @@ import asyncio
 import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -182,6 +183,14 @@ class Dispatcher:
             )
         return frozenset(skip)
 
+    async def _start_or_release(self, run: _Run) -> RoutingDecision:
+        """:meth:`_astart`; a call cancelled while it waits ends the tracking begun for it."""
+        try:
+            return await self._astart(run)
+        except asyncio.CancelledError:
+            run.abandon()  # no-op unless its decision arrived just as it was cancelled
+            raise
+
     async def _astart(self, run: _Run) -> RoutingDecision:
         """Start the next attempt of ``run`` off the event loop (micro-batched when it can be)."""
         if not self.micro_batch or run.attempts or run.pin is not None:
@@ -264,7 +273,7 @@ class Dispatcher:
         is micro-batched with the other async calls waiting at the same moment."""
         run = self._run(query, pin, exclude, route_kwargs)
         while True:
-            decision = await self._astart(run)
+            decision = await self._start_or_release(run)
             try:
                 value = await invoke(decision.llm, decision)
             except Exception as exc:  # noqa: BLE001
@@ -319,7 +328,7 @@ class Dispatcher:
         """Async :meth:`stream`; routing runs in a worker thread, off the loop (micro-batched)."""
         run = self._run(query, pin, exclude, route_kwargs)
         while True:
-            decision = await self._astart(run)
+            decision = await self._start_or_release(run)
             yielded = False
             try:
                 async for chunk in open_stream(decision.llm, decision):
@@ -423,7 +432,7 @@ class _MicroBatcher:
         self.d = dispatcher
         self.pending: list[tuple[_Run, asyncio.Future[RoutingDecision]]] = []
         self.task: asyncio.Task[None] | None = None
-        self.batch_sizes: list[int] = []  # for benchmarks and tests
+        self.batch_sizes: deque[int] = deque(maxlen=10_000)  # the latest, for benchmarks
 
     async def submit(self, run: _Run) -> RoutingDecision:
         fut: asyncio.Future[RoutingDecision] = asyncio.get_running_loop().create_future()
@@ -439,9 +448,12 @@ class _MicroBatcher:
             self.batch_sizes.append(len(batch))
             try:
                 results = await asyncio.to_thread(self.d._start_batch, [r for r, _ in batch])
-            except asyncio.CancelledError:  # the loop is shutting down: nobody gets a decision
+            except BaseException as exc:  # e.g. the loop shutting down: nobody gets a decision
                 for _, fut in batch + self.pending:
-                    fut.cancel()
+                    if isinstance(exc, asyncio.CancelledError):
+                        fut.cancel()
+                    elif not fut.done():
+                        fut.set_exception(exc)
                 self.pending = []
                 raise
             for (run, fut), result in zip(batch, results):
