@@ -21,7 +21,7 @@ import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from .data import estimate_tokens
 from .decision import RoutingDecision
@@ -233,7 +233,8 @@ class Dispatcher:
                 continue
             for i, decision in zip(rows, decisions):
                 out[i] = runs[i].begin(decision)
-        return [r if r is not None else EmptyPoolError("not routed") for r in out]
+        assert all(r is not None for r in out)  # every run is in exactly one branch above
+        return cast("list[RoutingDecision | BaseException]", out)
 
     def _run(
         self, query: Any, pin: str | None, exclude: Iterable[str], route_kwargs: dict[str, Any]

@@ -576,7 +576,7 @@ class MixLLMRouter:
             last = self._feedback_seq
             feedback = list(self.log.feedback(since_seq=0))
             X_now = None
-            if feedback and callable(getattr(self.encoder, "adapt", None)):
+            if feedback and callable(getattr(self.encoder, "adapted", None)):
                 # features that change with fit (the static encoder's corpus part): feedback
                 # logged before the last fit was embedded differently, so embed it again
                 X_now = self._features([fb.query for fb in feedback])[0]
