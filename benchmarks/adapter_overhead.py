@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from mixllm_core.bench import adapt_to
 from mixllm_core.data import load_routing_data
 from mixllm_core.router import MixLLMRouter
 
@@ -54,8 +55,7 @@ def make_chat(encoder_name: str, cache_dir: Path | None) -> tuple[Any, list[str]
     fit_enc = ENCODERS[encoder_name](1_000_000, cache_dir)
     router = MixLLMRouter(encoder=fit_enc, seed=0).fit(train)
     router.encoder = ENCODERS[encoder_name](0, cache_dir)  # uncached: every call embeds
-    if hasattr(router.encoder, "adapt"):  # the same corpus part as the fitted encoder's
-        router.encoder.adapt(train.queries)
+    adapt_to(router.encoder, train.queries)  # the same corpus part as the fitted encoder's
     children = {n: ScriptedChatModel(model_name=n, reply="ok") for n in router.llms}
     return MixLLMChat(models=children, router=router), test.queries
 

@@ -36,7 +36,14 @@ from typing import Any
 
 import numpy as np
 
-from mixllm_core.bench import LAMBDA_GRID, _mixllm_run, _reference, _router_metrics, _score_run
+from mixllm_core.bench import (
+    LAMBDA_GRID,
+    _mixllm_run,
+    _reference,
+    _router_metrics,
+    _score_run,
+    adapt_to,
+)
 from mixllm_core.data import RoutingData, load_routing_data
 from mixllm_core.encoder import QueryEncoder, SentenceEncoder
 from mixllm_core.fast_encoders import OnnxEncoder, StaticEncoder
@@ -151,8 +158,7 @@ def run(names: Sequence[str], seeds: Sequence[int], n_timed: int, n_batch: int, 
         router.fit(train)  # router.encoder: q_enc, or its copy adapted to train
         if hasattr(q_enc, "save_cache"):
             q_enc.save_cache()
-        if hasattr(timed_enc, "adapt"):  # the timed copy computes the same corpus part
-            timed_enc.adapt(train.queries)
+        adapt_to(timed_enc, train.queries)  # the timed copy computes the same corpus part
         router.encoder = timed_enc
         row["timing"] = timings(router, texts, n_batch)
         if with_quality:

@@ -24,7 +24,14 @@ from .predictors import cost_features
 from .router import MixLLMRouter
 from .synthetic import make_synthetic_world
 
-__all__ = ["LAMBDA_GRID", "BenchResult", "compare_encoders", "format_encoder_table", "run_bench"]
+__all__ = [
+    "LAMBDA_GRID",
+    "BenchResult",
+    "adapt_to",
+    "compare_encoders",
+    "format_encoder_table",
+    "run_bench",
+]
 
 log = logging.getLogger(__name__)
 
@@ -137,9 +144,15 @@ def _test_features(
     training rows the replays fit on (the static encoder's corpus part)."""
     if router.encoder is base:
         return Xte, Fte
-    X = np.asarray(router.encoder.encode(test.queries), dtype=np.float32)
-    in_tok = np.array([estimate_tokens(q) for q in test.queries], dtype=float)
-    return X, cost_features(X, in_tok)
+    return router._features(test.queries)
+
+
+def adapt_to(encoder: Any, texts: Sequence[str]) -> None:
+    """Learn an encoder's corpus part from ``texts`` in place (no-op for encoders without one);
+    for an encoder the bench itself uses beside a router, e.g. its uncached timing twin."""
+    adapt = getattr(encoder, "adapt", None)
+    if callable(adapt):
+        adapt(texts)
 
 
 def _online_runs(
@@ -352,9 +365,7 @@ def compare_encoders(
                 "q_pct_at_25": m["quality_pct_at_25pct_cost"],
             }
             if timing is None:
-                adapt = getattr(timed, "adapt", None)
-                if callable(adapt):
-                    adapt(train.queries)
+                adapt_to(timed, train.queries)
                 timing = _timings(router, test.queries, timed, n_timed)
         if hasattr(encoder, "save_cache"):
             encoder.save_cache()
@@ -599,9 +610,7 @@ def run_bench(
     if encoder is None:
         encoder = cached_encoder(data, cache_dir)
     for enc in (encoder, timing_encoder):  # encoders with a corpus part learn it from train only
-        adapt = getattr(enc, "adapt", None)
-        if callable(adapt):
-            adapt(train.queries)
+        adapt_to(enc, train.queries)
     bar = _progress(5, "bench", show_progress)
     bar.set_postfix_str("embedding queries")
     t0 = time.perf_counter()
