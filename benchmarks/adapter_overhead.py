@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from mixllm_core.bench import adapt_to
 from mixllm_core.data import load_routing_data
+from mixllm_core.experiments.bench import adapt_to
 from mixllm_core.router import MixLLMRouter
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "routerbench_subset" / \

@@ -36,7 +36,9 @@ from typing import Any
 
 import numpy as np
 
-from mixllm_core.bench import (
+from mixllm_core.data import RoutingData, load_routing_data
+from mixllm_core.encoders import OnnxEncoder, QueryEncoder, SentenceEncoder, StaticEncoder
+from mixllm_core.experiments.bench import (
     LAMBDA_GRID,
     _mixllm_run,
     _reference,
@@ -44,10 +46,8 @@ from mixllm_core.bench import (
     _score_run,
     adapt_to,
 )
-from mixllm_core.data import RoutingData, load_routing_data
-from mixllm_core.encoder import QueryEncoder, SentenceEncoder
-from mixllm_core.fast_encoders import OnnxEncoder, StaticEncoder
 from mixllm_core.router import MixLLMRouter
+from mixllm_core.text import estimate_tokens
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "routerbench_subset" / \
     "routerbench_arc_mbpp_winogrande.parquet"
@@ -96,11 +96,11 @@ def timings(router: MixLLMRouter, texts: Sequence[str], n_batch: int) -> dict[st
     enc, pred, dec, route, hit = [], [], [], [], []
     for t in texts:
         t0 = time.perf_counter()
-        X, F = router._features([t])
+        X, F = router.features([t])
         t1 = time.perf_counter()
         _, _, Q, C, U = router._predict_all(X, F)
         t2 = time.perf_counter()
-        router._decide(names, Q[0], C[0], U[0], router.policy, router.c_ref(C), frozenset())
+        router._decide(names, Q[0], C[0], U[0], router.policy, router.c_ref(), frozenset(), estimate_tokens(t))
         t3 = time.perf_counter()
         enc.append(t1 - t0), pred.append(t2 - t1), dec.append(t3 - t2)
     for t in texts:
@@ -210,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from mixllm_core.fast_encoders import default_cache_dir
+    from mixllm_core.encoders.base import default_cache_dir
 
     cache_dir = args.cache_dir or default_cache_dir()
     print(HEADER, flush=True)

@@ -27,7 +27,14 @@ from .dispatch import (
     DispatchResult,
     price_call,
 )
-from .encoder import QueryEncoder, SentenceEncoder
+from .encoders import (
+    OnnxEncoder,
+    QueryEncoder,
+    SentenceEncoder,
+    StaticEncoder,
+    TaggedEncoder,
+    Tagger,
+)
 from .errors import (
     ConfigError,
     CorruptStateError,
@@ -39,14 +46,12 @@ from .errors import (
     NotFittedError,
     UnknownLLMError,
 )
-from .fast_encoders import OnnxEncoder, StaticEncoder
+from .experiments.synthetic import make_synthetic_world
 from .latency import LatencyTracker
 from .online import OnlineHead, OnlineHeads
 from .predictors import CostPredictor, PredictorBank, QualityPredictor
 from .router import FeedbackResult, MixLLMRouter, query_text
 from .spec import LLMSpec
-from .synthetic import make_synthetic_world
-from .tags import TaggedEncoder, Tagger
 
 __version__ = "0.1.0"
 

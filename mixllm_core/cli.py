@@ -118,11 +118,11 @@ def _parser() -> argparse.ArgumentParser:
 def _simulate(args: argparse.Namespace) -> int:
     import json
 
-    from .bench import cached_encoder
     from .data import load_routing_data
+    from .experiments.bench import cached_encoder
+    from .experiments.simulate import compare_penalty, default_profiles, format_simulation
+    from .experiments.synthetic import make_synthetic_world
     from .router import MixLLMRouter
-    from .simulate import compare_penalty, default_profiles, format_simulation
-    from .synthetic import make_synthetic_world
 
     data = load_routing_data(args.data) if args.data else make_synthetic_world(seed=args.seed)
     train, test = data.train_test_split(seed=args.seed)
@@ -163,17 +163,17 @@ def _bench_encoders(name: str, data: Any = None, cache_dir: str | None = None) -
     if name == "minilm":
         if data is None:
             return None, None
-        from .bench import cached_encoder
-        from .encoder import SentenceEncoder
+        from .encoders import SentenceEncoder
+        from .experiments.bench import cached_encoder
 
         return cached_encoder(data, cache_dir), SentenceEncoder(cache_size=0)
     if name in ("static", "static-plain"):
-        from .fast_encoders import StaticEncoder
+        from .encoders import StaticEncoder
 
         lsa_dims = 0 if name == "static-plain" else StaticEncoder().lsa_dims
         return StaticEncoder(lsa_dims=lsa_dims), StaticEncoder(lsa_dims=lsa_dims, cache_size=0)
     if name == "onnx":
-        from .fast_encoders import OnnxEncoder
+        from .encoders import OnnxEncoder
 
         return OnnxEncoder(quantize=True, max_seq_length=64), OnnxEncoder(
             quantize=True, max_seq_length=64, cache_size=0
@@ -205,10 +205,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"saved a router over {len(router.llms)} LLMs ({', '.join(router.llms)}) to {path}"
             )
             return 0
-        from .bench import compare_encoders, format_encoder_table, format_table, run_bench
         from .data import load_routing_data
+        from .experiments.bench import (
+            compare_encoders,
+            format_encoder_table,
+            format_table,
+            run_bench,
+        )
+        from .experiments.synthetic import make_synthetic_world
         from .router import MixLLMRouter
-        from .synthetic import make_synthetic_world
 
         data = load_routing_data(args.data) if args.data else make_synthetic_world(seed=args.seed)
         encoders = _bench_encoders(args.encoder, data, args.cache_dir)

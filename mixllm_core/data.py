@@ -24,7 +24,6 @@ from __future__ import annotations
 import ast
 import json
 import logging
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -34,6 +33,7 @@ import numpy as np
 
 from .errors import DataFormatError
 from .spec import LLMSpec
+from .text import estimate_tokens
 
 __all__ = [
     "ASSUMED_OUTPUT_TOKENS",
@@ -51,13 +51,10 @@ log = logging.getLogger(__name__)
 
 #: Output length assumed when a data set has prices but no token counts (LLMRouter).
 ASSUMED_OUTPUT_TOKENS = 200
+#: Input length of the reference call that sets a cold router's cost scale (see ``c_ref``).
+REFERENCE_INPUT_TOKENS = 100
 _GENERIC_REQUIRED = ("sample_id", "query", "llm", "quality")
 _GENERIC_OPTIONAL = ("cost", "input_tokens", "output_tokens", "latency", "task", "split")
-
-
-def estimate_tokens(text: str) -> int:
-    """Rough token count of ``text`` (4 characters a token, the usual BPE rule of thumb)."""
-    return max(1, math.ceil(len(text) / 4))
 
 
 def _optional_matrix(value: np.ndarray | None, shape: tuple[int, int], name: str) -> None:

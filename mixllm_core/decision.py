@@ -234,10 +234,16 @@ class DecisionMaker:
         wait: np.ndarray | None = None,
         service: np.ndarray | None = None,
         available: np.ndarray | None = None,
+        unavailable_reasons: Sequence[str] | None = None,
         budget_left: float = math.inf,
         policy: DecisionPolicy | None = None,
     ) -> RoutingDecision:
-        """Route one query given every candidate's predictions (1-d arrays of length m)."""
+        """Route one query given every candidate's predictions (1-d arrays of length m).
+
+        ``available`` False removes a candidate ("unavailable"); a non-empty string in
+        ``unavailable_reasons`` removes it with that reason (e.g. the prompt does not fit its
+        context window). Neither kind is chosen even when the constraints leave nothing else.
+        """
         p = policy or self.policy
         m = len(names)
         if m == 0:
@@ -245,13 +251,20 @@ class DecisionMaker:
         unc = np.zeros(m) if uncertainty is None else uncertainty
         w = np.zeros(m) if wait is None else wait
         s = self.scores(quality, cost, c_ref, uncertainty=unc, wait=w, policy=p)
-        avail = np.ones(m, bool) if available is None else np.asarray(available, bool)
+        avail = np.ones(m, bool) if available is None else np.asarray(available, bool).copy()
+        blocked = [""] * m if unavailable_reasons is None else list(unavailable_reasons)
+        avail &= np.array([not r for r in blocked], dtype=bool)
         if not avail.any():
-            raise EmptyPoolError(f"No LLM is available; the pool is {list(names)}.")
+            why = "; ".join(f"{n}: {r}" for n, r in zip(names, blocked) if r)
+            raise EmptyPoolError(
+                f"No LLM is available; the pool is {list(names)}" + (f" ({why})." if why else ".")
+            )
         expected = w + (0.0 if service is None else service)
         reasons = [""] * m
         for i in range(m):
-            if not avail[i]:
+            if blocked[i]:
+                reasons[i] = blocked[i]
+            elif not avail[i]:
                 reasons[i] = "unavailable"
             elif p.max_cost_per_query is not None and cost[i] > p.max_cost_per_query:
                 reasons[i] = f"cost {cost[i]:.3g} > max_cost_per_query {p.max_cost_per_query:.3g}"

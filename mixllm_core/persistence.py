@@ -28,8 +28,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .decision import DecisionPolicy
-from .encoder import QueryEncoder, SentenceEncoder
-from .errors import ConfigError, CorruptStateError
+from .encoders import QueryEncoder, StatefulEncoder, encoder_from_config
+from .errors import CorruptStateError
+from .estimator_io import dump_estimator, load_estimator
 from .latency import LatencyTracker
 from .online import OnlineHeads
 from .predictors import CostPredictor, QualityPredictor, _fingerprint
@@ -41,7 +42,6 @@ if TYPE_CHECKING:
 __all__ = ["load_router", "save_router"]
 
 FORMAT_VERSION = 1
-_TRUSTED_PREFIXES = ("sklearn.", "numpy.")  # what our estimators need; nothing callable
 
 
 def _sha256(path: Path) -> str:
@@ -57,8 +57,6 @@ def _safe_name(i: int) -> str:
 
 
 def _write(router: MixLLMRouter, out: Path) -> None:
-    import skops.io as sio
-
     (out / "quality").mkdir()
     llms: list[dict[str, Any]] = []
     for i, name in enumerate(router.specs):
@@ -86,7 +84,7 @@ def _write(router: MixLLMRouter, out: Path) -> None:
         }
         if q.estimator_ is not None:
             entry["quality"]["file"] = f"quality/{_safe_name(i)}"
-            sio.dump(q.estimator_, out / entry["quality"]["file"])
+            dump_estimator(q.estimator_, out / entry["quality"]["file"])
         llms.append(entry)
     heads = router._heads
     arrays: dict[str, np.ndarray] = {}
@@ -123,9 +121,8 @@ def _write(router: MixLLMRouter, out: Path) -> None:
         "extra": router._extra_state(),
     }
     (out / "router.json").write_text(json.dumps(config, indent=1))
-    save_state = getattr(router.encoder, "save_state", None)
-    if save_state is not None:  # learned encoder state (TaggedEncoder, StaticEncoder's corpus part)
-        save_state(out / "encoder")
+    if isinstance(router.encoder, StatefulEncoder):  # TaggedEncoder, StaticEncoder's corpus part
+        router.encoder.save_state(out / "encoder")
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     manifest = {"format_version": FORMAT_VERSION, "files": {f: _sha256(out / f) for f in files}}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
@@ -178,42 +175,6 @@ def _verify(directory: Path) -> dict[str, Any]:
     return files
 
 
-def _load_estimator(path: Path) -> Any:
-    import skops.io as sio
-
-    untrusted = sio.get_untrusted_types(file=path)
-    bad = [t for t in untrusted if not t.startswith(_TRUSTED_PREFIXES)]
-    if bad:
-        raise CorruptStateError(f"{str(path)!r} holds types mixllm does not load: {bad}.")
-    return sio.load(path, trusted=untrusted)
-
-
-def _encoder_from_config(config: dict[str, Any], directory: Path | None = None) -> QueryEncoder:
-    kind = config.get("type")
-    if kind == "sentence":
-        return SentenceEncoder(**{k: v for k, v in config.items() if k != "type"})
-    if kind == "hashing":
-        from .testing import HashingEncoder
-
-        return HashingEncoder(dim=int(config["dim"]))
-    if kind in ("static", "onnx"):
-        from .fast_encoders import encoder_from_config
-
-        encoder = encoder_from_config(config)
-        load_state = getattr(encoder, "load_state", None)
-        if load_state is not None and directory is not None:
-            load_state(directory)  # the static encoder's corpus part, when it was adapted
-        return encoder
-    if kind == "tagged":
-        from .tags import TaggedEncoder
-
-        return TaggedEncoder.from_config(config, directory)
-    raise ConfigError(
-        f"The saved router used encoder type {kind!r}, which load() cannot rebuild; pass "
-        "encoder=... to MixLLMRouter.load."
-    )
-
-
 def load_router(
     directory: Path,
     *,
@@ -237,7 +198,7 @@ def load_router(
             [LLMSpec.from_dict(e["spec"]) for e in config["llms"]],
             encoder=encoder
             if encoder is not None
-            else _encoder_from_config(config["encoder"], directory / "encoder"),
+            else encoder_from_config(config["encoder"], directory / "encoder"),
             quality_model=config["quality_model"],
             quality_params=config["quality_params"],
             policy=DecisionPolicy(**config["policy"]),
@@ -257,7 +218,7 @@ def load_router(
             params = {k: (tuple(v) if isinstance(v, list) else v) for k, v in qc["params"].items()}
             q = QualityPredictor(qc["kind"], seed=qc["seed"], **params)
             q.mean_, q.n_samples_, q.n_features_in_ = qc["mean"], qc["n_samples"], qc["n_features"]
-            q.estimator_ = None if qc["file"] is None else _load_estimator(directory / qc["file"])
+            q.estimator_ = None if qc["file"] is None else load_estimator(directory / qc["file"])
             q.train_fingerprint_ = (
                 _fingerprint(np.asarray(q.estimator_._fit_X, dtype=np.float32))
                 if q.kind == "knn" and q.estimator_ is not None

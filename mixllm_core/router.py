@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from .data import ASSUMED_OUTPUT_TOKENS, RoutingData, estimate_tokens
+from .data import ASSUMED_OUTPUT_TOKENS, REFERENCE_INPUT_TOKENS, RoutingData
 from .decision import BudgetTracker, DecisionMaker, DecisionPolicy, RoutingDecision
-from .encoder import QueryEncoder
+from .encoders import AdaptableEncoder, QueryEncoder, StaticEncoder
 from .errors import (
     ConfigError,
     DataFormatError,
@@ -21,44 +21,14 @@ from .errors import (
     FeedbackError,
     UnknownLLMError,
 )
-from .fast_encoders import StaticEncoder
 from .latency import LatencyTracker
 from .log import MemoryLog, RoutingLog, SQLiteLog
 from .online import OnlineHeads
 from .predictors import CostPredictor, PredictorBank, QualityPredictor, cost_features
 from .spec import LLMSpec
+from .text import Query, estimate_tokens, query_text
 
-__all__ = ["FeedbackResult", "MixLLMRouter", "query_text"]
-
-Query = str | Sequence[Any]
-
-
-def query_text(query: Query) -> str:
-    """The text a router embeds: a string, or the contents of a list of chat messages.
-
-    Messages may be strings, ``(role, content)`` pairs, dicts with ``content``, or objects with a
-    ``content`` attribute (LangChain and LlamaIndex messages).
-    """
-    if isinstance(query, str):
-        return query
-    parts = []
-    for message in query:
-        if isinstance(message, str):
-            parts.append(message)
-        elif isinstance(message, tuple) and len(message) == 2:
-            parts.append(str(message[1]))
-        elif isinstance(message, dict):
-            parts.append(str(message.get("content", "")))
-        elif hasattr(message, "content"):
-            content = message.content
-            parts.append(content if isinstance(content, str) else str(content))
-        else:
-            raise ConfigError(
-                f"Cannot read a query from {type(message).__name__!r}; pass a str or chat "
-                "messages (str, (role, content), {'content': ...} or objects with .content)."
-            )
-    return "\n".join(p for p in parts if p)
-
+__all__ = ["FeedbackResult", "MixLLMRouter"]
 
 def _prior_quality(
     specs: Sequence[LLMSpec], trained: dict[str, float] | None = None
@@ -173,6 +143,7 @@ class MixLLMRouter:
         )
         for spec in self.specs.values():
             self._set_prior(spec)
+            self.tracker.set_concurrency(spec.name, spec.max_concurrency)
 
     # ------------------------------------------------------------------ pool
     @property
@@ -230,7 +201,7 @@ class MixLLMRouter:
         """Keep each LLM's offline training set (X shared, not copied) for ``refit``."""
         self._train[name] = (X, np.asarray(y, dtype=float))
 
-    def _features(
+    def features(
         self, texts: Sequence[str], *, show_progress: bool = False
     ) -> tuple[np.ndarray, np.ndarray]:
         X = np.asarray(
@@ -284,15 +255,15 @@ class MixLLMRouter:
             if not self.specs:
                 for name in data.llms:
                     self.specs[name] = data.specs.get(name, LLMSpec(name))
+                    self.tracker.set_concurrency(name, self.specs[name].max_concurrency)
             missing = [n for n in self.specs if n not in data.llms]
             if missing:
                 raise DataFormatError(
                     f"The pool's LLMs {missing} have no column in the data; it has {data.llms}."
                 )
-            adapted = getattr(self.encoder, "adapted", None)
-            if callable(adapted):  # this router's own copy, adapted to its training queries
-                self.encoder = adapted(data.queries)
-            X, F = self._features(data.queries, show_progress=show_progress)
+            if isinstance(self.encoder, AdaptableEncoder):  # this router's own adapted copy
+                self.encoder = self.encoder.adapted(data.queries)
+            X, F = self.features(data.queries, show_progress=show_progress)
             names = list(self.specs)
             iterator: Iterable[str] = names
             if show_progress:
@@ -329,13 +300,14 @@ class MixLLMRouter:
             if spec.name in self.specs:
                 raise ConfigError(f"LLM {spec.name!r} is already in the pool {self.llms}.")
             self.specs[spec.name] = spec
+            self.tracker.set_concurrency(spec.name, spec.max_concurrency)
             if data is not None:
                 if spec.name not in data.llms:
                     del self.specs[spec.name]
                     raise DataFormatError(
                         f"The data has no column for {spec.name!r}; it has {data.llms}."
                     )
-                X, F = self._features(data.queries)
+                X, F = self.features(data.queries)
                 self._fit_one(spec, X, F, data, data.llms.index(spec.name))
             else:
                 self._set_prior(spec)
@@ -352,6 +324,7 @@ class MixLLMRouter:
             if len(self.specs) == 1:
                 raise EmptyPoolError(f"Cannot remove {name!r}: it is the last LLM in the pool.")
             del self.specs[name]
+            self.tracker.set_concurrency(name, None)
             self._train.pop(name, None)
             self._quality.pop(name, None)
             self._cost.pop(name, None)
@@ -372,13 +345,19 @@ class MixLLMRouter:
                 )
             return names, self._bank
 
-    def c_ref(self, cost: np.ndarray | None = None) -> float:
-        """Reference cost normalising ĉ: the largest mean training cost (or predicted cost)."""
+    def c_ref(self) -> float:
+        """Reference cost normalising ĉ; it never depends on the queries being routed.
+
+        The largest mean training cost once fitted on data with costs; otherwise the priciest
+        pool LLM's cost for a reference call (``REFERENCE_INPUT_TOKENS`` in,
+        ``ASSUMED_OUTPUT_TOKENS`` out); 1.0 when every LLM is free. A query therefore gets the
+        same decision alone or inside any batch.
+        """
         if self.c_ref_ is not None and self.c_ref_ > 0:
             return self.c_ref_
-        if cost is not None and cost.size and np.nanmax(cost) > 0:
-            return float(np.nanmax(cost))
-        return 1.0
+        pool = [s.cost(REFERENCE_INPUT_TOKENS, ASSUMED_OUTPUT_TOKENS) for s in self.specs.values()]
+        top = max(pool, default=0.0)
+        return top if top > 0 else 1.0
 
     def _predict_all(
         self, X: np.ndarray, F: np.ndarray
@@ -402,7 +381,7 @@ class MixLLMRouter:
 
     def predict(self, queries: Sequence[Query]) -> dict[str, np.ndarray | list[str]]:
         """Predicted ``quality``, ``cost`` and ``uncertainty`` per query and LLM, with ``llms``."""
-        X, F = self._features([query_text(q) for q in queries])
+        X, F = self.features([query_text(q) for q in queries])
         names, Q, C, U = self.predict_features(X, F)
         return {"llms": names, "quality": Q, "cost": C, "uncertainty": U}
 
@@ -416,8 +395,16 @@ class MixLLMRouter:
         policy: DecisionPolicy,
         c_ref: float,
         exclude: frozenset[str],
+        input_tokens: float,
     ) -> RoutingDecision:
         wait = np.array([self.tracker.expected_wait(n) for n in names])
+        blocked = []
+        for n in names:
+            window = self.specs[n].context_window
+            too_long = window is not None and input_tokens > window
+            blocked.append(
+                f"prompt of ~{input_tokens:.0f} tokens > context window {window}" if too_long else ""
+            )
         service = (
             np.array([self.tracker.service_time(n) for n in names])
             if policy.tau is not None
@@ -433,6 +420,7 @@ class MixLLMRouter:
             wait=wait,
             service=service,
             available=available,
+            unavailable_reasons=blocked,
             budget_left=self.budget.remaining(),
             policy=policy,
         )
@@ -455,12 +443,12 @@ class MixLLMRouter:
         for name in excluded:
             self._check_llm(name)
         texts = [query_text(q) for q in queries]
-        X, F = self._features(texts)
+        X, F = self.features(texts)
         names, Q_off, Q, C, U = self._predict_all(X, F)
-        c_ref = self.c_ref(C)
+        c_ref = self.c_ref()
         decisions = []
         for i in range(len(texts)):
-            d = self._decide(names, Q[i], C[i], U[i], p, c_ref, excluded)
+            d = self._decide(names, Q[i], C[i], U[i], p, c_ref, excluded, estimate_tokens(texts[i]))
             self.log.add_decision(d, texts[i], X[i], float(Q_off[i, names.index(d.llm)]))
             decisions.append(d)
         return decisions
@@ -482,14 +470,6 @@ class MixLLMRouter:
             exclude: LLMs not to choose this time (e.g. one that just failed).
         """
         return self.route_batch([query], lam=lam, policy=policy, exclude=exclude)[0]
-
-    def choose_indices(
-        self, Q: np.ndarray, C: np.ndarray, lam: float, c_ref: float | None = None
-    ) -> np.ndarray:
-        """Vectorised choice for many queries at one λ (benchmarks; no constraints, no latency)."""
-        p = replace(self.policy, lam=lam)
-        S = self.maker.scores(Q, C, c_ref if c_ref is not None else self.c_ref(C), policy=p)
-        return self.maker.choose_batch(S)
 
     # ------------------------------------------------------------------ feedback
     def feedback(
@@ -576,10 +556,10 @@ class MixLLMRouter:
             last = self._feedback_seq
             feedback = list(self.log.feedback(since_seq=0))
             X_now = None
-            if feedback and callable(getattr(self.encoder, "adapted", None)):
+            if feedback and isinstance(self.encoder, AdaptableEncoder):
                 # features that change with fit (the static encoder's corpus part): feedback
                 # logged before the last fit was embedded differently, so embed it again
-                X_now = self._features([fb.query for fb in feedback])[0]
+                X_now = self.features([fb.query for fb in feedback])[0]
             for i, fb in enumerate(feedback):
                 last = max(last, fb.seq)
                 if fb.llm in self.specs:

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from .synthetic import make_synthetic_world
+from .encoders import register_encoder
+from .experiments.synthetic import make_synthetic_world
 
 __all__ = ["FakeClock", "HashingEncoder", "make_synthetic_world"]
 
@@ -61,3 +62,6 @@ class FakeClock:
     def advance(self, seconds: float) -> None:
         with self._lock:
             self.now += seconds
+
+
+register_encoder("hashing", lambda config: HashingEncoder(dim=int(config["dim"])))

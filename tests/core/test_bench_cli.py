@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from mixllm_core import ConfigError, MixLLMRouter, make_synthetic_world
-from mixllm_core.bench import LAMBDA_GRID, format_table, run_bench
 from mixllm_core.cli import main
+from mixllm_core.experiments.bench import LAMBDA_GRID, format_table, run_bench
 from mixllm_core.testing import HashingEncoder
 
 

@@ -14,8 +14,7 @@ import numpy as np
 import pytest
 
 from mixllm_core import ConfigError, MissingDependencyError, SentenceEncoder
-from mixllm_core.encoder import QueryEncoder
-from mixllm_core.fast_encoders import OnnxEncoder, StaticEncoder, encoder_from_config
+from mixllm_core.encoders import OnnxEncoder, QueryEncoder, StaticEncoder, encoder_from_config
 from mixllm_core.router import MixLLMRouter
 from mixllm_core.testing import make_synthetic_world
 
@@ -138,8 +137,8 @@ def test_validation_errors_name_the_bad_value() -> None:
         OnnxEncoder(quantize="yes")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="single str"):
         StaticEncoder().encode("just a string")  # type: ignore[arg-type]
-    with pytest.raises(ConfigError, match=r"Available types are \['onnx', 'static'\]"):
-        encoder_from_config({"type": "sentence"})
+    with pytest.raises(ConfigError, match=r"Invalid encoder type 'bert'. Available types are \["):
+        encoder_from_config({"type": "bert"})
     with pytest.raises(ConfigError, match="tokenizer.json"):
         StaticEncoder(model="/no/such/model").encode(["x"])
 

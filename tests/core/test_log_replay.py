@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from mixllm_core import DecisionPolicy, LLMSpec, MixLLMRouter
+from mixllm_core.experiments.replay import split_offline_stream, stream_feedback
+from mixllm_core.experiments.simulate import ServingProfile, compare_penalty
 from mixllm_core.log import SQLiteLog
-from mixllm_core.replay import split_offline_stream, stream_feedback
-from mixllm_core.simulate import ServingProfile, compare_penalty
 from mixllm_core.testing import HashingEncoder, make_synthetic_world
 
 
@@ -100,7 +100,7 @@ def test_refit_retrains_on_training_data_plus_feedback(world) -> None:
     assert int(router._heads.n_updates.sum()) == 0  # their knowledge moved into the offline model
     router.add_llm(LLMSpec("newcomer", 1.0, 1.0))
     for q in stream.queries[200:205]:
-        router._apply_feedback("newcomer", router._features([q])[0][0], 0.3)
+        router._apply_feedback("newcomer", router.features([q])[0][0], 0.3)
     assert "newcomer" not in router.refit()  # a newcomer needs min_feedback (20) first
     assert int(dict(zip(router._heads.names, router._heads.n_updates))["newcomer"]) == 5
     assert report.summary()["n"] == 200

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from mixllm_core import MixLLMRouter, load_routing_data
+from mixllm_core.experiments.replay import choose_indices
 from mixllm_core.metrics import aiq
 from mixllm_core.testing import HashingEncoder
 from tests.conftest import LLMROUTER, ROUTERBENCH, require_shared
@@ -16,7 +17,7 @@ def _curve(router, test, lambdas):
     rows = np.arange(len(test))
     pts = []
     for lam in lambdas:
-        idx = router.choose_indices(p["quality"], p["cost"], lam)
+        idx = choose_indices(router, p["quality"], p["cost"], lam)
         pts.append((test.cost[rows, idx].mean(), test.quality[rows, idx].mean()))
     return pts
 

@@ -17,6 +17,7 @@ from mixllm_core import (
     MixLLMRouter,
     UnknownLLMError,
 )
+from mixllm_core.experiments.replay import choose_indices
 from mixllm_core.testing import HashingEncoder, make_synthetic_world
 
 
@@ -33,7 +34,7 @@ def router(world) -> MixLLMRouter:
 
 def _mean_outcome(router, test, lam):
     p = router.predict(test.queries)
-    idx = router.choose_indices(p["quality"], p["cost"], lam)
+    idx = choose_indices(router, p["quality"], p["cost"], lam)
     rows = np.arange(len(test))
     return test.quality[rows, idx].mean(), test.cost[rows, idx].mean()
 

@@ -19,8 +19,7 @@ from sklearn.preprocessing import normalize
 
 from mixllm_core import CorruptStateError, MixLLMRouter
 from mixllm_core.cli import main
-from mixllm_core.fast_encoders import StaticEncoder
-from mixllm_core.tags import TaggedEncoder
+from mixllm_core.encoders import StaticEncoder, TaggedEncoder, encoder_from_config
 from mixllm_core.testing import make_synthetic_world
 
 WORLD = make_synthetic_world(n_queries=300, seed=3)
@@ -107,7 +106,7 @@ def test_a_tagged_encoder_over_static_keeps_its_corpus_part(tmp_path: Path) -> N
     enc.fit(WORLD.queries, WORLD.tasks, show_progress=False)
     assert enc.base.is_adapted  # type: ignore[attr-defined]
     enc.save_state(tmp_path / "enc")
-    again = TaggedEncoder.from_config(enc.get_config(), tmp_path / "enc")
+    again = encoder_from_config(enc.get_config(), tmp_path / "enc")
     np.testing.assert_allclose(
         again.encode(WORLD.queries[:10]), enc.encode(WORLD.queries[:10]), atol=1e-6
     )

@@ -10,7 +10,7 @@ import pytest
 
 from mixllm_core import ConfigError, CorruptStateError, MixLLMRouter, NotFittedError
 from mixllm_core.data import RoutingData
-from mixllm_core.tags import TaggedEncoder, Tagger
+from mixllm_core.encoders import TaggedEncoder, Tagger, encoder_from_config
 from mixllm_core.testing import HashingEncoder, make_synthetic_world
 
 EPOCHS = 8
@@ -100,7 +100,7 @@ def test_save_state_and_from_config_round_trip(
     for name, enc in (("sup", supervised), ("unsup", unsupervised)):
         enc.save_state(tmp_path / name)
         assert not list((tmp_path / name).glob("*.pkl"))
-        loaded = TaggedEncoder.from_config(enc.get_config(), tmp_path / name)
+        loaded = encoder_from_config(enc.get_config(), tmp_path / name)
         assert loaded.get_config() == enc.get_config()
         assert loaded.tagger.tags_ == enc.tagger.tags_
         assert loaded.tags(test.queries) == enc.tags(test.queries)
@@ -110,7 +110,7 @@ def test_save_state_and_from_config_round_trip(
 def test_config_names_the_tagged_type_and_the_base() -> None:
     config = TaggedEncoder(HashingEncoder(dim=32), mode="tags").get_config()
     assert config["type"] == "tagged" and config["base"] == {"type": "hashing", "dim": 32}
-    assert TaggedEncoder.from_config(config).base.get_config() == config["base"]
+    assert encoder_from_config(config).base.get_config() == config["base"]
 
 
 def test_unsupervised_tagger_needs_no_labels(
@@ -229,13 +229,13 @@ def test_bad_fit_inputs_are_named() -> None:
 
 def test_bad_config_and_corrupt_state_raise(supervised: TaggedEncoder, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="type is 'sentence'"):
-        TaggedEncoder.from_config({"type": "sentence"})
+        TaggedEncoder.from_config({"type": "sentence"}, build_base=encoder_from_config)
     with pytest.raises(CorruptStateError, match="unreadable"):
-        TaggedEncoder.from_config(supervised.get_config(), tmp_path / "missing")
+        encoder_from_config(supervised.get_config(), tmp_path / "missing")
     supervised.save_state(tmp_path / "state")
     (tmp_path / "state" / "tagged.npz").write_bytes(b"not a zip")
     with pytest.raises(CorruptStateError, match="unreadable"):
-        TaggedEncoder.from_config(supervised.get_config(), tmp_path / "state")
+        encoder_from_config(supervised.get_config(), tmp_path / "state")
 
 
 def test_router_with_tagged_encoder_saves_and_loads_identically(tmp_path: Path) -> None:

@@ -17,11 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from .data import RoutingData, estimate_tokens, load_routing_data
-from .encoder import QueryEncoder, SentenceEncoder, default_cache_dir
-from .metrics import aiq, cost_to_reach, quality_at_cost
-from .predictors import cost_features
-from .router import MixLLMRouter
+from ..data import RoutingData, load_routing_data
+from ..encoders import QueryEncoder, SentenceEncoder
+from ..encoders.base import default_cache_dir
+from ..metrics import aiq, cost_to_reach, quality_at_cost
+from ..predictors import cost_features
+from ..router import MixLLMRouter
+from ..text import estimate_tokens
+from .replay import choose_indices
 from .synthetic import make_synthetic_world
 
 __all__ = [
@@ -144,7 +147,7 @@ def _test_features(
     training rows the replays fit on (the static encoder's corpus part)."""
     if router.encoder is base:
         return Xte, Fte
-    return router._features(test.queries)
+    return router.features(test.queries)
 
 
 def adapt_to(encoder: Any, texts: Sequence[str]) -> None:
@@ -219,7 +222,7 @@ def _pool_change_runs(
     from .replay import evaluate_choices, split_offline_stream, stream_feedback
 
     if held_out not in train.llms:
-        from .errors import UnknownLLMError
+        from ..errors import UnknownLLMError
 
         raise UnknownLLMError(held_out, train.llms)
     offline, stream = split_offline_stream(train, 0.3, seed)
@@ -300,7 +303,7 @@ def _reference(test: RoutingData, reference: str | None) -> tuple[str, float, fl
     mean_cost, mean_q = test_cost.mean(axis=0), test.quality.mean(axis=0)
     ref = reference or test.llms[int(np.argmax(mean_cost))]
     if ref not in test.llms:
-        from .errors import UnknownLLMError
+        from ..errors import UnknownLLMError
 
         raise UnknownLLMError(ref, test.llms)
     r = test.llms.index(ref)
@@ -316,8 +319,8 @@ def _mixllm_run(
     names, Q, C, _ = router.predict_features(R, F)
     order = [names.index(n) for n in test.llms]
     Q, C = Q[:, order], C[:, order]
-    c_ref = router.c_ref(C)
-    run = RouterRun("mixllm", {lam: router.choose_indices(Q, C, lam, c_ref) for lam in lambdas})
+    c_ref = router.c_ref()
+    run = RouterRun("mixllm", {lam: choose_indices(router, Q, C, lam, c_ref) for lam in lambdas})
     return run, c_ref, F
 
 
@@ -432,11 +435,11 @@ def _timings(
     decide: list[float] = []
     for t in texts:
         t0 = time.perf_counter()
-        X, F = router._features([t])  # cached: this is the cache lookup, not a forward pass
+        X, F = router.features([t])  # cached: this is the cache lookup, not a forward pass
         t1 = time.perf_counter()
         _, _, Q, C, U = router._predict_all(X, F)
         t2 = time.perf_counter()
-        router._decide(names, Q[0], C[0], U[0], router.policy, router.c_ref(C), frozenset())
+        router._decide(names, Q[0], C[0], U[0], router.policy, router.c_ref(), frozenset(), estimate_tokens(t))
         t3 = time.perf_counter()
         encode.append(t1 - t0)
         predict.append(t2 - t1)
@@ -597,7 +600,7 @@ def run_bench(
     pool_change: str | None = None,
 ) -> BenchResult:
     """Run the benchmark and write its outputs into ``out``; returns the summary."""
-    from .errors import check_choice
+    from ..errors import check_choice
 
     check_choice("embedding", embedding, ("plain", "tags"))
     out = Path(out)
@@ -624,7 +627,7 @@ def run_bench(
     t0 = time.perf_counter()
     router_encoder: QueryEncoder = encoder
     if embedding == "tags":  # tag-enhanced representation (tags.py); baselines stay plain
-        from .tags import TaggedEncoder
+        from ..encoders import TaggedEncoder
 
         router_encoder = TaggedEncoder(encoder, mode="tags", seed=seed).fit(
             train.queries, train.tasks, show_progress=show_progress

@@ -18,12 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from .data import ASSUMED_OUTPUT_TOKENS, RoutingData
-from .decision import DecisionPolicy
-from .errors import ConfigError
-from .latency import LatencyTracker
-from .router import MixLLMRouter
-from .testing import FakeClock
+from ..data import ASSUMED_OUTPUT_TOKENS, RoutingData
+from ..decision import DecisionPolicy
+from ..errors import ConfigError
+from ..latency import LatencyTracker
+from ..router import MixLLMRouter
+from ..testing import FakeClock
 
 __all__ = ["ServingProfile", "SimulationResult", "default_profiles", "simulate"]
 

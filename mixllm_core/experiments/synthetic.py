@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .data import RoutingData, estimate_tokens
-from .spec import LLMSpec
+from ..data import RoutingData, estimate_tokens
+from ..spec import LLMSpec
 
 __all__ = ["SYNTHETIC_LLMS", "make_synthetic_world"]
 

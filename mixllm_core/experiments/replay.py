@@ -9,14 +9,14 @@ chosen LLM (``refined``: the score itself; ``binary``: thumbs up when the score 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from .data import RoutingData
-from .errors import ConfigError, check_choice
-from .router import MixLLMRouter
+from ..data import RoutingData
+from ..errors import ConfigError, check_choice
+from ..router import MixLLMRouter
 
 __all__ = [
     "FEEDBACK_KINDS",
@@ -114,6 +114,15 @@ def stream_feedback(
     return report
 
 
+def choose_indices(
+    router: MixLLMRouter, Q: np.ndarray, C: np.ndarray, lam: float, c_ref: float | None = None
+) -> np.ndarray:
+    """Vectorised choice for many queries at one λ (no constraints, no latency, no exploration)."""
+    p = replace(router.policy, lam=lam)
+    S = router.maker.scores(Q, C, c_ref if c_ref is not None else router.c_ref(), policy=p)
+    return router.maker.choose_batch(S)
+
+
 def evaluate_choices(
     router: MixLLMRouter,
     test: RoutingData,
@@ -126,6 +135,6 @@ def evaluate_choices(
     names, Q, C, _ = router.predict_features(X, F)
     choices = {}
     for lam in lambdas:
-        idx = router.choose_indices(Q, C, lam, c_ref)
+        idx = choose_indices(router, Q, C, lam, c_ref)
         choices[lam] = np.array([test.llms.index(names[i]) for i in idx])
     return choices

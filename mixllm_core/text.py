@@ -1,0 +1,54 @@
+"""The text of a query: what the router embeds, and a rough token count of it.
+
+A query is a string or a list of chat messages; :func:`query_text` is the one place where chat
+messages become text (both integrations call it).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from .errors import ConfigError
+
+__all__ = ["Query", "estimate_tokens", "query_text"]
+
+Query = str | Sequence[Any]
+
+
+def estimate_tokens(text: str) -> int:
+    """Rough token count of ``text`` (4 characters a token, the usual BPE rule of thumb).
+
+    Example:
+        >>> estimate_tokens("What is 2+2?")
+        3
+    """
+    return max(1, math.ceil(len(text) / 4))
+
+
+def query_text(query: Query) -> str:
+    """The text a router embeds: a string, or the contents of a list of chat messages.
+
+    Messages may be strings, ``(role, content)`` pairs, dicts with ``content``, or objects with a
+    ``content`` attribute (LangChain and LlamaIndex messages).
+    """
+    if isinstance(query, str):
+        return query
+    parts = []
+    for message in query:
+        if isinstance(message, str):
+            parts.append(message)
+        elif isinstance(message, tuple) and len(message) == 2:
+            parts.append(str(message[1]))
+        elif isinstance(message, dict):
+            parts.append(str(message.get("content", "")))
+        elif hasattr(message, "content"):
+            content = message.content
+            parts.append(content if isinstance(content, str) else str(content))
+        else:
+            raise ConfigError(
+                f"Cannot read a query from {type(message).__name__!r}; pass a str or chat "
+                "messages (str, (role, content), {'content': ...} or objects with .content)."
+            )
+    return "\n".join(p for p in parts if p)
