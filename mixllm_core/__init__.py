@@ -1,103 +1,107 @@
 """mixllm_core: the MixLLM router (framework-free; importing it loads no model and no torch).
 
-Public API::
+The public API is ``__all__`` below. More specialised parts live in their own modules:
+:mod:`mixllm_core.encoders` (every encoder, the tagger), :mod:`mixllm_core.data` (the individual
+loaders), :mod:`mixllm_core.errors` (the whole exception tree), :mod:`mixllm_core.testing` (test
+doubles) and :mod:`mixllm_core.experiments` (bench, replays, simulation, synthetic world).
 
-    LLMSpec, RoutingData, load_routing_data, MixLLMRouter, RoutingDecision, DecisionPolicy,
-    SentenceEncoder, StaticEncoder, OnnxEncoder, TaggedEncoder, Tagger, QueryEncoder, QualityPredictor, CostPredictor, LatencyTracker, Dispatcher,
-    make_synthetic_world, and the errors of :mod:`mixllm_core.errors`.
+Example:
+    >>> from mixllm_core import LLMSpec, MixLLMRouter
+    >>> from mixllm_core.testing import HashingEncoder
+    >>> router = MixLLMRouter([LLMSpec("small", 0.15, 0.6), LLMSpec("large", 2.5, 10.0)],
+    ...                       encoder=HashingEncoder())
+    >>> router.route("Summarise this paragraph.", lam=0.5).llm
+    'small'
 """
 
 from __future__ import annotations
 
-from .data import (
-    RoutingData,
-    estimate_tokens,
-    load_generic,
-    load_llmrouter,
-    load_routerbench,
-    load_routerbench_hub,
-    load_routing_data,
-)
-from .decision import BudgetTracker, CandidateScore, DecisionMaker, DecisionPolicy, RoutingDecision
-from .dispatch import (
-    AllCandidatesFailedError,
-    Attempt,
-    CallUsage,
-    Dispatcher,
-    DispatchResult,
-    price_call,
-)
-from .encoders import (
-    OnnxEncoder,
-    QueryEncoder,
-    SentenceEncoder,
-    StaticEncoder,
-    TaggedEncoder,
-    Tagger,
-)
+import importlib
+import warnings
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from .data import RoutingData, load_routing_data
+from .decision import CandidateScore, DecisionPolicy, RoutingDecision
+from .dispatch import AllCandidatesFailedError, Dispatcher
+from .encoders import QueryEncoder, SentenceEncoder, StaticEncoder
 from .errors import (
     ConfigError,
     CorruptStateError,
     DataFormatError,
-    EmptyPoolError,
     FeedbackError,
-    MissingDependencyError,
     MixLLMError,
-    NotFittedError,
-    UnknownLLMError,
 )
-from .experiments.synthetic import make_synthetic_world
 from .latency import LatencyTracker
-from .online import OnlineHead, OnlineHeads
-from .predictors import CostPredictor, PredictorBank, QualityPredictor
-from .router import FeedbackResult, MixLLMRouter, query_text
+from .router import FeedbackResult, MixLLMRouter
 from .spec import LLMSpec
 
-__version__ = "0.1.0"
+try:
+    __version__ = version("mixllm")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+    __version__ = "0+unknown"
 
 __all__ = [
     "AllCandidatesFailedError",
-    "Attempt",
-    "BudgetTracker",
-    "CallUsage",
     "CandidateScore",
     "ConfigError",
     "CorruptStateError",
-    "CostPredictor",
     "DataFormatError",
-    "DecisionMaker",
     "DecisionPolicy",
-    "DispatchResult",
     "Dispatcher",
-    "EmptyPoolError",
     "FeedbackError",
     "FeedbackResult",
     "LLMSpec",
     "LatencyTracker",
-    "MissingDependencyError",
     "MixLLMError",
     "MixLLMRouter",
-    "NotFittedError",
-    "OnlineHead",
-    "OnlineHeads",
-    "OnnxEncoder",
-    "PredictorBank",
-    "QualityPredictor",
     "QueryEncoder",
     "RoutingData",
     "RoutingDecision",
     "SentenceEncoder",
     "StaticEncoder",
-    "TaggedEncoder",
-    "Tagger",
-    "UnknownLLMError",
-    "estimate_tokens",
-    "load_generic",
-    "load_llmrouter",
-    "load_routerbench",
-    "load_routerbench_hub",
+    "__version__",
     "load_routing_data",
-    "make_synthetic_world",
-    "price_call",
-    "query_text",
 ]
+
+#: Names that 0.1 exported from ``mixllm_core`` and that now live in a submodule; importing them
+#: from here still works for one release, with a DeprecationWarning naming the new home.
+_MOVED = {
+    "Attempt": "mixllm_core.dispatch",
+    "BudgetTracker": "mixllm_core.decision",
+    "CallUsage": "mixllm_core.dispatch",
+    "CostPredictor": "mixllm_core.predictors",
+    "DecisionMaker": "mixllm_core.decision",
+    "DispatchResult": "mixllm_core.dispatch",
+    "EmptyPoolError": "mixllm_core.errors",
+    "MissingDependencyError": "mixllm_core.errors",
+    "NotFittedError": "mixllm_core.errors",
+    "OnlineHead": "mixllm_core.online",
+    "OnlineHeads": "mixllm_core.online",
+    "OnnxEncoder": "mixllm_core.encoders",
+    "PredictorBank": "mixllm_core.predictors",
+    "QualityPredictor": "mixllm_core.predictors",
+    "TaggedEncoder": "mixllm_core.encoders",
+    "Tagger": "mixllm_core.encoders",
+    "UnknownLLMError": "mixllm_core.errors",
+    "estimate_tokens": "mixllm_core.text",
+    "load_generic": "mixllm_core.data",
+    "load_llmrouter": "mixllm_core.data",
+    "load_routerbench": "mixllm_core.data",
+    "load_routerbench_hub": "mixllm_core.data",
+    "make_synthetic_world": "mixllm_core.experiments.synthetic",
+    "price_call": "mixllm_core.dispatch",
+    "query_text": "mixllm_core.text",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _MOVED.get(name)
+    if home is None:
+        raise AttributeError(f"module 'mixllm_core' has no attribute {name!r}")
+    warnings.warn(
+        f"mixllm_core.{name} moved to {home}.{name}; the old name goes away in 0.3.",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return getattr(importlib.import_module(home), name)

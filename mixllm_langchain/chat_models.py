@@ -30,18 +30,16 @@ from langchain_core.tools import BaseTool
 from pydantic import Field, PrivateAttr, model_validator
 
 from mixllm_core import (
-    Attempt,
     ConfigError,
     DecisionPolicy,
     Dispatcher,
-    DispatchResult,
     FeedbackError,
     FeedbackResult,
     LLMSpec,
     MixLLMRouter,
     RoutingDecision,
-    price_call,
 )
+from mixllm_core.dispatch import Attempt, DispatchResult, price_call
 
 from .callbacks import MixLLMFeedbackHandler, RunLedger
 

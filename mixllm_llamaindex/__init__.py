@@ -20,7 +20,7 @@ from __future__ import annotations
 try:
     import llama_index.core  # noqa: F401
 except ImportError as exc:  # pragma: no cover - depends on the environment
-    from mixllm_core import MissingDependencyError
+    from mixllm_core.errors import MissingDependencyError
 
     raise MissingDependencyError(
         "mixllm_llamaindex needs llama-index-core: pip install 'mixllm[llamaindex]'"

@@ -42,10 +42,10 @@ from mixllm_core import (
     LLMSpec,
     MixLLMRouter,
     RoutingDecision,
-    UnknownLLMError,
-    price_call,
-    query_text,
 )
+from mixllm_core.dispatch import price_call
+from mixllm_core.errors import UnknownLLMError
+from mixllm_core.text import query_text
 
 from .collect import AnswerDecisions, collecting, notify
 from .events import RoutingDecisionEvent, dispatcher

@@ -6,9 +6,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mixllm_core import ConfigError, MixLLMRouter, make_synthetic_world
+from mixllm_core import ConfigError, MixLLMRouter
 from mixllm_core.cli import main
 from mixllm_core.experiments.bench import LAMBDA_GRID, format_table, run_bench
+from mixllm_core.experiments.synthetic import make_synthetic_world
 from mixllm_core.testing import HashingEncoder
 
 

@@ -7,14 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mixllm_core import (
-    DataFormatError,
-    RoutingData,
-    load_generic,
-    load_routerbench,
-    load_routerbench_hub,
-    load_routing_data,
-)
+from mixllm_core import DataFormatError, RoutingData, load_routing_data
+from mixllm_core.data import load_generic, load_routerbench, load_routerbench_hub
 
 MODELS = ["gpt-4-1106-preview", "mistralai/mistral-7b-chat"]
 

@@ -3,7 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mixllm_core import BudgetTracker, ConfigError, DecisionMaker, DecisionPolicy, EmptyPoolError
+from mixllm_core import ConfigError, DecisionPolicy
+from mixllm_core.decision import BudgetTracker, DecisionMaker
+from mixllm_core.errors import EmptyPoolError
 from mixllm_core.testing import FakeClock
 
 NAMES = ["cheap", "mid", "pricey"]

@@ -4,14 +4,8 @@ import asyncio
 
 import pytest
 
-from mixllm_core import (
-    AllCandidatesFailedError,
-    ConfigError,
-    Dispatcher,
-    EmptyPoolError,
-    LLMSpec,
-    MixLLMRouter,
-)
+from mixllm_core import AllCandidatesFailedError, ConfigError, Dispatcher, LLMSpec, MixLLMRouter
+from mixllm_core.errors import EmptyPoolError
 from mixllm_core.testing import FakeClock, HashingEncoder
 
 
@@ -159,7 +153,7 @@ def test_async_routing_does_not_block_the_event_loop() -> None:
 
 
 def test_price_call_prefers_reported_usage_and_prices_it() -> None:
-    from mixllm_core import price_call
+    from mixllm_core.dispatch import price_call
 
     router = _router()
     reported = price_call(router, "mid", "prompt", "answer", (1000, 500))

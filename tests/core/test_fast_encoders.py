@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mixllm_core import ConfigError, MissingDependencyError, SentenceEncoder
+from mixllm_core import ConfigError, SentenceEncoder
 from mixllm_core.encoders import OnnxEncoder, QueryEncoder, StaticEncoder, encoder_from_config
+from mixllm_core.errors import MissingDependencyError
 from mixllm_core.router import MixLLMRouter
 from mixllm_core.testing import make_synthetic_world
 

@@ -6,7 +6,8 @@ import threading
 import numpy as np
 import pytest
 
-from mixllm_core import LatencyTracker, OnlineHead, OnlineHeads
+from mixllm_core import LatencyTracker
+from mixllm_core.online import OnlineHead, OnlineHeads
 from mixllm_core.testing import FakeClock
 
 

@@ -3,8 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mixllm_core import ConfigError, CostPredictor, NotFittedError, PredictorBank, QualityPredictor
-from mixllm_core.predictors import cost_features
+from mixllm_core import ConfigError
+from mixllm_core.errors import NotFittedError
+from mixllm_core.predictors import CostPredictor, PredictorBank, QualityPredictor, cost_features
 
 
 def _data(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

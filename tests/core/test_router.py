@@ -11,12 +11,11 @@ from mixllm_core import (
     CorruptStateError,
     DataFormatError,
     DecisionPolicy,
-    EmptyPoolError,
     FeedbackError,
     LLMSpec,
     MixLLMRouter,
-    UnknownLLMError,
 )
+from mixllm_core.errors import EmptyPoolError, UnknownLLMError
 from mixllm_core.experiments.replay import choose_indices
 from mixllm_core.testing import HashingEncoder, make_synthetic_world
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 
 import mixllm_core
-from mixllm_core import ConfigError, LLMSpec, MixLLMError, NotFittedError, UnknownLLMError
+from mixllm_core import ConfigError, LLMSpec, MixLLMError
+from mixllm_core.errors import NotFittedError, UnknownLLMError
 
 
 def test_public_api_is_pinned() -> None:

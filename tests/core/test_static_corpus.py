@@ -153,7 +153,7 @@ def test_bench_compares_encoders_side_by_side(tmp_path: Path) -> None:
 
 
 def test_refit_embeds_feedback_again_after_fit_changed_the_corpus_part(monkeypatch) -> None:
-    from mixllm_core import QualityPredictor
+    from mixllm_core.predictors import QualityPredictor
 
     train, test = WORLD.train_test_split(seed=0)
     router = MixLLMRouter(WORLD.llms, encoder=StaticEncoder(lsa_dims=8), seed=0)  # cold: zero part

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mixllm_core import ConfigError, CorruptStateError, MixLLMRouter, NotFittedError
+from mixllm_core import ConfigError, CorruptStateError, MixLLMRouter
 from mixllm_core.data import RoutingData
 from mixllm_core.encoders import TaggedEncoder, Tagger, encoder_from_config
+from mixllm_core.errors import NotFittedError
 from mixllm_core.testing import HashingEncoder, make_synthetic_world
 
 EPOCHS = 8

@@ -13,12 +13,8 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.tools import tool
 from langchain_helpers import PRICES, make_chat
 
-from mixllm_core import (
-    AllCandidatesFailedError,
-    FeedbackError,
-    MixLLMRouter,
-    UnknownLLMError,
-)
+from mixllm_core import AllCandidatesFailedError, FeedbackError, MixLLMRouter
+from mixllm_core.errors import UnknownLLMError
 from mixllm_core.testing import HashingEncoder
 from mixllm_langchain import MixLLMChat, MixLLMFeedbackHandler, RunLedger
 from mixllm_langchain.testing import ScriptedChatModel

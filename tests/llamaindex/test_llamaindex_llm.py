@@ -15,14 +15,8 @@ from llama_index.core.tools import FunctionTool
 from llamaindex_fakes import ScriptedLLM, ToolLLM, make_mix
 
 import mixllm_llamaindex
-from mixllm_core import (
-    AllCandidatesFailedError,
-    ConfigError,
-    FeedbackError,
-    LLMSpec,
-    MixLLMRouter,
-    UnknownLLMError,
-)
+from mixllm_core import AllCandidatesFailedError, ConfigError, FeedbackError, LLMSpec, MixLLMRouter
+from mixllm_core.errors import UnknownLLMError
 from mixllm_core.testing import HashingEncoder
 from mixllm_llamaindex import MixLLM, RoutingDecisionEvent
 
