@@ -19,7 +19,30 @@ from dataclasses import dataclass
 
 from .errors import ConfigError
 
-__all__ = ["CallOutcome", "LatencyTracker"]
+__all__ = ["CallOutcome", "LatencyTracker", "ManualClock"]
+
+
+class ManualClock:
+    """A clock that moves only when told to (simulations, replays and tests); thread-safe.
+
+    Example:
+        >>> clock = ManualClock()
+        >>> clock.advance(1.5)
+        >>> clock()
+        1.5
+    """
+
+    def __init__(self, start: float = 0.0) -> None:
+        self.now = start
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            return self.now
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self.now += seconds
 
 
 @dataclass(frozen=True)

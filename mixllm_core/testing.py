@@ -1,4 +1,4 @@
-"""Test doubles shared by the tests and notebooks: a fast deterministic encoder and fake clocks.
+"""Test doubles shared by the tests and notebooks: a fast deterministic encoder and a fake clock.
 
 `HashingEncoder` is a real, if crude, encoder (hashed bag of words, L2-normalised) that needs no
 model: tests and notebooks that are not about the embedding use it to stay fast.
@@ -7,7 +7,6 @@ model: tests and notebooks that are not about the embedding use it to stay fast.
 from __future__ import annotations
 
 import re
-import threading
 import zlib
 from collections.abc import Sequence
 from typing import Any
@@ -16,6 +15,7 @@ import numpy as np
 
 from .encoders import register_encoder
 from .experiments.synthetic import make_synthetic_world
+from .latency import ManualClock as FakeClock
 
 __all__ = ["FakeClock", "HashingEncoder", "make_synthetic_world"]
 
@@ -46,22 +46,6 @@ class HashingEncoder:
 
     def get_config(self) -> dict[str, Any]:
         return {"type": "hashing", "dim": self._dim}
-
-
-class FakeClock:
-    """A clock that moves only when told to (``advance``); thread-safe."""
-
-    def __init__(self, start: float = 0.0) -> None:
-        self.now = start
-        self._lock = threading.Lock()
-
-    def __call__(self) -> float:
-        with self._lock:
-            return self.now
-
-    def advance(self, seconds: float) -> None:
-        with self._lock:
-            self.now += seconds
 
 
 register_encoder("hashing", lambda config: HashingEncoder(dim=int(config["dim"])))

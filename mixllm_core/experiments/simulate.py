@@ -21,9 +21,8 @@ import numpy as np
 from ..data import ASSUMED_OUTPUT_TOKENS, RoutingData
 from ..decision import DecisionPolicy
 from ..errors import ConfigError
-from ..latency import LatencyTracker
+from ..latency import LatencyTracker, ManualClock
 from ..router import MixLLMRouter
-from ..testing import FakeClock
 
 __all__ = ["ServingProfile", "SimulationResult", "default_profiles", "simulate"]
 
@@ -118,7 +117,7 @@ def simulate(
         else np.full_like(data.quality, ASSUMED_OUTPUT_TOKENS)
     )
     cost = data.cost if data.cost is not None else np.zeros_like(data.quality)
-    clock = FakeClock()
+    clock = ManualClock()
     tracker = LatencyTracker(clock)
     for name, prof in profiles.items():
         tracker.set_concurrency(name, prof.concurrency)
