@@ -6,17 +6,24 @@ attached to a log replays the applied feedback into its online heads on start, a
 retrains the offline predictors from the logged feedback. ``MemoryLog`` keeps the same records in
 memory (the default when no path is given).
 
-Tables: ``decisions`` (id, time, llm, lam, predicted quality/cost, the query text, its
-representation as float32 bytes, the candidate breakdown as JSON), ``feedback`` (decision id,
-score, kind, applied) and ``outcomes`` (latency, cost, tokens, error).
+Tables: ``decisions`` (id, time, llm, lam, predicted quality/cost, the query text and its
+sha256, its representation as float32 bytes, the candidate breakdown as JSON), ``feedback``
+(decision id, score, kind, applied) and ``outcomes`` (latency, cost, tokens, error).
+
+Prompts are stored in full by default (``refit`` re-embeds them when the encoder has changed).
+With ``store_prompts=False`` a log keeps only the prompt's sha256 and its representation (what
+``refit`` needs when the encoder is unchanged); the text never reaches the disk or the export.
+Text that is not valid UTF-8 (a lone surrogate) is stored with U+FFFD in its place.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,13 +32,16 @@ from typing import Any
 import numpy as np
 
 from .decision import RoutingDecision
+from .errors import ConfigError, FeedbackError
+from .text import storable_text
 
 __all__ = ["LoggedDecision", "LoggedFeedback", "MemoryLog", "RoutingLog", "SQLiteLog"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS decisions (
     decision_id TEXT PRIMARY KEY, time REAL, llm TEXT, lam REAL, predicted_quality REAL,
-    offline_quality REAL, predicted_cost REAL, query TEXT, x BLOB, candidates TEXT);
+    offline_quality REAL, predicted_cost REAL, query TEXT, x BLOB, candidates TEXT,
+    query_hash TEXT);
 CREATE TABLE IF NOT EXISTS feedback (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, decision_id TEXT UNIQUE, time REAL, llm TEXT,
     score REAL, kind TEXT, applied INTEGER, reason TEXT);
@@ -42,11 +52,17 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 """
 
 
+def text_sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 @dataclass(frozen=True)
 class LoggedDecision:
+    """A logged decision; ``query`` is None when the log stores no prompts."""
+
     decision_id: str
     llm: str
-    query: str
+    query: str | None
     x: np.ndarray
     offline_quality: float
 
@@ -59,7 +75,7 @@ class LoggedFeedback:
     score: float
     kind: str
     applied: bool
-    query: str
+    query: str | None
     x: np.ndarray
     offline_quality: float
 
@@ -117,6 +133,7 @@ class SQLiteLog(RoutingLog):
 
     Args:
         path: The database file (created if missing).
+        store_prompts: Keep prompt texts (True, the default) or only their sha256.
 
     Example:
         >>> import tempfile, pathlib
@@ -125,7 +142,10 @@ class SQLiteLog(RoutingLog):
         False
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, store_prompts: bool = True) -> None:
+        if not isinstance(store_prompts, bool):
+            raise ConfigError(f"store_prompts must be True or False, got {store_prompts!r}.")
+        self.store_prompts = store_prompts
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
@@ -135,6 +155,9 @@ class SQLiteLog(RoutingLog):
         # ~0.1 ms a write instead of an fsync per call.
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.executescript(_SCHEMA)
+        columns = {r[1] for r in self._conn.execute("PRAGMA table_info(decisions)")}
+        if "query_hash" not in columns:  # a log written before prompts could be left out
+            self._conn.execute("ALTER TABLE decisions ADD COLUMN query_hash TEXT")
 
     def _write(self, sql: str, params: tuple[Any, ...]) -> int:
         with self._lock:
@@ -151,7 +174,9 @@ class SQLiteLog(RoutingLog):
         self, decision: RoutingDecision, query: str, x: np.ndarray, offline_quality: float
     ) -> None:
         self._write(
-            "INSERT INTO decisions VALUES (?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO decisions (decision_id, time, llm, lam, predicted_quality, "
+            "offline_quality, predicted_cost, query, x, candidates, query_hash) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (
                 decision.decision_id,
                 decision.created_at,
@@ -160,9 +185,10 @@ class SQLiteLog(RoutingLog):
                 decision.predicted_quality,
                 offline_quality,
                 decision.predicted_cost,
-                query,
+                storable_text(query) if self.store_prompts else None,
                 np.asarray(x, dtype=np.float32).tobytes(),
                 json.dumps(decision.to_dict()["candidates"]),
+                text_sha256(query),
             ),
         )
 
@@ -181,10 +207,14 @@ class SQLiteLog(RoutingLog):
     def add_feedback(
         self, decision_id: str, llm: str, score: float, kind: str, applied: bool, reason: str = ""
     ) -> int:
-        return self._write(
-            "INSERT INTO feedback (decision_id, time, llm, score, kind, applied, reason) VALUES (?,?,?,?,?,?,?)",
-            (decision_id, time.time(), llm, score, kind, int(applied), reason),
-        )
+        try:
+            return self._write(
+                "INSERT INTO feedback (decision_id, time, llm, score, kind, applied, reason) "
+                "VALUES (?,?,?,?,?,?,?)",
+                (decision_id, time.time(), llm, score, kind, int(applied), reason),
+            )
+        except sqlite3.IntegrityError as exc:  # two callers raced past has_feedback()
+            raise FeedbackError(f"Decision {decision_id!r} already received feedback.") from exc
 
     def has_feedback(self, decision_id: str) -> bool:
         with self._lock:
@@ -204,7 +234,7 @@ class SQLiteLog(RoutingLog):
                 fields.get("cost"),
                 fields.get("input_tokens"),
                 fields.get("output_tokens"),
-                fields.get("error"),
+                None if fields.get("error") is None else storable_text(str(fields["error"])),
             ),
         )
 
@@ -259,41 +289,71 @@ class SQLiteLog(RoutingLog):
 
 
 class MemoryLog(RoutingLog):
-    """The same records in memory (lost with the process); the default without a path."""
+    """The same records in memory (lost with the process); the default without a path.
 
-    def __init__(self, max_decisions: int = 100_000) -> None:
+    Bounded: the oldest decisions (with their feedback) are dropped once more than
+    ``max_decisions`` are kept or their prompts and representations take more than ``max_bytes``;
+    outcomes keep the latest ``max_decisions``. Feedback on a dropped decision is refused as
+    unknown.
+
+    Example:
+        >>> log = MemoryLog(max_decisions=1000, max_bytes=1 << 20)
+        >>> log.nbytes
+        0
+    """
+
+    #: Bytes counted per record beyond its prompt and representation (ids, floats, dict slots).
+    RECORD_OVERHEAD = 400
+
+    def __init__(
+        self,
+        max_decisions: int = 100_000,
+        *,
+        max_bytes: int = 256 << 20,
+        store_prompts: bool = True,
+    ) -> None:
+        for name, value in (("max_decisions", max_decisions), ("max_bytes", max_bytes)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"MemoryLog.{name} must be an int >= 1, got {value!r}.")
+        if not isinstance(store_prompts, bool):
+            raise ConfigError(f"store_prompts must be True or False, got {store_prompts!r}.")
         self.max_decisions = max_decisions
+        self.max_bytes = max_bytes
+        self.store_prompts = store_prompts
+        self.nbytes = 0
         self._lock = threading.Lock()
-        self._decisions: dict[str, tuple[LoggedDecision, dict[str, Any]]] = {}
-        self._feedback: list[dict[str, Any]] = []
-        self._feedback_ids: set[str] = set()
-        self._outcomes: list[dict[str, Any]] = []
+        self._decisions: dict[str, tuple[LoggedDecision, dict[str, Any], int]] = {}
+        self._feedback: dict[str, dict[str, Any]] = {}  # by decision id, in order of arrival
+        self._seq = 0
+        self._outcomes: deque[dict[str, Any]] = deque(maxlen=max_decisions)
         self._meta: dict[str, str] = {}
 
     def add_decision(
         self, decision: RoutingDecision, query: str, x: np.ndarray, offline_quality: float
     ) -> None:
+        text = storable_text(query) if self.store_prompts else None
+        vector = np.asarray(x, np.float32)
+        size = len(text or "") * 4 + vector.nbytes + self.RECORD_OVERHEAD
+        row = {
+            "decision_id": decision.decision_id,
+            "time": decision.created_at,
+            "llm": decision.llm,
+            "lam": decision.lam,
+            "predicted_quality": decision.predicted_quality,
+            "predicted_cost": decision.predicted_cost,
+            "query": text,
+            "query_hash": text_sha256(query),
+        }
+        logged = LoggedDecision(decision.decision_id, decision.llm, text, vector, offline_quality)
         with self._lock:
-            self._decisions[decision.decision_id] = (
-                LoggedDecision(
-                    decision.decision_id,
-                    decision.llm,
-                    query,
-                    np.asarray(x, np.float32),
-                    offline_quality,
-                ),
-                {
-                    "decision_id": decision.decision_id,
-                    "time": decision.created_at,
-                    "llm": decision.llm,
-                    "lam": decision.lam,
-                    "predicted_quality": decision.predicted_quality,
-                    "predicted_cost": decision.predicted_cost,
-                    "query": query,
-                },
-            )
-            while len(self._decisions) > self.max_decisions:
-                self._decisions.pop(next(iter(self._decisions)))
+            self._decisions[decision.decision_id] = (logged, row, size)
+            self.nbytes += size
+            while len(self._decisions) > self.max_decisions or (
+                self.nbytes > self.max_bytes and len(self._decisions) > 1
+            ):
+                oldest = next(iter(self._decisions))
+                self.nbytes -= self._decisions.pop(oldest)[2]
+                self._feedback.pop(oldest, None)
 
     def get_decision(self, decision_id: str) -> LoggedDecision | None:
         with self._lock:
@@ -304,35 +364,34 @@ class MemoryLog(RoutingLog):
         self, decision_id: str, llm: str, score: float, kind: str, applied: bool, reason: str = ""
     ) -> int:
         with self._lock:
-            seq = len(self._feedback) + 1
-            self._feedback.append(
-                {
-                    "seq": seq,
-                    "decision_id": decision_id,
-                    "time": time.time(),
-                    "llm": llm,
-                    "score": score,
-                    "kind": kind,
-                    "applied": applied,
-                    "reason": reason,
-                }
-            )
-            self._feedback_ids.add(decision_id)
-            return seq
+            if decision_id in self._feedback:
+                raise FeedbackError(f"Decision {decision_id!r} already received feedback.")
+            self._seq += 1
+            self._feedback[decision_id] = {
+                "seq": self._seq,
+                "decision_id": decision_id,
+                "time": time.time(),
+                "llm": llm,
+                "score": score,
+                "kind": kind,
+                "applied": applied,
+                "reason": reason,
+            }
+            return self._seq
 
     def has_feedback(self, decision_id: str) -> bool:
         with self._lock:
-            return decision_id in self._feedback_ids
+            return decision_id in self._feedback
 
     def add_outcome(self, decision_id: str, **fields: Any) -> None:
+        if fields.get("error") is not None:
+            fields["error"] = storable_text(str(fields["error"]))
         with self._lock:
             self._outcomes.append({"decision_id": decision_id, "time": time.time(), **fields})
-            if len(self._outcomes) > self.max_decisions:
-                del self._outcomes[: len(self._outcomes) - self.max_decisions]
 
     def feedback(self, *, since_seq: int = 0) -> Iterator[LoggedFeedback]:
         with self._lock:
-            rows = [r for r in self._feedback if r["seq"] > since_seq]
+            rows = [r for r in self._feedback.values() if r["seq"] > since_seq]
             found = [(r, self._decisions.get(r["decision_id"])) for r in rows]
         for r, entry in found:
             if entry is None:
@@ -362,6 +421,6 @@ class MemoryLog(RoutingLog):
         with self._lock:
             return {
                 "decisions": [e[1] for e in self._decisions.values()],
-                "feedback": list(self._feedback),
+                "feedback": list(self._feedback.values()),
                 "outcomes": list(self._outcomes),
             }

@@ -84,6 +84,8 @@ class MixLLMRouter:
         max_pending: Decisions kept by the in-memory log (oldest dropped first).
         log: Where decisions, feedback and outcomes go: a path (a durable :class:`SQLiteLog`),
             a :class:`RoutingLog`, or None for an in-memory log (lost with the process).
+        store_prompts: Whether the log this router builds keeps prompt texts (True, the
+            default: ``refit`` can re-embed them) or only their sha256 and representation.
 
     Example:
         >>> from mixllm_core.testing import HashingEncoder, make_synthetic_world
@@ -107,6 +109,7 @@ class MixLLMRouter:
         clock: Callable[[], float] = time.monotonic,
         max_pending: int = 100_000,
         log: RoutingLog | str | Path | None = None,
+        store_prompts: bool = True,
     ) -> None:
         QualityPredictor(quality_model, **(quality_params or {}))  # validates kind and params
         self.specs: dict[str, LLMSpec] = {}
@@ -137,9 +140,9 @@ class MixLLMRouter:
         self.log: RoutingLog = (
             log
             if isinstance(log, RoutingLog)
-            else SQLiteLog(log)
+            else SQLiteLog(log, store_prompts=store_prompts)
             if log is not None
-            else MemoryLog(max_pending)
+            else MemoryLog(max_pending, store_prompts=store_prompts)
         )
         for spec in self.specs.values():
             self._set_prior(spec)
@@ -555,16 +558,18 @@ class MixLLMRouter:
             per_llm: dict[str, list[tuple[np.ndarray, float]]] = {}
             last = self._feedback_seq
             feedback = list(self.log.feedback(since_seq=0))
-            X_now = None
-            if feedback and isinstance(self.encoder, AdaptableEncoder):
+            stored = [i for i, fb in enumerate(feedback) if fb.query is not None]
+            X_now: dict[int, np.ndarray] = {}
+            if stored and isinstance(self.encoder, AdaptableEncoder):
                 # features that change with fit (the static encoder's corpus part): feedback
-                # logged before the last fit was embedded differently, so embed it again
-                X_now = self.features([fb.query for fb in feedback])[0]
+                # logged before the last fit was embedded differently, so embed it again (a log
+                # that keeps no prompts can only offer the representation logged at the time)
+                again = self.features([feedback[i].query or "" for i in stored])[0]
+                X_now = dict(zip(stored, again))
             for i, fb in enumerate(feedback):
                 last = max(last, fb.seq)
                 if fb.llm in self.specs:
-                    x = fb.x if X_now is None else X_now[i]
-                    per_llm.setdefault(fb.llm, []).append((x, fb.score))
+                    per_llm.setdefault(fb.llm, []).append((X_now.get(i, fb.x), fb.score))
             used: dict[str, int] = {}
             names = [  # LLMs with offline data refit on any feedback; newcomers need enough
                 n for n, obs in per_llm.items() if n in self._train or len(obs) >= min_feedback

@@ -7,14 +7,27 @@ messages become text (both integrations call it).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["Query", "estimate_tokens", "query_text"]
+__all__ = ["Query", "estimate_tokens", "query_text", "storable_text"]
 
 Query = str | Sequence[Any]
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def storable_text(text: str) -> str:
+    """``text`` as valid UTF-8: each lone surrogate (undecodable input) becomes U+FFFD.
+
+    Example:
+        >>> storable_text(b"caf\\xe9".decode("utf-8", "surrogateescape"))
+        'caf\ufffd'
+    """
+    return _SURROGATE.sub("\ufffd", text)
 
 
 def estimate_tokens(text: str) -> int:
@@ -34,7 +47,11 @@ def query_text(query: Query) -> str:
     ``content`` attribute (LangChain and LlamaIndex messages).
     """
     if isinstance(query, str):
-        return query
+        return storable_text(query)
+    if not isinstance(query, Sequence) or isinstance(query, (bytes, bytearray)):
+        raise ConfigError(
+            f"A query is a str or a list of chat messages, got {type(query).__name__}: {query!r:.80}"
+        )
     parts = []
     for message in query:
         if isinstance(message, str):
@@ -51,4 +68,4 @@ def query_text(query: Query) -> str:
                 f"Cannot read a query from {type(message).__name__!r}; pass a str or chat "
                 "messages (str, (role, content), {'content': ...} or objects with .content)."
             )
-    return "\n".join(p for p in parts if p)
+    return storable_text("\n".join(p for p in parts if p))
