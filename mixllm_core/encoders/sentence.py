@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import numpy as np
 
 from ..errors import ConfigError, MissingDependencyError, check_choice
 from .base import DEFAULT_MODEL, packaged_minilm_path, text_key, window_text
+from .cache import EmbeddingCache
 
 __all__ = ["SentenceEncoder"]
 
@@ -92,7 +92,7 @@ class SentenceEncoder:
         self.device = device
         self._model: Any = None
         self._dim: int | None = None
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache = EmbeddingCache(cache_size)
         self._lock = threading.Lock()
         self._dirty = False
         if self.cache_path is not None and self.cache_path.exists():
@@ -146,7 +146,8 @@ class SentenceEncoder:
             raise ConfigError("encode() takes a sequence of texts, got a single str.")
         windows = [self.window_text(str(t)) for t in texts]
         keys = [text_key(w) for w in windows]
-        todo = list(dict.fromkeys(k for k in keys if k not in self._cache))
+        found = self._cache.get(keys)
+        todo = [k for k in dict.fromkeys(keys) if k not in found]
         if todo:
             by_key = dict(zip(keys, windows))
             model = self._ensure_model()
@@ -157,21 +158,13 @@ class SentenceEncoder:
                 convert_to_numpy=True,
                 show_progress_bar=show_progress,
             ).astype(np.float32)
-            with self._lock:
-                for k, v in zip(todo, vectors):
-                    self._cache[k] = v
-                self._dirty = True
-        out = (
-            np.stack([self._cache[k] for k in keys])
-            if keys
-            else np.zeros((0, self.dim), np.float32)
-        )
-        with self._lock:
-            for k in keys:
-                self._cache.move_to_end(k)
-            while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
-        return out
+            fresh = dict(zip(todo, vectors))
+            self._cache.put(fresh)
+            found.update(fresh)
+            self._dirty = True
+        if not keys:
+            return np.zeros((0, self.dim), np.float32)
+        return np.stack([found[k] for k in keys])
 
     # ------------------------------------------------------------------ disk cache
     def _read_disk_cache(self) -> None:
@@ -179,9 +172,10 @@ class SentenceEncoder:
         with np.load(self.cache_path, allow_pickle=False) as f:
             if str(f["config"]) != self._config_key():
                 return
-            for k, v in zip(f["keys"], f["vectors"]):
-                self._cache[str(k)] = v
-                self._dim = int(v.shape[0])
+            vectors = f["vectors"]
+            self._cache.put({str(k): v for k, v in zip(f["keys"], vectors)})
+            if len(vectors):
+                self._dim = int(vectors.shape[1])
 
     def save_cache(self) -> None:
         """Write the in-memory cache to ``cache_path`` (atomically)."""
@@ -189,9 +183,9 @@ class SentenceEncoder:
             return
         self.cache_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.cache_path.with_suffix(".tmp.npz")
-        with self._lock:
-            keys = np.array(list(self._cache), dtype="U40")
-            vectors = np.stack(list(self._cache.values())) if len(keys) else np.zeros((0, 1))
-            np.savez(tmp, keys=keys, vectors=vectors, config=np.array(self._config_key()))
+        cached = self._cache.items()
+        keys = np.array([k for k, _ in cached], dtype="U40")
+        vectors = np.stack([v for _, v in cached]) if cached else np.zeros((0, 1))
+        np.savez(tmp, keys=keys, vectors=vectors, config=np.array(self._config_key()))
         os.replace(tmp, self.cache_path)
         self._dirty = False
