@@ -13,6 +13,7 @@ from mixllm_core.data import RoutingData
 from mixllm_core.encoders import TaggedEncoder, Tagger, encoder_from_config
 from mixllm_core.errors import NotFittedError
 from mixllm_core.testing import HashingEncoder, make_synthetic_world
+from tests.conftest import specialist_of, specialist_world
 
 EPOCHS = 8
 
@@ -148,12 +149,14 @@ def test_tag_modes_change_the_representation(split: tuple[RoutingData, RoutingDa
     np.testing.assert_array_equal(Z[:, :64], HashingEncoder().encode(test.queries[:5]))
 
 
-def test_router_trains_and_routes_on_tagged_features(
-    supervised: TaggedEncoder, split: tuple[RoutingData, RoutingData]
+def test_router_on_tagged_features_sends_each_family_to_its_specialist(
+    supervised: TaggedEncoder,
 ) -> None:
-    train, test = split
-    router = MixLLMRouter(encoder=supervised, quality_model="linear").fit(train)
-    assert router.route(test.queries[0]).llm in train.llms
+    train, test = specialist_world().train_test_split()
+    router = MixLLMRouter(encoder=supervised, quality_model="linear", seed=0).fit(train)
+    picks = [d.llm for d in router.route_batch(test.queries, lam=5.0)]
+    right = np.mean([p == specialist_of(t) for p, t in zip(picks, test.tasks or [], strict=True)])
+    assert right >= 0.9  # measured 0.946 (53 of 56 held-out queries)
 
 
 def test_tagging_an_unseen_query_takes_under_5_ms(
