@@ -1,4 +1,4 @@
-"""`LLMSpec`: one candidate LLM of the pool."""
+"""`LLMSpec`: one candidate LLM of the pool, and what one call to it used and cost."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .errors import ConfigError
+from .text import estimate_tokens
 
-__all__ = ["LLMSpec"]
+__all__ = ["CallUsage", "LLMSpec"]
 
 
 def _positive_or_none(name: str, value: float | None, *, integer: bool = False) -> None:
@@ -18,6 +19,19 @@ def _positive_or_none(name: str, value: float | None, *, integer: bool = False) 
     if isinstance(value, bool) or not ok_type or not math.isfinite(value) or value <= 0:
         kind = "a positive integer" if integer else "a positive number"
         raise ConfigError(f"{name} must be {kind} or None, got {value!r}.")
+
+
+@dataclass(frozen=True)
+class CallUsage:
+    """Tokens and USD cost of one call (``estimated`` when the child reported no token counts).
+
+    ``cost`` is None only for a call whose LLM left the pool before the call ended.
+    """
+
+    input_tokens: int
+    output_tokens: int
+    estimated: bool
+    cost: float | None
 
 
 @dataclass(frozen=True)
@@ -72,6 +86,26 @@ class LLMSpec:
         return round(
             (input_tokens * self.input_price + output_tokens * self.output_price) / 1e6, 12
         )
+
+    def price_call(
+        self, prompt: str, answer: str | None, reported_tokens: tuple[int, int] | None = None
+    ) -> CallUsage:
+        """Tokens and cost of one call: the ``(input, output)`` tokens the LLM reported, else
+        estimates from the prompt and answer texts (an answer of None counts 0 output tokens).
+
+        Example:
+            >>> spec = LLMSpec("m", input_price=1.0, output_price=2.0)
+            >>> spec.price_call("prompt", "answer", (1000, 500))
+            CallUsage(input_tokens=1000, output_tokens=500, estimated=False, cost=0.002)
+            >>> spec.price_call("x" * 400, None).input_tokens
+            100
+        """
+        if reported_tokens is None:
+            in_tok = estimate_tokens(prompt)
+            out_tok = 0 if answer is None else estimate_tokens(answer)
+        else:
+            in_tok, out_tok = int(reported_tokens[0]), int(reported_tokens[1])
+        return CallUsage(in_tok, out_tok, reported_tokens is None, self.cost(in_tok, out_tok))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

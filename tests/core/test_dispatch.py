@@ -5,6 +5,7 @@ import asyncio
 import pytest
 
 from mixllm_core import AllCandidatesFailedError, ConfigError, Dispatcher, LLMSpec, MixLLMRouter
+from mixllm_core.dispatch import Reply
 from mixllm_core.errors import EmptyPoolError
 from mixllm_core.testing import FakeClock, HashingEncoder
 
@@ -65,8 +66,18 @@ def test_bounded_attempts() -> None:
         raise ValueError("bad")
 
     with pytest.raises(AllCandidatesFailedError) as info:
-        Dispatcher(router, max_attempts=2).call("q", invoke)
+        Dispatcher(router, max_retries=1).call("q", invoke)
     assert len(tried) == 2 == len(info.value.attempts) and len(set(tried)) == 2
+
+
+def test_max_attempts_is_a_deprecated_spelling_of_max_retries() -> None:
+    with pytest.warns(DeprecationWarning, match="use max_retries=n - 1"):
+        dispatcher = Dispatcher(_router(), max_attempts=2)
+    assert dispatcher.max_retries == 1
+    with pytest.raises(ConfigError, match="max_retries must be an int >= 0, got -1"):
+        Dispatcher(_router(), max_retries=-1)
+    with pytest.raises(ConfigError, match="failure_threshold must be an int >= 1, got 0"):
+        Dispatcher(_router(), failure_threshold=0)
 
 
 def test_stream_falls_back_before_first_chunk_and_reports_done() -> None:
@@ -152,16 +163,160 @@ def test_async_routing_does_not_block_the_event_loop() -> None:
     assert asyncio.run(main()) >= 5
 
 
-def test_price_call_prefers_reported_usage_and_prices_it() -> None:
+def test_price_call_is_a_deprecated_shim_over_llmspec_price_call() -> None:
     from mixllm_core.dispatch import price_call
 
     router = _router()
-    reported = price_call(router, "mid", "prompt", "answer", (1000, 500))
-    assert (reported.input_tokens, reported.output_tokens, reported.estimated) == (1000, 500, False)
-    assert reported.cost == pytest.approx((1000 * 1.0 + 500 * 1.0) / 1e6)
-    estimated = price_call(router, "mid", "x" * 400, None, None)
-    assert (estimated.input_tokens, estimated.output_tokens, estimated.estimated) == (100, 0, True)
-    assert price_call(router, "gone", "p", "a", None).cost is None
+    with pytest.warns(DeprecationWarning, match="use LLMSpec.price_call"):
+        reported = price_call(router, "mid", "prompt", "answer", (1000, 500))
+    assert reported == router.specs["mid"].price_call("prompt", "answer", (1000, 500))
+    with pytest.warns(DeprecationWarning):
+        assert price_call(router, "gone", "p", "a", None).cost is None
+
+
+# ---------------------------------------------------------------------- outcomes
+def _outcomes(router: MixLLMRouter) -> list[dict]:
+    return router.log.rows()["outcomes"]
+
+
+def _reader(value: dict, so_far: Reply | None) -> Reply:
+    """Answers as {"text": ..., "usage": (in, out)}; chunks append text and add usage."""
+    text, usage = value["text"], value.get("usage")
+    if so_far is None:
+        return Reply(text, usage)
+    if so_far.tokens is not None and usage is not None:
+        usage = (so_far.tokens[0] + usage[0], so_far.tokens[1] + usage[1])
+    return Reply((so_far.text or "") + text, usage or so_far.tokens)
+
+
+def test_the_dispatcher_records_every_outcome_with_usage_and_cost() -> None:
+    router = _router()
+    dispatcher = Dispatcher(router, reader=_reader)
+
+    def invoke(name: str, decision) -> dict:
+        if name == "pricey":
+            raise TimeoutError("slow")
+        return {"text": "an answer", "usage": (1000, 500)}
+
+    done = dispatcher.call("q", invoke, lam=1000)
+    failed, answered = _outcomes(router)
+    assert failed["decision_id"] == done.attempts[0].decision_id
+    assert failed["error"] == "TimeoutError: slow" and failed["cost"] is None
+    assert answered["decision_id"] == done.decision.decision_id and answered["error"] is None
+    spec = router.specs[done.decision.llm]
+    assert answered["cost"] == pytest.approx(spec.cost(1000, 500)) == done.usage.cost
+    assert (answered["input_tokens"], answered["output_tokens"]) == (1000, 500)
+    assert answered["latency_s"] == done.latency_s == done.to_dict()["latency_s"]
+
+
+def test_a_streams_usage_is_read_from_its_chunks() -> None:
+    router = _router()
+    results = []
+
+    def open_stream(name: str, decision):
+        yield {"text": "x" * 40}
+        yield {"text": "y" * 40}
+
+    pairs = Dispatcher(router, reader=_reader).stream(
+        "q" * 400, open_stream, pin="mid", on_done=results.append
+    )
+    assert len(list(pairs)) == 2
+    [done] = results
+    assert (done.usage.input_tokens, done.usage.output_tokens, done.usage.estimated) == (
+        100,
+        20,
+        True,
+    )
+    [row] = _outcomes(router)
+    assert row["cost"] == pytest.approx(router.specs["mid"].cost(100, 20))
+
+
+async def test_async_forms_record_their_outcomes_too() -> None:
+    router = _router()
+    dispatcher = Dispatcher(router)
+
+    async def invoke(name: str, decision) -> str:
+        return "four words of text"
+
+    async def open_stream(name: str, decision):
+        yield "two "
+        yield "chunks"
+
+    done = await dispatcher.acall("q", invoke, pin="cheap")
+    chunks = [c async for _, c in dispatcher.astream("q", open_stream, pin="cheap")]
+    assert chunks == ["two ", "chunks"]
+    rows = _outcomes(router)
+    assert [r["decision_id"] for r in rows][0] == done.decision.decision_id
+    assert [r["output_tokens"] for r in rows] == [5, 3]  # estimated from the (joined) texts
+    assert all(r["error"] is None for r in rows)
+
+
+def test_an_interrupted_call_is_recorded_and_not_held_against_the_child() -> None:
+    router = _router()
+    dispatcher = Dispatcher(router, failure_threshold=1)
+
+    def invoke(name: str, decision) -> str:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        dispatcher.call("q", invoke, pin="mid")
+    [row] = _outcomes(router)
+    assert row["error"] == "KeyboardInterrupt: the call was interrupted"
+    assert dispatcher.cooling_down() == set() and router.tracker.in_flight("mid") == 0
+
+
+# ---------------------------------------------------------------------- secrets
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        (
+            "GET https://x.example/v1/models?alt=json&key=AIzaSyA1234567890abcdefghijklmnopqrs",
+            "AIza",
+        ),
+        ("POST /v1/chat?api_key=abc123secret&stream=true failed", "abc123secret"),
+        ("?access_token=ya29.a0AfH6SMBxyz-secret", "ya29"),
+        ("headers: {'Authorization': 'Bearer eyJhbGciOiJIUzI1NiJ9.secret'}", "eyJhbGci"),
+        ("Incorrect API key provided: sk-proj-AbCdEf0123456789AbCdEf", "sk-proj"),
+        ("invalid x-api-key sk-ant-api03-AbCdEf0123456789-AbCdEf", "sk-ant"),
+        ("OpenAI(api_key='hunter2-long-password', model='gpt')", "hunter2"),
+        ('{"error": {"message": "bad token", "token": "tok_0123456789"}}', "tok_0123"),
+    ],
+)
+def test_redact_removes_key_like_values(text: str, secret: str) -> None:
+    from mixllm_core.redact import REDACTED, redact
+
+    out = redact(text)
+    assert secret not in out and REDACTED in out
+
+
+def test_redact_keeps_ordinary_error_text() -> None:
+    from mixllm_core.redact import redact
+
+    for text in (
+        "RateLimitError: 429 Too Many Requests, retry after 20 s",
+        "KeyError: 'choices'",
+        "context length 8192 exceeded by 1200 tokens",
+        "https://api.example.com/v1/chat/completions?model=gpt-4o",
+    ):
+        assert redact(text) == text
+
+
+def test_secrets_in_a_childs_error_never_leave_the_dispatcher() -> None:
+    import traceback
+
+    secret = "AIzaSyA1234567890abcdefghijklmnopqrs"
+    router = _router()
+
+    def invoke(name: str, decision) -> str:
+        raise PermissionError(f"403 for https://x.example/v1?key={secret}")
+
+    with pytest.raises(AllCandidatesFailedError) as info:
+        Dispatcher(router).call("q", invoke)
+    shown = "".join(traceback.format_exception(info.value))
+    assert secret not in shown and "key=[REDACTED]" in str(info.value)
+    assert "raise PermissionError" in shown  # the child's traceback is kept, its text redacted
+    assert all(secret not in a.error for a in info.value.attempts)
+    assert all(secret not in o["error"] for o in _outcomes(router))
 
 
 class _BatchRecordingEncoder(HashingEncoder):
@@ -214,16 +369,19 @@ def test_concurrent_async_calls_are_routed_in_micro_batches() -> None:
 def test_micro_batches_keep_each_calls_exclusions() -> None:
     enc = _BatchRecordingEncoder()
     router, queries = _fitted(enc)
-    favourite = max(router.llms, key=lambda n: sum(router.route(q, lam=3.0).llm == n
-                                                   for q in queries))
+    favourite = max(
+        router.llms, key=lambda n: sum(router.route(q, lam=3.0).llm == n for q in queries)
+    )
     enc.batches.clear()
     dispatcher = Dispatcher(router)
 
     async def main():
-        return await asyncio.gather(*(
-            dispatcher.acall(q, _echo, lam=3.0, exclude=[favourite] if i % 2 else [])
-            for i, q in enumerate(queries)
-        ))
+        return await asyncio.gather(
+            *(
+                dispatcher.acall(q, _echo, lam=3.0, exclude=[favourite] if i % 2 else [])
+                for i, q in enumerate(queries)
+            )
+        )
 
     done = asyncio.run(main())
     assert all(d.value != favourite for d in done[1::2])
