@@ -3,15 +3,33 @@
 Public API::
 
     MixLLMChat             a BaseChatModel that routes each call to one of its child chat models
-    MixLLMFeedbackHandler  a callback handler: run outcomes → router, run ids → decision ids
+    MixLLMFeedbackHandler  a callback handler mapping run ids (a call's, a chain's) to decisions
     RunLedger              which decisions were made under which run (shared by the two)
+    __version__            the installed mixllm version
 
-Offline test doubles live in :mod:`mixllm_langchain.testing` (``ScriptedChatModel``).
+Offline test doubles live in :mod:`mixllm_langchain.testing` (``ScriptedChatModel``). The router,
+the cold-start factory and the dispatcher that calls the children are in :mod:`mixllm_core`.
 """
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    import langchain_core  # noqa: F401
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    from mixllm_core.errors import MissingDependencyError
+
+    raise MissingDependencyError(
+        "mixllm_langchain needs langchain-core: pip install 'mixllm[langchain]'"
+    ) from exc
+
 from .callbacks import MixLLMFeedbackHandler, RunLedger
 from .chat_models import MixLLMChat
 
-__all__ = ["MixLLMChat", "MixLLMFeedbackHandler", "RunLedger"]
+try:
+    __version__ = version("mixllm")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+    __version__ = "0+unknown"
+
+__all__ = ["MixLLMChat", "MixLLMFeedbackHandler", "RunLedger", "__version__"]

@@ -1,11 +1,13 @@
-"""`MixLLMFeedbackHandler`: turns LangChain runs into router outcomes and feedback targets.
+"""`MixLLMFeedbackHandler`: maps LangChain runs to the routing decisions made inside them.
 
-Every :class:`~mixllm_langchain.MixLLMChat` carries one of these as a local callback, so each routed
-call's outcome (latency, tokens, cost) is recorded on the router once, however it was made
-(invoke, ainvoke, stream, astream, batch). Pass another one, built on the same chat, in a chain's
-``config={"callbacks": [...]}`` and it also sees the chain's runs: feedback given on the run id of
-the whole chain (what a trace shows the user) then reaches every routing decision made inside it.
-Failed attempts are recorded by the :class:`~mixllm_core.Dispatcher` as they happen.
+Every :class:`~mixllm_langchain.MixLLMChat` carries one of these as a local callback, so the run
+id of each routed call (invoke, ainvoke, stream, astream, batch) leads to its decision. Pass
+another one, built on the same chat, in a chain's ``config={"callbacks": [...]}`` and it also sees
+the chain's runs: feedback given on the run id of the whole chain (what a trace shows the user)
+then reaches every routing decision made inside it.
+
+Outcomes (latency, tokens, cost, errors) are not recorded here: the core
+:class:`~mixllm_core.Dispatcher` records every attempt as it ends.
 """
 
 from __future__ import annotations
@@ -34,7 +36,6 @@ class RunLedger:
         self.max_runs = max_runs
         self._parents: OrderedDict[UUID, UUID | None] = OrderedDict()
         self._decisions: OrderedDict[UUID, list[str]] = OrderedDict()
-        self._recorded: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
 
     @staticmethod
@@ -68,15 +69,6 @@ class RunLedger:
         with self._lock:
             return list(self._decisions.get(run_id, ()))
 
-    def first_outcome(self, decision_id: str) -> bool:
-        """True the first time it is asked about ``decision_id`` (so outcomes are recorded once)."""
-        with self._lock:
-            if decision_id in self._recorded:
-                return False
-            self._recorded[decision_id] = None
-            self._trim(self._recorded, self.max_runs)
-            return True
-
 
 def _as_uuid(run_id: UUID | str) -> UUID:
     if isinstance(run_id, UUID):
@@ -88,7 +80,7 @@ def _as_uuid(run_id: UUID | str) -> UUID:
 
 
 class MixLLMFeedbackHandler(BaseCallbackHandler):
-    """Records routed calls' outcomes on the router and maps run ids to decision ids.
+    """Maps run ids (a chat model's, or a chain's around it) to routing decision ids.
 
     Args:
         target: A :class:`~mixllm_langchain.MixLLMChat` (the handler then shares the chat's run
@@ -108,7 +100,7 @@ class MixLLMFeedbackHandler(BaseCallbackHandler):
         [True]
     """
 
-    run_inline = True  # async runs: record before ainvoke() returns, in order
+    run_inline = True  # async runs: the run is mapped before ainvoke() returns
 
     def __init__(self, target: Any) -> None:
         super().__init__()
@@ -116,7 +108,8 @@ class MixLLMFeedbackHandler(BaseCallbackHandler):
             self.router: MixLLMRouter = target
             self.ledger = RunLedger()
         elif isinstance(getattr(target, "router", None), MixLLMRouter) and isinstance(
-                getattr(target, "ledger", None), RunLedger):
+            getattr(target, "ledger", None), RunLedger
+        ):
             self.router = target.router
             self.ledger = target.ledger
         else:
@@ -129,46 +122,70 @@ class MixLLMFeedbackHandler(BaseCallbackHandler):
     def _link(self, run_id: UUID, parent_run_id: UUID | None = None, **_: Any) -> None:
         self.ledger.link(run_id, parent_run_id)
 
-    def on_chain_start(self, serialized: Any, inputs: Any, *, run_id: UUID,
-                       parent_run_id: UUID | None = None, **kwargs: Any) -> None:
+    def on_chain_start(
+        self,
+        serialized: Any,
+        inputs: Any,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
         self._link(run_id, parent_run_id)
 
-    def on_tool_start(self, serialized: Any, input_str: str, *, run_id: UUID,
-                      parent_run_id: UUID | None = None, **kwargs: Any) -> None:
+    def on_tool_start(
+        self,
+        serialized: Any,
+        input_str: str,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
         self._link(run_id, parent_run_id)
 
-    def on_chat_model_start(self, serialized: Any, messages: Any, *, run_id: UUID,
-                            parent_run_id: UUID | None = None, **kwargs: Any) -> None:
+    def on_chat_model_start(
+        self,
+        serialized: Any,
+        messages: Any,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
         self._link(run_id, parent_run_id)
 
-    def on_llm_start(self, serialized: Any, prompts: Any, *, run_id: UUID,
-                     parent_run_id: UUID | None = None, **kwargs: Any) -> None:
+    def on_llm_start(
+        self,
+        serialized: Any,
+        prompts: Any,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
         self._link(run_id, parent_run_id)
 
-    # ------------------------------------------------------------------ outcomes
-    def on_llm_end(self, response: LLMResult, *, run_id: UUID,
-                   parent_run_id: UUID | None = None, **kwargs: Any) -> None:
+    # ------------------------------------------------------------------ routed runs
+    def on_llm_end(
+        self, response: LLMResult, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any
+    ) -> None:
+        """File the decision behind each routed generation under this run and its parents."""
         for generations in response.generations:
             for generation in generations:
                 message = getattr(generation, "message", None)
                 meta = (getattr(message, "response_metadata", None) or {}).get("mixllm")
-                if not isinstance(meta, dict) or "decision_id" not in meta:
-                    continue  # not a routed call (another model in the same chain)
-                decision_id = meta["decision_id"]
-                self.ledger.add(run_id, parent_run_id, decision_id)
-                if self.ledger.first_outcome(decision_id):
-                    self.router.record_outcome(
-                        decision_id, latency_s=meta.get("latency_s"), cost=meta.get("cost"),
-                        input_tokens=meta.get("input_tokens"),
-                        output_tokens=meta.get("output_tokens"))
+                if isinstance(meta, dict) and "decision_id" in meta:  # else: another model
+                    self.ledger.add(run_id, parent_run_id, meta["decision_id"])
 
     # ------------------------------------------------------------------ feedback
     def decisions(self, run_id: UUID | str) -> list[str]:
         """Decision ids of the routed calls made under ``run_id`` (a model's run or a chain's)."""
         return self.ledger.decisions(_as_uuid(run_id))
 
-    def feedback(self, run_id: UUID | str, *, score: float | None = None,
-                 thumbs: bool | None = None) -> list[FeedbackResult]:
+    def feedback(
+        self, run_id: UUID | str, *, score: float | None = None, thumbs: bool | None = None
+    ) -> list[FeedbackResult]:
         """Give every routed call under ``run_id`` a score in [0, 1] or a thumbs up/down.
 
         Raises:

@@ -1,11 +1,12 @@
 """`MixLLMChat`: a LangChain chat model that routes every call to one of several child chat models.
 
 Per call the :class:`~mixllm_core.MixLLMRouter` picks a child (predicted quality vs. cost vs.
-latency), the :class:`~mixllm_core.Dispatcher` calls it (falling back to the next best child when
-it raises) and tracks its latency, and the answer comes back with the child's ``model_name`` and
-``usage_metadata`` plus ``response_metadata["mixllm"]``: the decision and why, the measured
-latency and the cost (usage × the child's price). Children run with their callbacks isolated, so
-a chain's handlers see one chat-model run and one token stream per call.
+latency) and the :class:`~mixllm_core.Dispatcher` calls it (falling back to the next best child when
+it raises), tracks its latency and records the outcome on the router. The answer comes back with
+the child's ``model_name`` and ``usage_metadata`` plus ``response_metadata["mixllm"]``: the
+decision and why, the measured latency, tokens and cost (usage × the child's price), and every
+attempt. Children run with their callbacks isolated, so a chain's handlers see one chat-model run
+and one token stream per call.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from langchain_core.callbacks import (
 from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
 from langchain_core.language_models.chat_models import agenerate_from_stream, generate_from_stream
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
-from langchain_core.messages.ai import UsageMetadata, add_usage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig
 from langchain_core.tools import BaseTool
@@ -31,15 +31,15 @@ from pydantic import Field, PrivateAttr, model_validator
 
 from mixllm_core import (
     ConfigError,
-    DecisionPolicy,
     Dispatcher,
     FeedbackError,
     FeedbackResult,
-    LLMSpec,
     MixLLMRouter,
+    QueryEncoder,
     RoutingDecision,
 )
-from mixllm_core.dispatch import Attempt, DispatchResult, price_call
+from mixllm_core.dispatch import DispatchResult, Reply
+from mixllm_core.factory import policy_override, router_for
 
 from .callbacks import MixLLMFeedbackHandler, RunLedger
 
@@ -48,25 +48,21 @@ __all__ = ["MixLLMChat"]
 _RUN_PREFIX = "lc_run--"
 
 
-def _spec(name: str, price: Any) -> LLMSpec:
-    """An :class:`LLMSpec` from ``(input $/Mtok, output $/Mtok)``, a dict of them, or a spec."""
-    if isinstance(price, LLMSpec):
-        if price.name != name:
-            raise ConfigError(f"prices[{name!r}] is an LLMSpec named {price.name!r}; use {name!r}.")
-        return price
-    if isinstance(price, dict):
-        return LLMSpec(name, **price)
-    if isinstance(price, (tuple, list)) and len(price) == 2:
-        return LLMSpec(name, input_price=price[0], output_price=price[1])
-    raise ConfigError(
-        f"prices[{name!r}] must be (input_price, output_price) in USD per million tokens, a dict "
-        f"of LLMSpec fields or an LLMSpec; got {price!r}."
-    )
-
-
-def _query(messages: Sequence[BaseMessage]) -> str:
-    """What the router embeds: the text of the conversation."""
-    return "\n".join(t for t in (str(m.text) for m in messages) if t)
+def _read_message(message: Any, so_far: Reply | None) -> Reply:
+    """The dispatcher's :class:`~mixllm_core.dispatch.ReplyReader` for chat messages and their
+    stream chunks: text deltas appended, ``usage_metadata`` summed (LangChain's merge rule)."""
+    text = str(message.text)
+    usage = getattr(message, "usage_metadata", None)
+    tokens = None if not usage else (int(usage["input_tokens"]), int(usage["output_tokens"]))
+    if so_far is None:
+        return Reply(text, tokens)
+    if so_far.tokens is not None:
+        tokens = (
+            so_far.tokens
+            if tokens is None
+            else (so_far.tokens[0] + tokens[0], so_far.tokens[1] + tokens[1])
+        )
+    return Reply((so_far.text or "") + text, tokens)
 
 
 def _isolated() -> RunnableConfig:
@@ -94,10 +90,6 @@ class _Call:
     kwargs: dict[str, Any]
     route_kwargs: dict[str, Any]
 
-    @property
-    def query(self) -> str:
-        return _query(self.messages)
-
 
 class MixLLMChat(BaseChatModel):
     """Routes each call to the best of several chat models (MixLLM, Wang et al., NAACL 2025).
@@ -105,12 +97,14 @@ class MixLLMChat(BaseChatModel):
     Args:
         models: The children, ``{name: chat model}``. Names are the router's LLM names.
         router: A trained :class:`~mixllm_core.MixLLMRouter` whose LLMs are the children's names.
-            None: a cold-start router (price-aware prior plus exploration) that learns from
-            :meth:`feedback`.
+            None: a cold-start router (:func:`mixllm_core.factory.build_router`: price-aware prior
+            plus exploration) that learns from :meth:`feedback`.
         prices: For a cold-start router, ``{name: (input $/Mtok, output $/Mtok)}`` (or LLMSpec
             fields / an LLMSpec). Children without a price cost 0. Give a ``router`` or prices.
-        lam: Quality weight λ of the decision (larger: quality first); None keeps the router's.
-        alpha: Exploration bonus of a cold-start router.
+        lam: Quality weight λ (larger: quality first). None: the router's own (a cold-start
+            router's is ``DEFAULT_LAM`` = 1.0); a value overrides it for this chat's calls only.
+        alpha: Exploration weight. None: the router's own (a cold-start router's is
+            ``DEFAULT_ALPHA`` = 0.1); a value overrides it for this chat's calls only.
         encoder: Query encoder of a cold-start router (default: ``StaticEncoder``, loaded at
             first use; its corpus part stays zero until a router is fitted on data).
         seed: Seed of a cold-start router.
@@ -125,7 +119,8 @@ class MixLLMChat(BaseChatModel):
     Per call, ``model="<name>"`` pins a child. Every answer carries
     ``response_metadata["model_name"]`` (the child's), the child's ``usage_metadata`` and
     ``response_metadata["mixllm"]`` (decision id, chosen child, candidates, latency_s, cost,
-    attempts).
+    input/output tokens, attempts). The outcome of every attempt is recorded on the router by
+    the :class:`~mixllm_core.Dispatcher`; error texts are redacted of keys and tokens.
 
     Example:
         >>> from mixllm_core.testing import HashingEncoder
@@ -142,12 +137,12 @@ class MixLLMChat(BaseChatModel):
         [True]
     """
 
-    models: dict[str, BaseChatModel]
-    router: MixLLMRouter | None = None
+    models: dict[str, BaseChatModel] = Field(repr=False)
+    router: MixLLMRouter | None = Field(default=None, repr=False)
     prices: dict[str, Any] | None = None
     lam: float | None = None
-    alpha: float = 0.1
-    encoder: Any = None
+    alpha: float | None = None
+    encoder: QueryEncoder | None = Field(default=None, repr=False)
     seed: int = 0
     max_retries: int = 2
     failure_threshold: int = 3
@@ -157,7 +152,7 @@ class MixLLMChat(BaseChatModel):
     stop: list[str] | None = None
     timeout: float | None = None
     streaming: bool = False
-    ledger: RunLedger = Field(default_factory=RunLedger, exclude=True)
+    ledger: RunLedger = Field(default_factory=RunLedger, exclude=True, repr=False)
 
     _dispatcher: Dispatcher = PrivateAttr()
     _handler: MixLLMFeedbackHandler = PrivateAttr()
@@ -167,37 +162,25 @@ class MixLLMChat(BaseChatModel):
     def _build(self) -> MixLLMChat:
         if not self.models:
             raise ConfigError("MixLLMChat needs at least one child: models={name: chat model}.")
-        if self.router is None:
-            self.router = self._cold_router()
-        elif self.prices is not None:
-            raise ConfigError("Give prices to a cold-start MixLLMChat or put them in the router's "
-                              "LLMSpecs, not both.")
-        missing = sorted(set(self.router.specs) - set(self.models))
-        extra = sorted(set(self.models) - set(self.router.specs))
-        if missing or extra:
-            raise ConfigError(
-                f"The router's LLMs {sorted(self.router.specs)} and the children "
-                f"{sorted(self.models)} differ (no child for {missing}; not in the router: "
-                f"{extra})."
-            )
-        if not isinstance(self.max_retries, int) or self.max_retries < 0:
-            raise ConfigError(f"max_retries must be an int >= 0, got {self.max_retries!r}.")
-        self._dispatcher = Dispatcher(self.router, max_attempts=self.max_retries + 1,
-                                      failure_threshold=self.failure_threshold,
-                                      cooldown_s=self.cooldown_s)
+        self.router = router_for(
+            self.models,
+            router=self.router,
+            prices=self.prices,
+            lam=self.lam,
+            alpha=self.alpha,
+            encoder=self.encoder,
+            seed=self.seed,
+        )
+        self._dispatcher = Dispatcher(
+            self.router,
+            max_retries=self.max_retries,
+            failure_threshold=self.failure_threshold,
+            cooldown_s=self.cooldown_s,
+            reader=_read_message,
+        )
         self._handler = MixLLMFeedbackHandler(self)
         self.callbacks = self._with_handler(self.callbacks)
         return self
-
-    def _cold_router(self) -> MixLLMRouter:
-        prices = self.prices or {}
-        unknown = sorted(set(prices) - set(self.models))
-        if unknown:
-            raise ConfigError(f"prices name {unknown}, which are not children; the children are "
-                              f"{sorted(self.models)}.")
-        specs = [_spec(n, prices[n]) if n in prices else LLMSpec(n) for n in self.models]
-        policy = DecisionPolicy(lam=1.0 if self.lam is None else self.lam, alpha=self.alpha)
-        return MixLLMRouter(specs, encoder=self.encoder, policy=policy, seed=self.seed)
 
     def _with_handler(self, callbacks: Any) -> Any:
         if callbacks is None:
@@ -219,12 +202,20 @@ class MixLLMChat(BaseChatModel):
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
-        return {"children": list(self.models), "lam": self.lam, "max_retries": self.max_retries}
+        return {
+            "children": list(self.models),
+            "lam": self.lam,
+            "alpha": self.alpha,
+            "max_retries": self.max_retries,
+        }
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
         model = kwargs.get("model")
-        params = LangSmithParams(ls_provider="mixllm", ls_model_type="chat",
-                                 ls_model_name=model if isinstance(model, str) else "mixllm")
+        params = LangSmithParams(
+            ls_provider="mixllm",
+            ls_model_type="chat",
+            ls_model_name=model if isinstance(model, str) else "mixllm",
+        )
         temperature = kwargs.get("temperature", self.temperature)
         if isinstance(temperature, (int, float)):
             params["ls_temperature"] = temperature
@@ -248,8 +239,14 @@ class MixLLMChat(BaseChatModel):
         return self.bind(tools=list(tools), **kwargs)
 
     # ------------------------------------------------------------------ shared helpers
-    def _plan(self, messages: list[BaseMessage], stop: list[str] | None,
-              kwargs: dict[str, Any]) -> _Call:
+    def _router(self) -> MixLLMRouter:
+        if self.router is None:  # set by the validator; only a bypassed __init__ gets here
+            raise ConfigError("MixLLMChat has no router; construct it with MixLLMChat(...).")
+        return self.router
+
+    def _plan(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> _Call:
         kwargs = dict(kwargs)
         pin = kwargs.pop("model", None)
         tools = kwargs.pop("tools", None)
@@ -257,14 +254,16 @@ class MixLLMChat(BaseChatModel):
         for name in ("temperature", "max_tokens"):
             if getattr(self, name) is not None:
                 kwargs.setdefault(name, getattr(self, name))
-        route_kwargs = {} if self.lam is None else {"lam": self.lam}
-        return _Call(messages, stop if stop is not None else self.stop, pin, tools, tool_choice,
-                     kwargs, route_kwargs)
-
-    def _router(self) -> MixLLMRouter:
-        if self.router is None:  # set by the validator; only a bypassed __init__ gets here
-            raise ConfigError("MixLLMChat has no router; construct it with MixLLMChat(...).")
-        return self.router
+        route_kwargs = policy_override(self._router(), lam=self.lam, alpha=self.alpha)
+        return _Call(
+            messages,
+            stop if stop is not None else self.stop,
+            pin,
+            tools,
+            tool_choice,
+            kwargs,
+            route_kwargs,
+        )
 
     def _child(self, decision: RoutingDecision, call: _Call) -> tuple[Runnable, dict[str, Any]]:
         name = decision.llm
@@ -274,21 +273,6 @@ class MixLLMChat(BaseChatModel):
             runnable = self.models[name].bind_tools(call.tools, **extra)
         runnable, kwargs = _unwrap(runnable, dict(call.kwargs))
         return runnable, {"stop": call.stop, **kwargs}
-
-    def _metadata(self, decision: RoutingDecision, call: _Call, usage: UsageMetadata | None,
-                  text: str, latency: float, attempts: list[Attempt]) -> dict[str, Any]:
-        reported = None if usage is None else (usage["input_tokens"], usage["output_tokens"])
-        priced = price_call(self._router(), decision.llm, call.query, text, reported)
-        return {
-            **decision.to_dict(),
-            "latency_s": latency,
-            "cost": priced.cost,
-            "input_tokens": priced.input_tokens,
-            "output_tokens": priced.output_tokens,
-            "usage_estimated": priced.estimated,
-            "attempts": [{"llm": a.llm, "decision_id": a.decision_id, "latency_s": a.latency_s,
-                          "error": a.error} for a in attempts],
-        }
 
     def _child_model_name(self, name: str, reported: Any) -> str:
         if isinstance(reported, str) and reported:
@@ -300,20 +284,22 @@ class MixLLMChat(BaseChatModel):
                 return value
         return name
 
-    def _result(self, call: _Call, done: DispatchResult) -> ChatResult:
+    def _result(self, done: DispatchResult) -> ChatResult:
         message: BaseMessage = done.value
-        usage = getattr(message, "usage_metadata", None)
         meta = dict(message.response_metadata)
         meta["model_name"] = self._child_model_name(done.decision.llm, meta.get("model_name"))
-        meta["mixllm"] = self._metadata(done.decision, call, usage, str(message.text),
-                                        done.latency_s, done.attempts)
+        meta["mixllm"] = done.to_dict()
         routed = message.model_copy(update={"id": None, "response_metadata": meta})
         return ChatResult(generations=[ChatGeneration(message=routed)])
 
     # ------------------------------------------------------------------ invoke
-    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                  run_manager: CallbackManagerForLLMRun | None = None,
-                  **kwargs: Any) -> ChatResult:
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
         if self.streaming:
             return generate_from_stream(self._stream(messages, stop, **kwargs))
         call = self._plan(messages, stop, kwargs)
@@ -322,12 +308,17 @@ class MixLLMChat(BaseChatModel):
             runnable, kw = self._child(decision, call)
             return runnable.invoke(call.messages, config=_isolated(), **kw)
 
-        done = self._dispatcher.call(call.query, invoke, pin=call.pin, **call.route_kwargs)
-        return self._result(call, done)
+        return self._result(
+            self._dispatcher.call(call.messages, invoke, pin=call.pin, **call.route_kwargs)
+        )
 
-    async def _agenerate(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                         run_manager: AsyncCallbackManagerForLLMRun | None = None,
-                         **kwargs: Any) -> ChatResult:
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
         if self.streaming:
             return await agenerate_from_stream(self._astream(messages, stop, **kwargs))
         call = self._plan(messages, stop, kwargs)
@@ -336,39 +327,47 @@ class MixLLMChat(BaseChatModel):
             runnable, kw = self._child(decision, call)
             return await runnable.ainvoke(call.messages, config=_isolated(), **kw)
 
-        done = await self._dispatcher.acall(call.query, invoke, pin=call.pin, **call.route_kwargs)
-        return self._result(call, done)
+        return self._result(
+            await self._dispatcher.acall(call.messages, invoke, pin=call.pin, **call.route_kwargs)
+        )
 
     # ------------------------------------------------------------------ stream
-    def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                run_manager: CallbackManagerForLLMRun | None = None,
-                **kwargs: Any) -> Iterator[ChatGenerationChunk]:
-        relay = _Relay(self, self._plan(messages, stop, kwargs))
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        call, relay = self._plan(messages, stop, kwargs), _Relay(self)
 
         def open_stream(name: str, decision: RoutingDecision) -> Iterator[BaseMessage]:
-            runnable, kw = self._child(decision, relay.call)
-            return runnable.stream(relay.call.messages, config=_isolated(), **kw)
+            runnable, kw = self._child(decision, call)
+            return runnable.stream(call.messages, config=_isolated(), **kw)
 
-        call = relay.call
-        for decision, chunk in self._dispatcher.stream(call.query, open_stream, pin=call.pin,
-                                                       on_done=relay.finished, **call.route_kwargs):
-            yield relay.forward(decision, chunk)
+        for _, chunk in self._dispatcher.stream(
+            call.messages, open_stream, pin=call.pin, on_done=relay.finished, **call.route_kwargs
+        ):
+            yield relay.forward(chunk)
         yield relay.last()
 
-    async def _astream(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                       run_manager: AsyncCallbackManagerForLLMRun | None = None,
-                       **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
-        relay = _Relay(self, self._plan(messages, stop, kwargs))
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        call, relay = self._plan(messages, stop, kwargs), _Relay(self)
 
         def open_stream(name: str, decision: RoutingDecision) -> AsyncIterator[BaseMessage]:
-            runnable, kw = self._child(decision, relay.call)
-            return runnable.astream(relay.call.messages, config=_isolated(), **kw)
+            runnable, kw = self._child(decision, call)
+            return runnable.astream(call.messages, config=_isolated(), **kw)
 
-        call = relay.call
-        async for decision, chunk in self._dispatcher.astream(call.query, open_stream, pin=call.pin,
-                                                              on_done=relay.finished,
-                                                              **call.route_kwargs):
-            yield relay.forward(decision, chunk)
+        async for _, chunk in self._dispatcher.astream(
+            call.messages, open_stream, pin=call.pin, on_done=relay.finished, **call.route_kwargs
+        ):
+            yield relay.forward(chunk)
         yield relay.last()
 
     # ------------------------------------------------------------------ feedback
@@ -379,7 +378,7 @@ class MixLLMChat(BaseChatModel):
             if isinstance(meta, dict) and "decision_id" in meta:
                 return [meta["decision_id"]]
             if isinstance(target.id, str) and target.id.startswith(_RUN_PREFIX):
-                run = target.id[len(_RUN_PREFIX):][:36]
+                run = target.id[len(_RUN_PREFIX) :][:36]
                 ids = self._handler.decisions(run)
                 if ids:
                     return ids
@@ -400,8 +399,13 @@ class MixLLMChat(BaseChatModel):
             f"str); got {type(target).__name__}."
         )
 
-    def feedback(self, target: BaseMessage | UUID | str, *, score: float | None = None,
-                 thumbs: bool | None = None) -> list[FeedbackResult]:
+    def feedback(
+        self,
+        target: BaseMessage | UUID | str,
+        *,
+        score: float | None = None,
+        thumbs: bool | None = None,
+    ) -> list[FeedbackResult]:
         """Tell the router how good an answer was, after the fact.
 
         Args:
@@ -419,34 +423,30 @@ class MixLLMChat(BaseChatModel):
             FeedbackError: unknown target, feedback already given, or a bad score.
         """
         if isinstance(target, UUID) and not self._handler.decisions(target):
-            raise FeedbackError(f"No routed call of this MixLLMChat is known under run id "
-                                f"{str(target)!r}.")
-        return [self._router().feedback(d, score=score, thumbs=thumbs)
-                for d in self.decision_ids(target)]
+            raise FeedbackError(
+                f"No routed call of this MixLLMChat is known under run id {str(target)!r}."
+            )
+        return [
+            self._router().feedback(d, score=score, thumbs=thumbs)
+            for d in self.decision_ids(target)
+        ]
 
 
 class _Relay:
     """Passes a child's chunks on, then adds the one chunk with model name and routing info."""
 
-    def __init__(self, chat: MixLLMChat, call: _Call) -> None:
+    def __init__(self, chat: MixLLMChat) -> None:
         self.chat = chat
-        self.call = call
-        self.usage: UsageMetadata | None = None
-        self.text: list[str] = []
-        self.child_meta: dict[str, Any] = {}
+        self.model_name: Any = None
         self.done: DispatchResult | None = None
 
     def finished(self, done: DispatchResult) -> None:
         self.done = done
 
-    def forward(self, decision: RoutingDecision, chunk: BaseMessage) -> ChatGenerationChunk:
+    def forward(self, chunk: BaseMessage) -> ChatGenerationChunk:
         meta = dict(chunk.response_metadata)
         if "model_name" in meta:  # merged by concatenation: keep it for the last chunk only
-            self.child_meta["model_name"] = meta.pop("model_name")
-        usage = getattr(chunk, "usage_metadata", None)
-        if usage:
-            self.usage = add_usage(self.usage, usage)
-        self.text.append(str(chunk.text))
+            self.model_name = meta.pop("model_name")
         update: dict[str, Any] = {"id": None, "response_metadata": meta}
         if isinstance(chunk, AIMessageChunk):
             update["chunk_position"] = None
@@ -458,12 +458,10 @@ class _Relay:
     def last(self) -> ChatGenerationChunk:
         if self.done is None:  # the Dispatcher calls finished() before its stream ends
             raise RuntimeError("The child stream ended without a dispatch result.")
-        decision, latency, attempts = self.done.decision, self.done.latency_s, self.done.attempts
         meta = {
-            "model_name": self.chat._child_model_name(decision.llm,
-                                                      self.child_meta.get("model_name")),
-            "mixllm": self.chat._metadata(decision, self.call, self.usage, "".join(self.text),
-                                          latency, attempts),
+            "model_name": self.chat._child_model_name(self.done.decision.llm, self.model_name),
+            "mixllm": self.done.to_dict(),
         }
-        return ChatGenerationChunk(message=AIMessageChunk(content="", response_metadata=meta,
-                                                          chunk_position="last"))
+        return ChatGenerationChunk(
+            message=AIMessageChunk(content="", response_metadata=meta, chunk_position="last")
+        )

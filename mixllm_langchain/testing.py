@@ -131,23 +131,33 @@ class ScriptedChatModel(BaseChatModel):
         return self.bind(tools=formatted, tool_choice=tool_choice, **kwargs)
 
     # ------------------------------------------------------------------ the script
-    def _respond(self, messages: list[BaseMessage], stop: list[str] | None,
-                 tools: list[dict[str, Any]] | None, tool_choice: Any) -> AIMessage:
+    def _respond(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        tools: list[dict[str, Any]] | None,
+        tool_choice: Any,
+    ) -> AIMessage:
         self.calls.append(list(messages))
         if len(self.calls) <= self.fail_first:
             raise RuntimeError(f"{self.model_name}: {self.error}")
         last = messages[-1] if messages else HumanMessage("")
         prompt = next((_text(m) for m in reversed(messages) if isinstance(m, HumanMessage)), "")
-        forced = tool_choice in _FORCING or tool_choice is True or (
-            tool_choice not in (None, "auto", "none", False))
+        forced = (
+            tool_choice in _FORCING
+            or tool_choice is True
+            or (tool_choice not in (None, "auto", "none", False))
+        )
         wants_tool = tools and tool_choice != "none" and (forced or isinstance(last, HumanMessage))
         usage_in = sum(_n_tokens(_text(m)) for m in messages)
         if tools and wants_tool:
             tool = _pick_tool(tools, tool_choice, prompt)
-            call = {"name": tool["function"]["name"],
-                    "id": f"call_{self.model_name}_{len(self.calls)}",
-                    "args": _tool_args(tool["function"].get("parameters", {}), prompt),
-                    "type": "tool_call"}
+            call = {
+                "name": tool["function"]["name"],
+                "id": f"call_{self.model_name}_{len(self.calls)}",
+                "args": _tool_args(tool["function"].get("parameters", {}), prompt),
+                "type": "tool_call",
+            }
             return self._message("", [call], usage_in, "tool_calls")
         if isinstance(last, ToolMessage):
             text = f"The tool {last.name or 'tool'} returned: {_text(last)}"
@@ -160,47 +170,88 @@ class ScriptedChatModel(BaseChatModel):
 
     def _message(self, text: str, tool_calls: list[Any], usage_in: int, finish: str) -> AIMessage:
         usage_out = _n_tokens(text) if text else len(tool_calls)
-        usage = UsageMetadata(input_tokens=usage_in, output_tokens=usage_out,
-                              total_tokens=usage_in + usage_out)
-        return AIMessage(content=text, tool_calls=tool_calls, usage_metadata=usage,
-                         response_metadata={"model_name": self.model_name,
-                                            "model_provider": "scripted", "finish_reason": finish})
+        usage = UsageMetadata(
+            input_tokens=usage_in, output_tokens=usage_out, total_tokens=usage_in + usage_out
+        )
+        return AIMessage(
+            content=text,
+            tool_calls=tool_calls,
+            usage_metadata=usage,
+            response_metadata={
+                "model_name": self.model_name,
+                "model_provider": "scripted",
+                "finish_reason": finish,
+            },
+        )
 
     def _chunks(self, message: AIMessage) -> Iterator[ChatGenerationChunk]:
         for piece in _WORDS.findall(str(message.content)):
             yield ChatGenerationChunk(message=AIMessageChunk(content=piece))
         for i, call in enumerate(message.tool_calls):
-            yield ChatGenerationChunk(message=AIMessageChunk(
-                content="", tool_call_chunks=[{"name": call["name"],
-                                               "args": json.dumps(call["args"], ensure_ascii=False),
-                                               "id": call["id"], "index": i,
-                                               "type": "tool_call_chunk"}]))
-        yield ChatGenerationChunk(message=AIMessageChunk(
-            content="", usage_metadata=message.usage_metadata,
-            response_metadata=dict(message.response_metadata), chunk_position="last"))
+            yield ChatGenerationChunk(
+                message=AIMessageChunk(
+                    content="",
+                    tool_call_chunks=[
+                        {
+                            "name": call["name"],
+                            "args": json.dumps(call["args"], ensure_ascii=False),
+                            "id": call["id"],
+                            "index": i,
+                            "type": "tool_call_chunk",
+                        }
+                    ],
+                )
+            )
+        yield ChatGenerationChunk(
+            message=AIMessageChunk(
+                content="",
+                usage_metadata=message.usage_metadata,
+                response_metadata=dict(message.response_metadata),
+                chunk_position="last",
+            )
+        )
 
     # ------------------------------------------------------------------ BaseChatModel
-    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                  run_manager: CallbackManagerForLLMRun | None = None, *,
-                  tools: list[dict[str, Any]] | None = None, tool_choice: Any = None,
-                  **kwargs: Any) -> ChatResult:
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        *,
+        tools: list[dict[str, Any]] | None = None,
+        tool_choice: Any = None,
+        **kwargs: Any,
+    ) -> ChatResult:
         message = self._respond(messages, stop, tools, tool_choice)
         return ChatResult(generations=[ChatGeneration(message=message)])
 
-    async def _agenerate(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                         run_manager: AsyncCallbackManagerForLLMRun | None = None,
-                         **kwargs: Any) -> ChatResult:
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
         return self._generate(messages, stop, **kwargs)
 
-    def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                run_manager: CallbackManagerForLLMRun | None = None, *,
-                tools: list[dict[str, Any]] | None = None, tool_choice: Any = None,
-                **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        *,
+        tools: list[dict[str, Any]] | None = None,
+        tool_choice: Any = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
         yield from self._chunks(self._respond(messages, stop, tools, tool_choice))
 
-    async def _astream(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                       run_manager: AsyncCallbackManagerForLLMRun | None = None,
-                       **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
         for chunk in self._stream(messages, stop, **kwargs):
             yield chunk
-

@@ -6,6 +6,10 @@ from collections.abc import Iterator
 
 import pytest
 
+# --doctest-modules would import this file as a module named "conftest", as it does the other
+# adapter's conftest.py: the two clash. It holds no doctests; pytest loads it as a conftest anyway.
+collect_ignore = ["conftest.py"]
+
 
 @pytest.fixture(autouse=True)
 def _no_network(request: pytest.FixtureRequest) -> Iterator[None]:

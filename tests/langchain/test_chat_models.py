@@ -52,7 +52,22 @@ class _Counter(BaseCallbackHandler):
 def test_public_api_is_pinned() -> None:
     import mixllm_langchain
 
-    assert mixllm_langchain.__all__ == ["MixLLMChat", "MixLLMFeedbackHandler", "RunLedger"]
+    assert sorted(mixllm_langchain.__all__) == [
+        "MixLLMChat",
+        "MixLLMFeedbackHandler",
+        "RunLedger",
+        "__version__",
+    ]
+    for name in mixllm_langchain.__all__:
+        assert getattr(mixllm_langchain, name) is not None, name
+
+
+def test_version_comes_from_the_package_metadata() -> None:
+    from importlib.metadata import version
+
+    import mixllm_langchain
+
+    assert mixllm_langchain.__version__ == version("mixllm")
 
 
 # ---------------------------------------------------------------------- routing
@@ -131,7 +146,9 @@ def test_config_errors_name_the_bad_values() -> None:
         make_chat(prices={"cheap": "free"})
     router = MixLLMRouter(["cheap"], encoder=HashingEncoder())
     with pytest.raises(ValueError, match=r"no child for \[\]; not in the router: \['pricey'\]"):
-        make_chat(router=router, prices=None)
+        make_chat(router=router, prices=None, encoder=None)
+    with pytest.raises(ValueError, match="prices configure a cold-start router"):
+        make_chat(router=MixLLMRouter(list(PRICES), encoder=HashingEncoder()), encoder=None)
 
 
 # ---------------------------------------------------------------------- streaming
@@ -163,8 +180,10 @@ def test_streaming_flag_makes_invoke_stream() -> None:
 
 # ---------------------------------------------------------------------- fallback
 def _failing(n: int = 10**6) -> dict[str, ScriptedChatModel]:
-    return {"cheap": ScriptedChatModel(model_name="cheap"),
-            "pricey": ScriptedChatModel(model_name="pricey", fail_first=n)}
+    return {
+        "cheap": ScriptedChatModel(model_name="cheap"),
+        "pricey": ScriptedChatModel(model_name="pricey", fail_first=n),
+    }
 
 
 @pytest.mark.parametrize("mode", ["invoke", "stream"])
@@ -267,7 +286,9 @@ def test_handler_maps_a_chain_run_to_its_decisions() -> None:
     text = chain.invoke({"q": QUERY}, config={"callbacks": [handler], "run_id": chain_run})
     assert text == f"cheap: {QUERY}"
     assert len(handler.decisions(chain_run)) == 1
-    assert len(chat.router.log.rows()["outcomes"]) == 1  # two handlers saw the run; one outcome recorded
+    assert (
+        len(chat.router.log.rows()["outcomes"]) == 1
+    )  # two handlers saw the run; one outcome recorded
     before = _quality(chat, "cheap")
     assert [r.applied for r in handler.feedback(chain_run, score=1.0)] == [True]
     assert _quality(chat, "cheap") > before + 0.05
