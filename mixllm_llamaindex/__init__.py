@@ -5,10 +5,13 @@ Public API::
     MixLLM                 the routing LLM (function-calling when every child is)
     AnswerDecisions        the decisions behind one answer, from ``MixLLM.collect()``
     RoutingDecisionEvent   the instrumentation event emitted for each routing decision
+    __version__            the installed mixllm version
+
+Offline test doubles live in :mod:`mixllm_llamaindex.testing` (``ScriptedLLM``, ``ToolLLM``).
 
 Example:
     >>> from llama_index.core import Settings
-    >>> Settings.llm = MixLLM({"small": small_llm, "big": big_llm},           # doctest: +SKIP
+    >>> Settings.llm = MixLLM(models={"small": small_llm, "big": big_llm},    # doctest: +SKIP
     ...                       prices={"small": (0.15, 0.6), "big": (2.5, 10.0)})
     >>> with Settings.llm.collect() as answer:                                # doctest: +SKIP
     ...     print(query_engine.query("What does MixLLM trade off?"))
@@ -16,6 +19,8 @@ Example:
 """
 
 from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
 
 try:
     import llama_index.core  # noqa: F401
@@ -30,4 +35,9 @@ from .collect import AnswerDecisions
 from .events import RoutingDecisionEvent
 from .llms import MixLLM
 
-__all__ = ["AnswerDecisions", "MixLLM", "RoutingDecisionEvent"]
+try:
+    __version__ = version("mixllm")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+    __version__ = "0+unknown"
+
+__all__ = ["AnswerDecisions", "MixLLM", "RoutingDecisionEvent", "__version__"]

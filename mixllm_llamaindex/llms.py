@@ -2,18 +2,19 @@
 
 Each call (chat, complete, their streaming and async forms, tool calls) is routed by a
 :class:`~mixllm_core.MixLLMRouter` and dispatched through the core
-:class:`~mixllm_core.Dispatcher`, which tracks latency and falls back to the next-best child when
-one fails. The eight public methods are one-line shells over four helpers (sync / async × whole /
-stream); the child method called is the one LlamaIndex called on the adapter, so completion-style
-children keep their own prompt formatting.
+:class:`~mixllm_core.Dispatcher`, which tracks latency, falls back to the next-best child when one
+fails and records every attempt's outcome on the router. The eight public methods are one-line
+shells over four helpers (sync / async × whole / stream); the child method called is the one
+LlamaIndex called on the adapter, so completion-style children keep their own prompt formatting.
 """
 
 from __future__ import annotations
 
-import time
+import warnings
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from llama_index.core.base.llms.types import (
@@ -35,17 +36,15 @@ from llama_index.core.llms.llm import LLM, ToolSelection
 
 from mixllm_core import (
     ConfigError,
-    DecisionPolicy,
     Dispatcher,
     FeedbackError,
     FeedbackResult,
-    LLMSpec,
     MixLLMRouter,
+    QueryEncoder,
     RoutingDecision,
 )
-from mixllm_core.dispatch import price_call
-from mixllm_core.errors import UnknownLLMError
-from mixllm_core.text import query_text
+from mixllm_core.dispatch import DispatchResult, Reply
+from mixllm_core.factory import Price, policy_override, router_for
 
 from .collect import AnswerDecisions, collecting, notify
 from .events import RoutingDecisionEvent, dispatcher
@@ -76,31 +75,11 @@ class _Call:
     tools: _ToolRequest | None = None
     pin: str | None = None
     tried: list[str] = field(default_factory=list)
-    started: float = field(default_factory=time.monotonic)
+    done: DispatchResult | None = None
 
-
-def _specs_from_prices(names: Sequence[str], prices: Mapping[str, Any] | None) -> list[LLMSpec]:
-    prices = dict(prices or {})
-    unknown = sorted(set(prices) - set(names))
-    if unknown:
-        raise ConfigError(
-            f"prices names LLMs {unknown} that are not children; children are {sorted(names)}."
-        )
-    specs = []
-    for name in names:
-        price = prices.get(name, (0.0, 0.0))
-        if isinstance(price, LLMSpec):
-            specs.append(replace(price, name=name))
-        elif isinstance(price, Mapping):
-            specs.append(LLMSpec(name, **dict(price)))
-        elif isinstance(price, Sequence) and len(price) == 2:
-            specs.append(LLMSpec(name, input_price=price[0], output_price=price[1]))
-        else:
-            raise ConfigError(
-                f"prices[{name!r}] must be (input_price, output_price) in USD per "
-                f"million tokens, a dict of LLMSpec fields or an LLMSpec; got {price!r}."
-            )
-    return specs
+    def keep(self, done: DispatchResult) -> None:
+        """The ``on_done`` of a stream: the result, for the info its chunks share."""
+        self.done = done
 
 
 def _usage(response: _Response) -> tuple[int, int] | None:
@@ -123,10 +102,17 @@ def _usage(response: _Response) -> tuple[int, int] | None:
     return None
 
 
-def _text(response: _Response) -> str:
+def _read_response(response: _Response, so_far: Reply | None) -> Reply:
+    """The dispatcher's :class:`~mixllm_core.dispatch.ReplyReader` for LlamaIndex responses: a
+    stream chunk carries the text so far, and usage is reported (if at all) on some chunk."""
     if isinstance(response, ChatResponse):
-        return response.message.content or ""
-    return response.text or ""
+        text = response.message.content or ""
+    else:
+        text = response.text or ""
+    tokens = _usage(response)
+    if tokens is None and so_far is not None:
+        tokens = so_far.tokens
+    return Reply(text, tokens)
 
 
 def _tag(response: _Response, info: dict[str, Any]) -> _Response:
@@ -138,6 +124,14 @@ def _is_function_calling(llm: LLM) -> bool:
     return isinstance(llm, FunctionCallingLLM) and bool(llm.metadata.is_function_calling_model)
 
 
+def _deprecated(old: str, new: str) -> None:
+    warnings.warn(
+        f"MixLLM {old} is deprecated and goes away in the next release; use {new}.",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+
+
 # ---------------------------------------------------------------------- the adapter
 class MixLLM(FunctionCallingLLM):
     """An LLM that routes each call to the best of several child LLMs (MixLLM, NAACL 2025).
@@ -146,22 +140,30 @@ class MixLLM(FunctionCallingLLM):
     It is function-calling when every child is; tools are converted by the chosen child.
 
     Args:
-        llms: The children, ``{name: LLM}``.
+        models: The children, ``{name: LLM}``.
         router: A trained :class:`~mixllm_core.MixLLMRouter` whose pool is exactly these names.
-            Without one, a cold-start router is built: a price-aware prior plus an exploration
-            bonus, learning from feedback.
+            Without one, a cold-start router is built (:func:`mixllm_core.factory.build_router`:
+            a price-aware prior plus an exploration bonus, learning from feedback).
         prices: For the cold-start router, per child ``(input, output)`` USD per million tokens
             (or an ``LLMSpec``, or a dict of its fields). Children not named cost 0.
-        lam: λ, the quality/cost trade-off (larger: quality first). None: the router's (1.0 cold).
-        alpha: Weight of the uncertainty bonus. None: the router's (0.1 cold).
+        lam: λ, the quality/cost trade-off (larger: quality first). None: the router's own (a
+            cold-start router's is ``DEFAULT_LAM`` = 1.0); a value overrides it for this LLM's
+            calls only.
+        alpha: Weight of the exploration bonus. None: the router's own (a cold-start router's is
+            ``DEFAULT_ALPHA`` = 0.1); a value overrides it for this LLM's calls only.
         encoder: Query encoder of the cold-start router (default: ``StaticEncoder``, loaded
             lazily; its corpus part stays zero until a router is fitted on data).
         seed: Seed of the cold-start router's tie-breaking.
-        max_attempts: Children tried per call before the error is raised.
+        max_retries: Other children tried after a child fails (an exception or its timeout).
         failure_threshold: Consecutive failures that put a child on cooldown.
         cooldown_s: Seconds a child on cooldown is skipped.
+        llms: Deprecated spelling of ``models``.
+        max_attempts: Deprecated spelling of ``max_retries + 1``.
 
-    Per call, ``pin="<name>"`` sends the call to that child (no fallback).
+    Per call, ``model="<name>"`` sends the call to that child (no fallback); ``pin=`` is its
+    deprecated spelling. Every response carries ``additional_kwargs["mixllm"]``: the decision,
+    ``operation``, ``latency_s``, tokens, ``cost`` and ``attempts`` (llm, decision id, latency,
+    redacted error). The outcome of every attempt is recorded on the router by the dispatcher.
 
     Example:
         >>> from llama_index.core.llms import MockLLM
@@ -176,84 +178,92 @@ class MixLLM(FunctionCallingLLM):
         True
     """
 
-    llms: dict[str, LLM] = Field(description="The child LLMs by name.", exclude=True)
+    models: dict[str, LLM] = Field(description="The child LLMs by name.", exclude=True, repr=False)
     lam: float | None = Field(default=None, description="λ override (None: the router's).")
     alpha: float | None = Field(default=None, description="Exploration weight override.")
-    max_attempts: int = Field(default=3, description="Children tried per call.")
+    max_retries: int = Field(default=2, description="Other children tried after a failure.")
     failure_threshold: int = Field(default=3, description="Failures before a cooldown.")
     cooldown_s: float = Field(default=30.0, description="Seconds a failing child is skipped.")
 
     _router: MixLLMRouter = PrivateAttr()
     _dispatcher: Dispatcher = PrivateAttr()
-    _policy: DecisionPolicy | None = PrivateAttr(default=None)
 
     def __init__(
         self,
-        llms: Mapping[str, LLM],
+        models: Mapping[str, LLM] | None = None,
         *,
         router: MixLLMRouter | None = None,
-        prices: Mapping[str, Any] | None = None,
+        prices: Mapping[str, Price] | None = None,
         lam: float | None = None,
         alpha: float | None = None,
-        encoder: Any = None,
+        encoder: QueryEncoder | None = None,
         seed: int = 0,
-        max_attempts: int = 3,
+        max_retries: int = 2,
         failure_threshold: int = 3,
         cooldown_s: float = 30.0,
         callback_manager: CallbackManager | None = None,
+        llms: Mapping[str, LLM] | None = None,
+        max_attempts: int | None = None,
         **kwargs: Any,
     ) -> None:
-        children = dict(llms or {})
+        if llms is not None:
+            _deprecated("llms=", "models=")
+            if models is not None:
+                raise ConfigError("Give the children once, as models= (llms= is its old name).")
+            models = llms
+        if max_attempts is not None:
+            _deprecated(
+                "max_attempts=n", "max_retries=n - 1 (other children tried after a failure)"
+            )
+            max_retries = max_attempts - 1 if isinstance(max_attempts, int) else max_attempts
+        children = dict(models or {})
         if not children:
-            raise ConfigError("MixLLM needs at least one child LLM: llms={name: LLM, ...}.")
+            raise ConfigError("MixLLM needs at least one child LLM: models={name: LLM, ...}.")
         wrong = {n: type(c).__name__ for n, c in children.items() if not isinstance(c, LLM)}
         if wrong:
             raise ConfigError(f"Every child must be a llama_index LLM; got {wrong}.")
         super().__init__(
-            llms=children,
+            models=children,
             lam=lam,
             alpha=alpha,
-            max_attempts=max_attempts,
+            max_retries=max_retries,
             failure_threshold=failure_threshold,
             cooldown_s=cooldown_s,
             callback_manager=callback_manager or CallbackManager([]),
             **kwargs,
         )
-        if router is None:
-            policy = DecisionPolicy(
-                lam=1.0 if lam is None else lam, alpha=0.1 if alpha is None else alpha
-            )
-            router = MixLLMRouter(
-                _specs_from_prices(list(children), prices),
-                encoder=encoder,
-                policy=policy,
-                seed=seed,
-            )
-        else:
-            if prices is not None or encoder is not None:
-                raise ConfigError(
-                    "prices= and encoder= configure the cold-start router; with "
-                    "router= given, set them on that router instead."
-                )
-            if set(router.specs) != set(children):
-                raise ConfigError(
-                    f"The router's pool {sorted(router.specs)} must be the children "
-                    f"{sorted(children)}."
-                )
-            if lam is not None or alpha is not None:
-                overrides = {k: v for k, v in (("lam", lam), ("alpha", alpha)) if v is not None}
-                self._policy = replace(router.policy, **overrides)
-        self._router = router
+        self._router = router_for(
+            children,
+            router=router,
+            prices=prices,
+            lam=lam,
+            alpha=alpha,
+            encoder=encoder,
+            seed=seed,
+        )
         self._dispatcher = Dispatcher(
-            router,
-            max_attempts=max_attempts,
+            self._router,
+            max_retries=max_retries,
             failure_threshold=failure_threshold,
             cooldown_s=cooldown_s,
+            reader=_read_response,
         )
 
     @classmethod
     def class_name(cls) -> str:
         return "MixLLM"
+
+    @property
+    def llms(self) -> dict[str, LLM]:
+        """Deprecated: the children are :attr:`models`."""
+        _deprecated(".llms", ".models")
+        return self.models
+
+    @property
+    def max_attempts(self) -> int:
+        """Deprecated: ``max_retries + 1``."""
+        _deprecated(".max_attempts", ".max_retries (other children tried after a failure)")
+        return self.max_retries + 1
 
     @property
     def router(self) -> MixLLMRouter:
@@ -262,21 +272,21 @@ class MixLLM(FunctionCallingLLM):
 
     @property
     def dispatcher(self) -> Dispatcher:
-        """The core dispatcher (fallback, cooldowns)."""
+        """The core dispatcher (fallback, cooldowns, outcome recording)."""
         return self._dispatcher
 
     @property
     def metadata(self) -> LLMMetadata:
         """What holds for every child: the smallest context window, the largest output reserve."""
-        metas = [c.metadata for c in self.llms.values()]
+        metas = [c.metadata for c in self.models.values()]
         outputs = [m.num_output for m in metas if m.num_output and m.num_output > 0]
         roles = {m.system_role for m in metas}
         return LLMMetadata(
             context_window=min(m.context_window for m in metas),
             num_output=max(outputs) if outputs else metas[0].num_output,
             is_chat_model=all(m.is_chat_model for m in metas),
-            is_function_calling_model=all(_is_function_calling(c) for c in self.llms.values()),
-            model_name="mixllm:" + "+".join(self.llms),
+            is_function_calling_model=all(_is_function_calling(c) for c in self.models.values()),
+            model_name="mixllm:" + "+".join(self.models),
             system_role=roles.pop() if len(roles) == 1 else MessageRole.SYSTEM,
         )
 
@@ -295,8 +305,11 @@ class MixLLM(FunctionCallingLLM):
         *,
         score: float | None = None,
         thumbs: bool | None = None,
-    ) -> FeedbackResult | list[FeedbackResult]:
+    ) -> list[FeedbackResult]:
         """Feedback for a decision id, a response returned by this LLM, or a collected answer.
+
+        Returns:
+            One :class:`~mixllm_core.FeedbackResult` per routing decision reached.
 
         Raises:
             FeedbackError: the target carries no decision, or the router rejects it.
@@ -304,7 +317,7 @@ class MixLLM(FunctionCallingLLM):
         if isinstance(target, AnswerDecisions):
             return target.feedback(score=score, thumbs=thumbs)
         if isinstance(target, str):
-            return self._router.feedback(target, score=score, thumbs=thumbs)
+            return [self._router.feedback(target, score=score, thumbs=thumbs)]
         info = getattr(target, "additional_kwargs", {}).get("mixllm")
         if not info:
             raise FeedbackError(
@@ -312,7 +325,7 @@ class MixLLM(FunctionCallingLLM):
                 "ChatResponse/CompletionResponse from this LLM, or use `with llm.collect()` "
                 "around a query engine call (its Response does not carry the LLM's metadata)."
             )
-        return self._router.feedback(info["decision_id"], score=score, thumbs=thumbs)
+        return [self._router.feedback(info["decision_id"], score=score, thumbs=thumbs)]
 
     # ------------------------------------------------------------------ LlamaIndex API
     @llm_chat_callback()
@@ -373,7 +386,7 @@ class MixLLM(FunctionCallingLLM):
         **kwargs: Any,
     ) -> dict[str, Any]:
         """Keep the tools raw: the child chosen for the call converts them itself."""
-        not_fc = sorted(n for n, c in self.llms.items() if not _is_function_calling(c))
+        not_fc = sorted(n for n, c in self.models.items() if not _is_function_calling(c))
         if not_fc:
             raise ConfigError(
                 f"Tools need function-calling children; {not_fc} are not. Give "
@@ -396,9 +409,9 @@ class MixLLM(FunctionCallingLLM):
 
     def _answering_child(self, response: ChatResponse) -> FunctionCallingLLM:
         info = (response.additional_kwargs or {}).get("mixllm") or {}
-        child = self.llms.get(info.get("llm", ""))
+        child = self.models.get(info.get("llm", ""))
         if child is None:  # a response not made here: any function-calling child can parse it
-            child = next(c for c in self.llms.values() if _is_function_calling(c))
+            child = next(c for c in self.models.values() if _is_function_calling(c))
         return child  # type: ignore[return-value]
 
     def _validate_chat_with_tools_response(
@@ -423,17 +436,16 @@ class MixLLM(FunctionCallingLLM):
     # ------------------------------------------------------------------ shared helpers
     def _plan(self, method: str, arg: Any, kwargs: dict[str, Any]) -> _Call:
         kwargs = dict(kwargs)
-        pin = kwargs.pop("pin", None)
-        if pin is not None and pin not in self.llms:
-            raise UnknownLLMError(pin, self.llms)
+        pin = kwargs.pop("model", None)
+        if "pin" in kwargs:
+            _deprecated("pin=<name>", "model=<name>")
+            old = kwargs.pop("pin")
+            pin = old if pin is None else pin
         tools = kwargs.pop(_TOOLS_KEY, None)
         return _Call(method, arg, kwargs, tools, pin)
 
     def _route_kwargs(self, call: _Call) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"pin": call.pin}
-        if self._policy is not None:
-            kwargs["policy"] = self._policy
-        return kwargs
+        return {"pin": call.pin, **policy_override(self._router, lam=self.lam, alpha=self.alpha)}
 
     def _invoke(self, call: _Call, name: str, decision: RoutingDecision) -> Any:
         """Announce the decision and call the child's method (returns what the child returns)."""
@@ -447,7 +459,7 @@ class MixLLM(FunctionCallingLLM):
                 decision=decision.to_dict(),
             )
         )
-        child = self.llms[name]
+        child = self.models[name]
         if call.tools is None or not isinstance(child, FunctionCallingLLM):
             return getattr(child, call.method)(call.arg, **call.kwargs)
         prepared = child._prepare_chat_with_tools_compat(
@@ -455,74 +467,42 @@ class MixLLM(FunctionCallingLLM):
         )
         return getattr(child, call.method)(**prepared)
 
-    def _begin(self, call: _Call, decision: RoutingDecision) -> dict[str, Any]:
+    def _info(self, call: _Call, decision: RoutingDecision) -> dict[str, Any]:
         """The ``additional_kwargs["mixllm"]`` of an answer; the decision joins open blocks."""
         notify(self, decision)
-        return {**decision.to_dict(), "operation": call.method, "attempts": list(call.tried)}
+        return {**decision.to_dict(), "operation": call.method}
 
-    def _end(
-        self,
-        call: _Call,
-        decision: RoutingDecision,
-        info: dict[str, Any],
-        last: _Response | None,
-        latency_s: float,
-    ) -> None:
-        """Fill in latency, tokens and cost, and record the outcome with the router."""
-        reported = None if last is None else _usage(last)
-        answer = None if last is None else _text(last)
-        priced = price_call(
-            self._router, decision.llm, query_text(call.arg) or "", answer, reported
-        )
-        info.update(
-            latency_s=latency_s,
-            input_tokens=priced.input_tokens,
-            output_tokens=priced.output_tokens,
-            tokens_estimated=priced.estimated,
-            cost=priced.cost,
-        )
-        self._router.record_outcome(
-            decision.decision_id,
-            latency_s=latency_s,
-            cost=priced.cost,
-            input_tokens=priced.input_tokens,
-            output_tokens=priced.output_tokens,
-        )
+    def _finish(self, call: _Call, done: DispatchResult) -> Any:
+        info = self._info(call, done.decision)
+        info.update(done.to_dict())
+        return _tag(done.value, info)
 
     def _call(self, call: _Call) -> Any:
-        result = self._dispatcher.call(
-            call.arg, lambda n, d: self._invoke(call, n, d), **self._route_kwargs(call)
+        invoke = partial(self._invoke, call)
+        return self._finish(
+            call, self._dispatcher.call(call.arg, invoke, **self._route_kwargs(call))
         )
-        return self._finish(call, result.decision, result.value, result.latency_s)
 
     async def _acall(self, call: _Call) -> Any:
-        result = await self._dispatcher.acall(
-            call.arg, lambda n, d: self._invoke(call, n, d), **self._route_kwargs(call)
-        )
-        return self._finish(call, result.decision, result.value, result.latency_s)
-
-    def _finish(
-        self, call: _Call, decision: RoutingDecision, response: _Response, latency_s: float
-    ) -> _Response:
-        info = self._begin(call, decision)
-        self._end(call, decision, info, response, latency_s)
-        return _tag(response, info)
+        invoke = partial(self._invoke, call)
+        done = await self._dispatcher.acall(call.arg, invoke, **self._route_kwargs(call))
+        return self._finish(call, done)
 
     def _stream(self, call: _Call) -> Any:  # a generator of the child's response type
         pairs = self._dispatcher.stream(
-            call.arg, lambda n, d: self._invoke(call, n, d), **self._route_kwargs(call)
+            call.arg, partial(self._invoke, call), on_done=call.keep, **self._route_kwargs(call)
         )
         first = next(pairs, None)  # route and open the child now: in the caller's context
-        info = {} if first is None else self._begin(call, first[0])
+        info = {} if first is None else self._info(call, first[0])
 
         def gen() -> Iterator[_Response]:
             if first is None:
                 return
-            decision, last = first
-            yield _tag(last, info)
-            for _, last in pairs:
-                yield _tag(last, info)
-            self._end(call, decision, info, last, time.monotonic() - call.started)
+            yield _tag(first[1], info)
+            for _, chunk in pairs:
+                yield _tag(chunk, info)
+            if call.done is not None:  # every chunk shares ``info``: now it has the usage too
+                info.update(call.done.to_dict())
 
         return gen()
 
@@ -531,17 +511,19 @@ class MixLLM(FunctionCallingLLM):
             async for chunk in await self._invoke(call, name, decision):
                 yield chunk
 
-        pairs = self._dispatcher.astream(call.arg, open_stream, **self._route_kwargs(call))
+        pairs = self._dispatcher.astream(
+            call.arg, open_stream, on_done=call.keep, **self._route_kwargs(call)
+        )
         first = await anext(pairs, None)  # route and open the child now: in the caller's context
-        info = {} if first is None else self._begin(call, first[0])
+        info = {} if first is None else self._info(call, first[0])
 
         async def gen() -> AsyncIterator[_Response]:
             if first is None:
                 return
-            decision, last = first
-            yield _tag(last, info)
-            async for _, last in pairs:
-                yield _tag(last, info)
-            self._end(call, decision, info, last, time.monotonic() - call.started)
+            yield _tag(first[1], info)
+            async for _, chunk in pairs:
+                yield _tag(chunk, info)
+            if call.done is not None:
+                info.update(call.done.to_dict())
 
         return gen()

@@ -11,6 +11,10 @@ import llama_index.core
 import pytest
 from llama_index.core import Settings
 
+# --doctest-modules would import this file as a module named "conftest", as it does the other
+# adapter's conftest.py: the two clash. It holds no doctests; pytest loads it as a conftest anyway.
+collect_ignore = ["conftest.py"]
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault(

@@ -12,13 +12,14 @@ from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.event_handlers import BaseEventHandler
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.tools import FunctionTool
-from llamaindex_fakes import ScriptedLLM, ToolLLM, make_mix
+from llamaindex_helpers import make_mix
 
 import mixllm_llamaindex
 from mixllm_core import AllCandidatesFailedError, ConfigError, FeedbackError, LLMSpec, MixLLMRouter
 from mixllm_core.errors import UnknownLLMError
 from mixllm_core.testing import HashingEncoder
 from mixllm_llamaindex import MixLLM, RoutingDecisionEvent
+from mixllm_llamaindex.testing import ScriptedLLM, ToolLLM
 
 TOPICS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota"]
 QUESTIONS = [f"Question {i}: explain topic {w} briefly." for i, w in enumerate(TOPICS * 2)]
@@ -29,8 +30,21 @@ def pair(**small_kwargs: Any) -> dict[str, ScriptedLLM]:
 
 
 def test_public_api_is_pinned() -> None:
-    assert mixllm_llamaindex.__all__ == ["AnswerDecisions", "MixLLM", "RoutingDecisionEvent"]
+    assert sorted(mixllm_llamaindex.__all__) == [
+        "AnswerDecisions",
+        "MixLLM",
+        "RoutingDecisionEvent",
+        "__version__",
+    ]
+    for name in mixllm_llamaindex.__all__:
+        assert getattr(mixllm_llamaindex, name) is not None, name
     assert MixLLM.class_name() == "MixLLM"
+
+
+def test_version_comes_from_the_package_metadata() -> None:
+    from importlib.metadata import version
+
+    assert mixllm_llamaindex.__version__ == version("mixllm")
 
 
 def test_metadata_holds_for_the_whole_pool() -> None:
@@ -67,9 +81,10 @@ def test_cold_start_prefers_the_cheap_child_and_pin_overrides() -> None:
     children = pair()
     llm = make_mix(children)
     assert llm.complete("hi").text == "small: an answer"
-    assert llm.complete("hi", pin="big").text == "big: an answer"
+    assert llm.complete("hi", model="big").text == "big: an answer"
+    assert children["small"].calls == ["complete"] and children["big"].calls == ["complete"]
     with pytest.raises(UnknownLLMError, match="Unknown LLM 'huge'"):
-        llm.complete("hi", pin="huge")
+        llm.complete("hi", model="huge")
 
 
 async def test_every_call_form_routes_and_carries_the_decision() -> None:
@@ -114,7 +129,8 @@ async def test_a_failing_child_falls_back(form: str) -> None:
         chunks = [result]
     assert chunks[-1].text == "big: an answer"
     info = chunks[-1].additional_kwargs["mixllm"]
-    assert info["llm"] == "big" and info["attempts"] == ["small", "big"]
+    assert info["llm"] == "big" and [a["llm"] for a in info["attempts"]] == ["small", "big"]
+    assert "small is down" in info["attempts"][0]["error"] and info["attempts"][1]["error"] == ""
     assert len(children["small"].calls) == 1 and len(children["big"].calls) == 1
     errors = [o for o in llm.router.log.rows()["outcomes"] if o["error"]]
     assert len(errors) == 1 and "small is down" in errors[0]["error"]
@@ -156,8 +172,10 @@ def test_each_decision_is_an_instrumentation_event() -> None:
 def test_feedback_by_response_id_and_answer() -> None:
     llm = make_mix(pair())
     first, second = llm.complete("a"), llm.complete("b")
-    assert llm.feedback(first, thumbs=True).applied  # cold start learns: heads exist
-    assert llm.feedback(second.additional_kwargs["mixllm"]["decision_id"], score=0.3).score == 0.3
+    [result] = llm.feedback(first, thumbs=True)  # a list, as MixLLMChat.feedback returns
+    assert result.applied  # cold start learns: heads exist
+    decision_id = second.additional_kwargs["mixllm"]["decision_id"]
+    assert [r.score for r in llm.feedback(decision_id, score=0.3)] == [0.3]
     with pytest.raises(FeedbackError, match="already received"):
         llm.feedback(first, thumbs=False)
     with pytest.raises(FeedbackError, match="carries no routing decision"):
@@ -235,7 +253,7 @@ def test_configuration_errors_name_the_problem() -> None:
         MixLLM({})
     with pytest.raises(ConfigError, match="must be a llama_index LLM"):
         MixLLM({"x": object()})  # type: ignore[dict-item]
-    with pytest.raises(ConfigError, match=r"\['huge'\] that are not children"):
+    with pytest.raises(ConfigError, match=r"prices name \['huge'\], which are not children"):
         make_mix(pair(), prices={"huge": (1.0, 1.0)})
     router = MixLLMRouter([LLMSpec("small"), LLMSpec("other")], encoder=HashingEncoder())
     with pytest.raises(ConfigError, match="must be the children"):
@@ -259,3 +277,88 @@ def test_docstring_example_runs() -> None:
 
     result = doctest.testmod(mixllm_llamaindex.llms, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+# ---------------------------------------------------------------------- one vocabulary
+def test_old_spellings_still_work_and_name_the_new_ones() -> None:
+    children = pair()
+    with pytest.warns(DeprecationWarning, match="use models="):
+        llm = MixLLM(llms=children, encoder=HashingEncoder(), prices={"small": (0.1, 0.4)})
+    assert llm.models == children
+    with pytest.warns(DeprecationWarning, match=r"use \.models"):
+        assert llm.llms == children
+    with pytest.warns(DeprecationWarning, match="use model=<name>"):
+        assert llm.complete("hi", pin="big").text == "big: an answer"
+    with pytest.warns(DeprecationWarning, match="use max_retries=n - 1"):
+        retried = MixLLM(children, encoder=HashingEncoder(), max_attempts=1)
+    assert retried.max_retries == 0 and retried.dispatcher.max_retries == 0
+    with pytest.raises(ConfigError, match="once, as models="), pytest.warns(DeprecationWarning):
+        MixLLM(children, llms=children)
+
+
+def test_max_retries_bounds_the_fallback() -> None:
+    children = {n: ScriptedLLM(label=n, fail=True) for n in ("small", "mid", "big")}
+    llm = make_mix(children, max_retries=1)
+    with pytest.raises(AllCandidatesFailedError, match="All 2 candidate"):
+        llm.complete("q")
+    assert sum(len(c.calls) for c in children.values()) == 2
+
+
+def test_defaults_match_the_langchain_adapter() -> None:
+    from mixllm_core.factory import DEFAULT_ALPHA, DEFAULT_LAM
+    from mixllm_langchain import MixLLMChat
+
+    llm = make_mix(pair())
+    fields = MixLLMChat.model_fields
+    for name in ("lam", "alpha", "max_retries", "failure_threshold", "cooldown_s"):
+        assert getattr(llm, name) == fields[name].default, name
+    assert (llm.router.policy.lam, llm.router.policy.alpha) == (DEFAULT_LAM, DEFAULT_ALPHA)
+
+
+# ---------------------------------------------------------------------- outcomes and secrets
+async def test_the_dispatcher_records_each_outcome_once_with_usage() -> None:
+    llm = make_mix(pair(), prices={"small": (1.0, 2.0), "big": (5.0, 15.0)})
+    whole = llm.complete("q")
+    chunks = [c async for c in await llm.astream_complete("q")]
+    rows = {o["decision_id"]: o for o in llm.router.log.rows()["outcomes"]}
+    assert len(rows) == 2
+    reported = rows[whole.additional_kwargs["mixllm"]["decision_id"]]
+    assert (reported["input_tokens"], reported["output_tokens"]) == (7, 3)
+    assert reported["cost"] == pytest.approx((7 * 1.0 + 3 * 2.0) / 1e6) and not reported["error"]
+    streamed = chunks[-1].additional_kwargs["mixllm"]
+    assert streamed["usage_estimated"] and streamed["output_tokens"] == 4  # "small: an answer"
+    assert rows[streamed["decision_id"]]["cost"] == streamed["cost"] > 0
+    assert all(r["latency_s"] >= 0 for r in rows.values())
+
+
+SECRET = "AIzaSyD-not-a-real-key-0123456789abcdef"
+
+
+def test_a_childs_key_never_leaves_the_dispatcher() -> None:
+    import traceback
+
+    leaky = f"403 Forbidden for url https://generativelanguage.example/v1?key={SECRET}"
+    children = {
+        "small": ScriptedLLM(label="small", fail=True, error=leaky),
+        "big": ScriptedLLM(label="big", fail=True, error=f"Authorization: Bearer {SECRET}"),
+    }
+    llm = make_mix(children)
+    with pytest.raises(AllCandidatesFailedError) as info:
+        llm.complete("q")
+    shown = "".join(traceback.format_exception(info.value))
+    assert SECRET not in shown and "key=[REDACTED]" in shown and "Bearer [REDACTED]" in shown
+    assert all(SECRET not in a.error for a in info.value.attempts)
+    logged = [o["error"] for o in llm.router.log.rows()["outcomes"]]
+    assert len(logged) == 2 and all("[REDACTED]" in e and SECRET not in e for e in logged)
+    fallback = make_mix({"small": children["small"], "big": ScriptedLLM(label="big")})
+    chunks = list(fallback.stream_complete("q"))
+    assert SECRET not in repr(chunks[-1].additional_kwargs["mixllm"]["attempts"])
+
+
+def test_repr_does_not_show_the_children() -> None:
+    class KeyedLLM(ScriptedLLM):
+        api_key: str = SECRET
+
+    llm = make_mix({"small": KeyedLLM(label="small"), "big": KeyedLLM(label="big")})
+    assert SECRET in repr(llm.models["small"])  # the child's own repr would leak it
+    assert SECRET not in repr(llm) and SECRET not in str(llm)

@@ -8,9 +8,10 @@ import pytest
 from llama_index.core import Document, VectorStoreIndex
 from llama_index.core.agent.workflow import FunctionAgent
 from llama_index.core.node_parser import SentenceSplitter
-from llamaindex_fakes import ScriptedLLM, ToolLLM, make_mix
+from llamaindex_helpers import make_mix
 
 from mixllm_core import FeedbackError
+from mixllm_llamaindex.testing import ScriptedLLM, ToolLLM
 
 pytestmark = pytest.mark.slow  # the real MiniLM embedding
 

@@ -1,4 +1,11 @@
-"""Scripted child LLMs for the LlamaIndex adapter tests (imported by the tests and conftest)."""
+"""Offline child LLMs for tests and notebooks: deterministic, usage-reporting, able to fail.
+
+`ScriptedLLM` is a completion LLM that answers ``"<label>: <reply>"`` and `ToolLLM` a
+function-calling one that calls the first tool it is given, then answers with the tool's result.
+Both are real LlamaIndex LLMs that need no network and no model, and record every call; they are
+what the tests run :class:`~mixllm_llamaindex.MixLLM` over. LlamaIndex's own ``MockLLM`` and
+``MockFunctionCallingLLM`` work as children too.
+"""
 
 from __future__ import annotations
 
@@ -18,17 +25,36 @@ from llama_index.core.llms import CustomLLM
 from llama_index.core.llms.callbacks import llm_completion_callback
 from llama_index.core.llms.mock import MockFunctionCallingLLM
 
-from mixllm_core.testing import HashingEncoder
-from mixllm_llamaindex import MixLLM
+__all__ = ["ScriptedLLM", "ToolLLM"]
 
 
 class ScriptedLLM(CustomLLM):
-    """A completion child answering ``"<label>: <reply>"``; records each call; may always fail."""
+    """A completion LLM answering ``"<label>: <reply>"``; records each call; may always fail.
+
+    Args:
+        label: Its name in answers and ``metadata.model_name``.
+        reply: The answer after the label.
+        fail: Every call raises ``RuntimeError(error)``.
+        error: Message of the failure (default ``"<label> is down"``).
+        window: ``metadata.context_window``.
+        usage: ``(prompt_tokens, completion_tokens)`` reported with a whole completion
+            (streams report none).
+        calls: The method of every call made, failures included (read it in tests).
+
+    Example:
+        >>> llm = ScriptedLLM(label="small", reply="Paris.")
+        >>> llm.complete("Capital of France?").text
+        'small: Paris.'
+        >>> [r.delta for r in llm.stream_complete("Capital of France?")], llm.calls
+        (['small:', ' Paris.'], ['complete', 'stream_complete'])
+    """
 
     label: str
     reply: str = "an answer"
     fail: bool = False
+    error: str | None = None
     window: int = 4096
+    usage: tuple[int, int] = (7, 3)
     calls: list[str] = Field(default_factory=list, exclude=True)
 
     @property
@@ -38,14 +64,18 @@ class ScriptedLLM(CustomLLM):
     def _answer(self, method: str) -> str:
         self.calls.append(method)
         if self.fail:
-            raise RuntimeError(f"{self.label} is down")
+            raise RuntimeError(self.error or f"{self.label} is down")
         return f"{self.label}: {self.reply}"
 
     @llm_completion_callback()
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        prompt_tokens, completion_tokens = self.usage
         return CompletionResponse(
             text=self._answer("complete"),
-            additional_kwargs={"prompt_tokens": 7, "completion_tokens": 3},
+            additional_kwargs={
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+            },
         )
 
     @llm_completion_callback()
@@ -65,7 +95,23 @@ class ScriptedLLM(CustomLLM):
 
 
 class ToolLLM(MockFunctionCallingLLM):
-    """A function-calling child: calls the first tool with ``tool_args``, then answers."""
+    """A function-calling LLM: calls the first tool with ``tool_args``, then answers with its result.
+
+    Args:
+        label: Its name in answers.
+        tool_args: The arguments of every tool call it makes.
+        calls: The keyword arguments of every call (``tools`` among them), for tests.
+
+    Example:
+        >>> from llama_index.core.tools import FunctionTool
+        >>> def multiply(a: int, b: int) -> int:
+        ...     "Multiply two integers."
+        ...     return a * b
+        >>> llm = ToolLLM(label="small", tool_args={"a": 6, "b": 7})
+        >>> tool = FunctionTool.from_defaults(fn=multiply)
+        >>> str(llm.predict_and_call([tool], user_msg="What is 6 times 7?"))
+        '42'
+    """
 
     label: str
     tool_args: dict[str, Any] = Field(default_factory=dict)
@@ -90,12 +136,3 @@ class ToolLLM(MockFunctionCallingLLM):
             )
             return ChatMessage(role="assistant", blocks=[block])
         return ChatMessage(role="assistant", content=f"{self.label}: {messages[-1].content}")
-
-
-PRICES = {"small": (0.1, 0.4), "big": (5.0, 15.0)}
-
-
-def make_mix(children: dict[str, Any], **kwargs: Any) -> MixLLM:
-    """A cold-start MixLLM over ``children`` with the fast hashing encoder."""
-    kwargs.setdefault("prices", {n: p for n, p in PRICES.items() if n in children})
-    return MixLLM(children, encoder=HashingEncoder(), **kwargs)
