@@ -10,7 +10,7 @@ Every attempt's outcome is recorded here and only here (``router.record_outcome`
 its latency, tokens and cost; a failure with its error; a stream closed or a call cancelled
 before it ended, with what it had used so far. The adapter supplies only how to read its child's
 answer: a :class:`ReplyReader` that returns the answer's text and reported token counts. Error
-text is redacted (:func:`~mixllm_core.redact.redact`) before it is stored or shown anywhere.
+text is redacted (:func:`~mixllm_core.redact.describe_error`) before it is stored or shown anywhere.
 
 Async calls are micro-batched (:class:`~mixllm_core.microbatch.MicroBatcher`): the first attempts
 of the calls waiting at the same moment on one event loop are routed together by one
@@ -41,7 +41,7 @@ from .decision import DecisionPolicy, RoutingDecision
 from .errors import ConfigError, EmptyPoolError, MixLLMError, UnknownLLMError, check_non_negative
 from .latency import LatencyTracker
 from .microbatch import MicroBatcher
-from .redact import redact
+from .redact import describe_error
 from .spec import CallUsage, LLMSpec
 from .text import Query, query_text
 
@@ -95,11 +95,6 @@ class ChildCallError(MixLLMError, RuntimeError):
     def __init__(self, message: str, exc_type: type[BaseException]) -> None:
         super().__init__(message)
         self.exc_type = exc_type
-
-
-def describe_error(exc: BaseException) -> str:
-    """``"<ExceptionType>: <message>"`` with secrets redacted: how a failure is shown and logged."""
-    return f"{type(exc).__name__}: {redact(str(exc))}"
 
 
 @dataclass(frozen=True)

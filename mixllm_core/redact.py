@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["REDACTED", "redact"]
+__all__ = ["REDACTED", "describe_error", "redact"]
 
 REDACTED = "[REDACTED]"
 
@@ -63,3 +63,13 @@ def redact(text: str) -> str:
     text = _QUERY.sub(rf"\1{REDACTED}", text)
     text = _ASSIGNED.sub(rf"\1{REDACTED}", text)
     return _TOKENS.sub(REDACTED, text)
+
+
+def describe_error(exc: BaseException) -> str:
+    """How a failure is shown and logged: ``"<ExceptionType>: <message>"``, message redacted.
+
+    Example:
+        >>> describe_error(PermissionError("403 for https://x.example/v1?key=abc123"))
+        'PermissionError: 403 for https://x.example/v1?key=[REDACTED]'
+    """
+    return f"{type(exc).__name__}: {redact(str(exc))}"
