@@ -17,6 +17,15 @@ Formats read by :func:`load_routing_data` (the format is detected from the colum
 
   as CSV, parquet or JSON lines. Prices may come in a ``prices.json`` beside it:
   ``{"llm": {"input_price": 0.15, "output_price": 0.6}}`` (USD per million tokens).
+
+What is allowed: quality is a finite number in [0, 1]; cost, token counts and latency are finite
+numbers >= 0; every query has a score for every LLM; a sample id names one query (its rows agree
+on the text, task and split) and each (sample id, LLM) pair appears once; prices are finite
+numbers >= 0. Anything else — a file that cannot be parsed, a missing column, a cell of the wrong
+type, a value out of range — raises :class:`~mixllm_core.errors.DataFormatError` naming the file,
+the column, the first offending rows and what is allowed. Rows are counted from 0, header
+excluded. The only thing dropped quietly is what the RouterBench loader is asked to drop:
+rows with an empty score or cost (logged).
 """
 
 from __future__ import annotations
@@ -24,14 +33,17 @@ from __future__ import annotations
 import ast
 import json
 import logging
-from collections.abc import Callable, Sequence
+import math
+import numbers
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import DataFormatError
+from .errors import ConfigError, DataFormatError
 from .spec import LLMSpec
 from .text import estimate_tokens
 
@@ -55,28 +67,108 @@ ASSUMED_OUTPUT_TOKENS = 200
 REFERENCE_INPUT_TOKENS = 100
 _GENERIC_REQUIRED = ("sample_id", "query", "llm", "quality")
 _GENERIC_OPTIONAL = ("cost", "input_tokens", "output_tokens", "latency", "task", "split")
+_MATRICES = ("quality", "cost", "input_tokens", "output_tokens", "latency")
+_SPLITS = ("train", "test")
+_SHOWN = 3  # offending rows named in a message
 
 
-def _optional_matrix(value: np.ndarray | None, shape: tuple[int, int], name: str) -> None:
-    if value is not None and value.shape != shape:
-        raise DataFormatError(f"{name} has shape {value.shape}, expected {shape} (queries × LLMs).")
+@dataclass(frozen=True)
+class _Allowed:
+    """The values a numeric field may hold: finite, in ``[low, high]``."""
+
+    low: float
+    high: float = math.inf
+    unit: str = ""
+
+    def __str__(self) -> str:
+        span = f"in [{self.low:g}, {self.high:g}]" if self.high < math.inf else f">= {self.low:g}"
+        return f"finite numbers {span}" + (f" ({self.unit})" if self.unit else "")
+
+    def violated(self, values: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore"):
+            ok: np.ndarray = np.isfinite(values) & (values >= self.low) & (values <= self.high)
+        return ~ok
+
+
+_ALLOWED = {
+    "quality": _Allowed(0.0, 1.0),
+    "cost": _Allowed(0.0, unit="USD per call"),
+    "input_tokens": _Allowed(0.0, unit="tokens"),
+    "output_tokens": _Allowed(0.0, unit="tokens"),
+    "latency": _Allowed(0.0, unit="seconds"),
+}
+
+
+def _rows(labels: Iterable[Any]) -> str:
+    """``"row 3"`` or ``"rows 3, 8, 9, ..."``."""
+    labels = list(labels)
+    shown = ", ".join(str(label) for label in labels[:_SHOWN])
+    more = ", ..." if len(labels) > _SHOWN else ""
+    return f"row {shown}" if len(labels) == 1 else f"rows {shown}{more}"
+
+
+def _check_values(
+    values: np.ndarray, name: str, label: str, locate: Callable[[tuple[int, ...]], str]
+) -> None:
+    """Raise unless every value is allowed for ``name``; ``locate`` names a cell for the user."""
+    allowed = _ALLOWED[name]
+    bad = np.argwhere(allowed.violated(values))
+    if len(bad):
+        cells = [tuple(int(i) for i in cell) for cell in bad[:_SHOWN]]
+        shown = ", ".join(f"{locate(c)} ({float(values[c])!r})" for c in cells)
+        more = ", ..." if len(bad) > _SHOWN else ""
+        count = "1 value is" if len(bad) == 1 else f"{len(bad)} values are"
+        raise DataFormatError(f"{label} must be {allowed}; {count} not, first at {shown}{more}.")
+
+
+def _texts(values: Iterable[Any], name: str) -> list[str]:
+    """The entries as strings; a missing one (None, NaN) raises."""
+    out = []
+    for i, value in enumerate(values):
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            raise DataFormatError(f"{name}[{i}] is missing ({value!r}); every entry needs a text.")
+        out.append(str(value))
+    return out
+
+
+def _first_repeat(values: Sequence[Any]) -> tuple[int, int] | None:
+    """The positions ``(first, second)`` of the first value seen twice, or None."""
+    seen: dict[Any, int] = {}
+    for i, value in enumerate(values):
+        j = seen.setdefault(value, i)
+        if j != i:
+            return j, i
+    return None
 
 
 @dataclass
 class RoutingData:
     """``n`` queries × ``m`` LLMs of observed quality (and optionally cost, tokens, latency).
 
+    Construction validates everything a router relies on (see the module docstring for what is
+    allowed) and raises :class:`~mixllm_core.errors.DataFormatError` naming the first bad query
+    and LLM. Zero queries are allowed (an empty selection); ``MixLLMRouter.fit`` rejects them.
+
     Args:
         queries: The query texts, length ``n``.
-        llms: The LLM names, length ``m``.
-        quality: ``(n, m)`` observed quality in [0, 1]; NaN is not allowed.
-        cost: ``(n, m)`` observed USD cost per call, or None.
+        llms: The LLM names, length ``m`` (at least one, unique, non-empty).
+        quality: ``(n, m)`` observed quality, finite and in [0, 1].
+        cost: ``(n, m)`` observed USD cost per call (finite, >= 0), or None.
         sample_ids: Unique id per query (defaults to the row number).
         tasks: Task label per query, or None.
         split: ``"train"``/``"test"`` per query, or None.
-        input_tokens, output_tokens, latency: ``(n, m)`` optional observations.
+        input_tokens, output_tokens, latency: ``(n, m)`` optional observations, finite and >= 0.
         specs: Prices and limits per LLM, when the data set has them.
         source: Name of the format it came from; ``"synthetic"`` marks generated data.
+
+    Example:
+        >>> data = RoutingData(["2+2?", "Write a poem."], ["small", "large"], [[1, 1], [0.2, 0.9]])
+        >>> data.sample_ids, data.quality.shape
+        (['0', '1'], (2, 2))
+        >>> RoutingData(["2+2?"], ["small"], [[1.5]])
+        Traceback (most recent call last):
+        ...
+        mixllm_core.errors.DataFormatError: RoutingData.quality must be finite numbers in [0, 1]; 1 value is not, first at query 0 ('0') for LLM 'small' (1.5).
     """
 
     queries: list[str]
@@ -93,38 +185,26 @@ class RoutingData:
     source: str = "generic"
 
     def __post_init__(self) -> None:
-        self.queries = [str(q) for q in self.queries]
-        self.llms = [str(m) for m in self.llms]
+        self.queries = _texts(self.queries, "queries")
+        self.llms = _texts(self.llms, "llms")
         n, m = len(self.queries), len(self.llms)
+        if m == 0 or any(not name.strip() for name in self.llms):
+            raise DataFormatError(f"llms must be one or more non-empty names, got {self.llms}.")
         if len(set(self.llms)) != m:
             raise DataFormatError(f"LLM names must be unique, got {self.llms}.")
-        self.quality = np.asarray(self.quality, dtype=float)
-        if self.quality.shape != (n, m):
-            raise DataFormatError(
-                f"quality has shape {self.quality.shape}, expected {(n, m)} "
-                f"({n} queries × {m} LLMs)."
-            )
-        bad = np.argwhere(~np.isfinite(self.quality))
-        if len(bad):
-            i, j = bad[0]
-            raise DataFormatError(
-                f"quality must be finite numbers; found {len(bad)} NaN/inf values, first at "
-                f"query {i} ({self.sample_id_or(i)!r}) for LLM {self.llms[j]!r}. Drop or fill "
-                "those rows first (the RouterBench loader drops incomplete rows by default)."
-            )
-        for name in ("cost", "input_tokens", "output_tokens", "latency"):
-            value = getattr(self, name)
-            if value is not None:
-                value = np.asarray(value, dtype=float)
-                setattr(self, name, value)
-            _optional_matrix(value, (n, m), name)
-        if self.cost is not None and np.any(self.cost[np.isfinite(self.cost)] < 0):
-            raise DataFormatError("cost must be >= 0 USD per call; found negative values.")
-        if not self.sample_ids:
-            self.sample_ids = [str(i) for i in range(n)]
-        self.sample_ids = [str(s) for s in self.sample_ids]
+        self.sample_ids = [str(s) for s in self.sample_ids] or [str(i) for i in range(n)]
         if len(self.sample_ids) != n:
             raise DataFormatError(f"sample_ids has {len(self.sample_ids)} entries, expected {n}.")
+        repeat = _first_repeat(self.sample_ids)
+        if repeat:
+            raise DataFormatError(
+                f"sample_ids must be unique; {self.sample_ids[repeat[0]]!r} names queries "
+                f"{repeat[0]} and {repeat[1]}."
+            )
+        for name in _MATRICES:
+            value = getattr(self, name)
+            if value is not None or name == "quality":
+                setattr(self, name, self._matrix(value, name))
         for name in ("tasks", "split"):
             value = getattr(self, name)
             if value is not None:
@@ -133,9 +213,27 @@ class RoutingData:
                 if len(value) != n:
                     raise DataFormatError(f"{name} has {len(value)} entries, expected {n}.")
         if self.split is not None:
-            unknown = sorted(set(self.split) - {"train", "test"})
+            unknown = sorted(set(self.split) - set(_SPLITS))
             if unknown:
                 raise DataFormatError(f"split values must be 'train' or 'test', got {unknown}.")
+
+    def _matrix(self, value: Any, name: str) -> np.ndarray:
+        shape = (len(self.queries), len(self.llms))
+        try:
+            matrix = np.asarray(value, dtype=float)
+        except (TypeError, ValueError) as exc:
+            raise DataFormatError(f"{name} must be a {shape} array of numbers: {exc}") from exc
+        if matrix.shape != shape:
+            raise DataFormatError(
+                f"{name} has shape {matrix.shape}, expected {shape} "
+                f"({shape[0]} queries × {shape[1]} LLMs)."
+            )
+        _check_values(matrix, name, f"RoutingData.{name}", self._locate)
+        return matrix
+
+    def _locate(self, cell: tuple[int, ...]) -> str:
+        i, j = cell
+        return f"query {i} ({self.sample_ids[i]!r}) for LLM {self.llms[j]!r}"
 
     def sample_id_or(self, i: int) -> str:
         return self.sample_ids[i] if self.sample_ids else str(i)
@@ -209,99 +307,271 @@ class RoutingData:
         """Per-LLM mean observed cost (NaN where the data has no cost)."""
         if self.cost is None:
             return np.full(len(self.llms), np.nan)
-        return np.nanmean(self.cost, axis=0)
+        return np.asarray(np.nanmean(self.cost, axis=0), dtype=float)
 
 
 # --------------------------------------------------------------------------- file reading
 
+_KINDS = {
+    ".parquet": "parquet",
+    ".csv": "CSV",
+    ".jsonl": "JSON lines",
+    ".json": "JSON",
+    ".pkl": "pickle",
+    ".pickle": "pickle",
+}
+
 
 def _read_table(path: Path, *, trust_pickle: bool = False) -> Any:
+    """The file as a DataFrame with string column names and rows numbered from 0."""
     import pandas as pd
 
+    where = repr(str(path))
+    try:
+        exists, is_file, is_dir = path.exists(), path.is_file(), path.is_dir()
+    except (OSError, ValueError) as exc:  # a name too long, a NUL byte
+        raise DataFormatError(f"Cannot open the routing data file {where} ({exc}).") from exc
+    if not exists:
+        raise DataFormatError(f"Routing data file {where} does not exist.")
+    if not is_file:
+        kind = "a directory" if is_dir else "not a regular file"
+        raise DataFormatError(f"{where} is {kind}; pass one routing data file.")
     suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        return pd.read_parquet(path)
-    if suffix == ".csv":
-        return pd.read_csv(path)
-    if suffix in (".jsonl", ".json"):
-        return pd.read_json(path, lines=suffix == ".jsonl")
-    if suffix in (".pkl", ".pickle"):
-        if not trust_pickle:
-            raise DataFormatError(
-                f"Refusing to load the pickle {str(path)!r}: a pickle can run arbitrary code. "
-                "Pass trust_pickle=True (CLI: --trust-pickle) only for a file you trust, or "
-                "convert it to parquet/CSV."
-            )
-        return pd.read_pickle(path)  # noqa: S301 - explicit opt-in above
-    raise DataFormatError(
-        f"Unsupported file type {suffix!r} for {str(path)!r}; allowed are .parquet, .csv, "
-        ".jsonl, .json and (opt-in) .pkl."
+    if suffix not in _KINDS:
+        raise DataFormatError(
+            f"Unsupported file type {suffix!r} for {where}; allowed are .parquet, .csv, "
+            ".jsonl, .json and (opt-in) .pkl."
+        )
+    if _KINDS[suffix] == "pickle" and not trust_pickle:
+        raise DataFormatError(
+            f"Refusing to load the pickle {where}: a pickle can run arbitrary code. "
+            "Pass trust_pickle=True (CLI: --trust-pickle) only for a file you trust, or "
+            "convert it to parquet/CSV."
+        )
+    try:
+        if suffix == ".parquet":
+            df = pd.read_parquet(path)
+        elif suffix == ".csv":
+            df = pd.read_csv(path)
+        elif suffix in (".jsonl", ".json"):
+            df = pd.read_json(path, lines=suffix == ".jsonl")
+        else:
+            df = pd.read_pickle(path)  # noqa: S301 - explicit opt-in above
+    except Exception as exc:  # a parser fed arbitrary bytes may fail with any exception type
+        reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+        raise DataFormatError(f"Cannot read {where} as {_KINDS[suffix]} ({reason}).") from exc
+    if not isinstance(df, pd.DataFrame):
+        raise DataFormatError(f"{where} holds a {type(df).__name__}, not a table.")
+    columns = [str(c) for c in df.columns]
+    repeated = sorted({c for c in columns if columns.count(c) > 1})
+    if repeated:
+        raise DataFormatError(f"{where} repeats the columns {repeated}; each may appear once.")
+    if len(df) == 0:
+        raise DataFormatError(
+            f"{where} has no data rows (columns {columns[:12]}); routing data needs at least "
+            "one query."
+        )
+    df.columns = columns
+    df.index = pd.RangeIndex(len(df))
+    return df
+
+
+def _delimiter_hint(columns: Sequence[str]) -> str:
+    if len(columns) == 1 and any(sep in columns[0] for sep in ";\t|"):
+        return (
+            " Its single column looks delimited by something other than a comma: CSV must use ','."
+        )
+    return ""
+
+
+def _numbers(df: Any, column: str, where: str) -> np.ndarray:
+    """The column as floats (NaN for an empty cell); a cell that is not a number raises."""
+    import pandas as pd
+
+    series = df[column]
+    dtype = series.dtype
+    if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_complex_dtype(dtype):
+        return np.array(series.to_numpy(dtype=float, na_value=np.nan), dtype=float)
+    values = np.full(len(series), np.nan)
+    bad = []
+    for i, cell in enumerate(series.tolist()):
+        if isinstance(cell, (str, numbers.Real, Decimal)):
+            try:
+                values[i] = float(cell)
+            except (ValueError, OverflowError):
+                bad.append(i)
+        elif not (cell is None or cell is pd.NA or cell is pd.NaT):
+            bad.append(i)
+    if bad:
+        shown = ", ".join(f"{series.iloc[i]!r:.40}" for i in bad[:_SHOWN])
+        raise DataFormatError(
+            f"{where}, column {column!r}: cells must be numbers; {_rows(series.index[bad])} "
+            f"hold {shown}."
+        )
+    return values
+
+
+def _column_texts(df: Any, column: str, where: str, *, nonblank: bool = False) -> list[str]:
+    """The column as text; an empty cell (or a blank one, with ``nonblank``) raises."""
+    series = df[column]
+    empty = np.array(series.isna(), dtype=bool)
+    texts = ["" if e else str(v) for e, v in zip(empty, series.tolist())]
+    if nonblank:
+        empty |= np.array([not t.strip() for t in texts], dtype=bool)
+    if empty.any():
+        raise DataFormatError(
+            f"{where}, column {column!r}: empty in {_rows(series.index[empty])}; every row "
+            f"needs a {column}."
+        )
+    return texts
+
+
+def _column_split(df: Any, column: str, where: str) -> list[str]:
+    split = _column_texts(df, column, where)
+    bad = [i for i, s in enumerate(split) if s not in _SPLITS]
+    if bad:
+        raise DataFormatError(
+            f"{where}, column {column!r}: allowed values are {list(_SPLITS)}; "
+            f"{_rows(df.index[bad])} hold {sorted({split[i] for i in bad})[:_SHOWN]}."
+        )
+    return split
+
+
+def _unique_ids(ids: list[str], df: Any, column: str, where: str) -> None:
+    repeat = _first_repeat(ids)
+    if repeat:
+        rows = df.index[list(repeat)]
+        raise DataFormatError(
+            f"{where}, column {column!r}: {ids[repeat[0]]!r} is in rows {rows[0]} and {rows[1]}; "
+            "each id may name one query only."
+        )
+
+
+def _matrix_of(df: Any, columns: Sequence[str], name: str, where: str) -> np.ndarray:
+    """Columns ``columns`` as an ``(rows, len(columns))`` float matrix, checked for ``name``."""
+    matrix = np.column_stack([_numbers(df, c, where) for c in columns])
+    _check_values(
+        matrix,
+        name,
+        f"{where}: the {name} columns",
+        lambda cell: f"row {df.index[cell[0]]}, column {columns[cell[1]]!r}",
     )
+    return matrix
+
+
+def _turns(prompt: Any) -> list[Any] | None:
+    """The turns of a RouterBench prompt (a stringified list), or None when it is not one."""
+    if isinstance(prompt, str):
+        try:
+            prompt = ast.literal_eval(prompt)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            return None
+    if isinstance(prompt, (list, tuple, np.ndarray)):
+        return list(prompt)
+    return None
 
 
 def _turns_to_text(prompt: Any) -> str:
-    """RouterBench stores the prompt as a stringified list of turns."""
-    if isinstance(prompt, str) and prompt.startswith("["):
-        try:
-            turns = ast.literal_eval(prompt)
-        except (ValueError, SyntaxError):
-            return prompt
-        if isinstance(turns, (list, tuple)):
-            return "\n".join(str(t) for t in turns)
-    if isinstance(prompt, (list, tuple)):
-        return "\n".join(str(t) for t in prompt)
-    return str(prompt)
+    """A model response: the joined turns when it is a stringified list, else the text."""
+    turns = _turns(prompt) if isinstance(prompt, str) and prompt.startswith("[") else None
+    if turns is None and isinstance(prompt, (list, tuple)):
+        turns = list(prompt)
+    return str(prompt) if turns is None else "\n".join(str(t) for t in turns)
+
+
+def _prompt_texts(df: Any, where: str) -> list[str]:
+    texts, bad = [], []
+    for label, prompt in zip(df.index, df["prompt"].tolist()):
+        turns = _turns(prompt)
+        if turns is None:
+            bad.append(label)
+        else:
+            texts.append("\n".join(str(t) for t in turns))
+    if bad:
+        raise DataFormatError(
+            f"{where}, column 'prompt': must hold each prompt as a stringified list of turns, "
+            f"like \"['Question?', 'Answer:']\"; {_rows(bad)} hold something else "
+            f"(first: {df.at[bad[0], 'prompt']!r:.60})."
+        )
+    return texts
 
 
 def _routerbench_models(columns: Sequence[str]) -> list[str]:
     return [c.split("|", 1)[0] for c in columns if c.endswith("|total_cost")]
 
 
-def _from_routerbench_frame(df: Any, *, drop_incomplete: bool, source: str) -> RoutingData:
+def _drop_repeated_queries(
+    df: Any, prompts: list[str], where: str, *arrays: np.ndarray
+) -> np.ndarray:
+    """Row positions to keep: a repeated sample_id is dropped when its row is identical."""
+    ids = _column_texts(df, "sample_id", where)
+    first: dict[str, int] = {}
+    keep = []
+    for i, sid in enumerate(ids):
+        j = first.setdefault(sid, i)
+        if j == i:
+            keep.append(i)
+        elif prompts[i] != prompts[j] or any(not np.array_equal(a[i], a[j]) for a in arrays):
+            raise DataFormatError(
+                f"{where}, column 'sample_id': {sid!r} is in rows {df.index[j]} and "
+                f"{df.index[i]} with different prompts, scores or costs; a sample_id names one "
+                "query (identical repeats are dropped)."
+            )
+    return np.asarray(keep, dtype=int)
+
+
+def _from_routerbench_frame(
+    df: Any, *, path: Path, drop_incomplete: bool, source: str
+) -> RoutingData:
+    where = repr(str(path))
     models = _routerbench_models(df.columns)
     if not models:
-        raise DataFormatError("No '<model>|total_cost' columns: not RouterBench format.")
-    missing = [m for m in models if m not in df.columns]
-    if "prompt" not in df.columns or missing:
+        raise DataFormatError(f"{where}: no '<model>|total_cost' columns: not RouterBench format.")
+    if any(not m.strip() for m in models):
+        raise DataFormatError(f"{where}: a '|total_cost' column has no model name before the '|'.")
+    missing = [m for m in ["prompt", *models] if m not in df.columns]
+    if missing:
         raise DataFormatError(
-            f"RouterBench data needs a 'prompt' column and a score column per model; missing "
-            f"{(['prompt'] if 'prompt' not in df.columns else []) + missing}."
+            f"{where}: RouterBench data needs a 'prompt' column and a score column per model; "
+            f"missing {missing}."
         )
-    incomplete = df[models].isna().any(axis=1) | df[[f"{m}|total_cost" for m in models]].isna().any(
-        axis=1
-    )
+    cost_columns = [f"{m}|total_cost" for m in models]
+    scores = np.column_stack([_numbers(df, c, where) for c in [*models, *cost_columns]])
+    incomplete = np.isnan(scores).any(axis=1)
     if incomplete.any():
         if not drop_incomplete:
-            first = df.index[incomplete.to_numpy()][0]
             raise DataFormatError(
-                f"{int(incomplete.sum())} rows have NaN scores or costs (first: row {first}). "
-                "Pass drop_incomplete=True to drop them."
+                f"{where}: {int(incomplete.sum())} rows have NaN scores or costs (first: "
+                f"{_rows(df.index[incomplete])}). Pass drop_incomplete=True to drop them."
             )
         log.warning("Dropping %d RouterBench rows with NaN scores or costs.", int(incomplete.sum()))
-        df = df[~incomplete.to_numpy()]
+        if incomplete.all():
+            raise DataFormatError(f"{where}: every row has a NaN score or cost; none is left.")
+        df = df[~incomplete]
+    quality = _matrix_of(df, models, "quality", where)
+    cost = _matrix_of(df, cost_columns, "cost", where)
+    prompts = _prompt_texts(df, where)
     if "sample_id" in df.columns:
-        df = df.drop_duplicates("sample_id", keep="first")
-    queries = [_turns_to_text(p) for p in df["prompt"]]
-    cost = df[[f"{m}|total_cost" for m in models]].to_numpy(dtype=float)
+        keep = _drop_repeated_queries(df, prompts, where, quality, cost)
+        df, quality, cost = df.iloc[keep], quality[keep], cost[keep]
+        prompts = [prompts[i] for i in keep]
     out_tok = None
     if all(f"{m}|model_response" in df.columns for m in models):
+        responses = [_column_texts(df, f"{m}|model_response", where) for m in models]
         out_tok = np.array(
-            [
-                [estimate_tokens(_turns_to_text(r)) for r in df[f"{m}|model_response"]]
-                for m in models
-            ],
+            [[estimate_tokens(_turns_to_text(r)) for r in column] for column in responses],
             dtype=float,
         ).T
     return RoutingData(
-        queries=queries,
+        queries=prompts,
         llms=models,
-        quality=df[models].to_numpy(dtype=float),
+        quality=quality,
         cost=cost,
-        sample_ids=list(df["sample_id"]) if "sample_id" in df.columns else [],
-        tasks=list(df["eval_name"]) if "eval_name" in df.columns else None,
-        split=list(df["split"]) if "split" in df.columns else None,
+        sample_ids=_column_texts(df, "sample_id", where) if "sample_id" in df.columns else [],
+        tasks=_column_texts(df, "eval_name", where) if "eval_name" in df.columns else None,
+        split=_column_split(df, "split", where) if "split" in df.columns else None,
         output_tokens=out_tok,
-        specs=effective_prices(queries, models, cost),
+        specs=effective_prices(prompts, models, cost),
         source=source,
     )
 
@@ -313,24 +583,33 @@ def effective_prices(
 
     For data that has per-call costs but no price table (RouterBench): the price makes a cost
     prior possible for an LLM added without history, and lets the adapters price a call.
+
+    Example:
+        >>> effective_prices(["x" * 400], ["m"], np.array([[0.0002]]))["m"].input_price
+        2.0
     """
-    tokens = np.array([estimate_tokens(q) for q in queries], dtype=float)[:, None]
-    ratio = np.where(np.isfinite(cost), cost / tokens * 1e6, np.nan)
-    return {
-        m: LLMSpec(
-            m,
-            input_price=float(np.nanmedian(ratio[:, j])) if np.isfinite(ratio[:, j]).any() else 0.0,
-        )
-        for j, m in enumerate(llms)
-    }
+    tokens = np.array([estimate_tokens(q) for q in queries], dtype=float)
+    specs = {}
+    for j, m in enumerate(llms):
+        observed = np.isfinite(cost[:, j])
+        with np.errstate(over="ignore"):
+            ratio = cost[observed, j] / tokens[observed] * 1e6
+        price = float(np.median(ratio)) if observed.any() else 0.0
+        if not math.isfinite(price):
+            raise DataFormatError(f"The costs of {m!r} are too large to turn into a price.")
+        specs[m] = LLMSpec(m, input_price=price)
+    return specs
 
 
 def load_routerbench(
     path: str | Path, *, drop_incomplete: bool = True, trust_pickle: bool = False
 ) -> RoutingData:
     """Load a RouterBench file (parquet, CSV or, with ``trust_pickle=True``, pickle)."""
-    df = _read_table(Path(path), trust_pickle=trust_pickle)
-    return _from_routerbench_frame(df, drop_incomplete=drop_incomplete, source="routerbench")
+    path = Path(path)
+    df = _read_table(path, trust_pickle=trust_pickle)
+    return _from_routerbench_frame(
+        df, path=path, drop_incomplete=drop_incomplete, source="routerbench"
+    )
 
 
 def load_routerbench_hub(
@@ -354,18 +633,90 @@ def load_routerbench_hub(
     return load_routerbench(local, drop_incomplete=drop_incomplete, trust_pickle=trust_pickle)
 
 
+def _float(value: Any) -> Any:
+    """An int or float as float; anything else unchanged (for LLMSpec to reject)."""
+    return (
+        float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+    )
+
+
 def _read_prices(path: Path) -> dict[str, LLMSpec]:
-    raw = json.loads(path.read_text())
+    """``{llm: {"input_price": ..., "output_price": ...}}`` (USD per million tokens) as specs."""
+    where = repr(str(path))
+    expected = (
+        'a JSON object {"<llm>": {"input_price": <number>, "output_price": <number>}} '
+        "in USD per million tokens"
+    )
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeError
+        raise DataFormatError(
+            f"Cannot read the price table {where} ({exc}); it must be {expected}."
+        ) from exc
+    if not isinstance(raw, dict):
+        raise DataFormatError(
+            f"The price table {where} holds a {type(raw).__name__}; it must be {expected}."
+        )
     specs = {}
     for name, info in raw.items():
         if not isinstance(info, dict):
-            raise DataFormatError(f"{str(path)!r}: price entry for {name!r} must be an object.")
-        specs[name] = LLMSpec(
-            name=name,
-            input_price=float(info.get("input_price", 0.0)),
-            output_price=float(info.get("output_price", 0.0)),
-        )
+            raise DataFormatError(f"{where}: price entry for {name!r} must be an object.")
+        price_in, price_out = (info.get(key, 0.0) for key in ("input_price", "output_price"))
+        try:  # LLMSpec rejects what is not a finite number >= 0
+            specs[name] = LLMSpec(
+                name, input_price=_float(price_in), output_price=_float(price_out)
+            )
+        except ConfigError as exc:
+            raise DataFormatError(f"{where}: {exc}") from exc
     return specs
+
+
+def _prices_beside(path: Path, prices: str | Path | None, default_name: str) -> dict[str, LLMSpec]:
+    """The price table given, else ``default_name`` beside the data when there is one."""
+    if prices:
+        if not Path(prices).exists():
+            raise DataFormatError(f"The price table {str(prices)!r} does not exist.")
+        return _read_prices(Path(prices))
+    beside = path.with_name(default_name)
+    return _read_prices(beside) if beside.exists() else {}
+
+
+def _from_llmrouter_frame(df: Any, path: Path, prices: str | Path | None) -> RoutingData:
+    where = repr(str(path))
+    models = [c[len("score__") :] for c in df.columns if c.startswith("score__")]
+    if not models or "question" not in df.columns:
+        raise DataFormatError(
+            f"{where} is not LLMRouter format: it needs 'question' and 'score__<model>' "
+            f"columns; it has {list(df.columns)[:10]}."
+        )
+    prices_path = Path(prices) if prices else path.with_name("default_llm.json")
+    specs = _prices_beside(path, prices, "default_llm.json")
+    missing = [m for m in models if m not in specs]
+    if missing:
+        raise DataFormatError(f"No prices for {missing} in {str(prices_path)!r}.")
+    quality = _matrix_of(df, [f"score__{m}" for m in models], "quality", where)
+    queries = _column_texts(df, "question", where)
+    sample_ids = [str(i) for i in range(len(df))]
+    if "row_in_file" in df.columns:
+        sample_ids = _column_texts(df, "row_in_file", where)
+        _unique_ids(sample_ids, df, "row_in_file", where)
+    in_tok = np.array([[estimate_tokens(q)] * len(models) for q in queries], dtype=float)
+    out_tok = np.full_like(in_tok, ASSUMED_OUTPUT_TOKENS)
+    price_in = np.array([specs[m].input_price for m in models])
+    price_out = np.array([specs[m].output_price for m in models])
+    return RoutingData(
+        queries=queries,
+        llms=models,
+        quality=quality,
+        cost=(in_tok * price_in + out_tok * price_out) / 1e6,
+        sample_ids=sample_ids,
+        tasks=_column_texts(df, "task_name", where) if "task_name" in df.columns else None,
+        split=_column_split(df, "split", where) if "split" in df.columns else None,
+        input_tokens=in_tok,
+        output_tokens=out_tok,
+        specs={m: specs[m] for m in models},
+        source="llmrouter",
+    )
 
 
 def load_llmrouter(path: str | Path, *, prices: str | Path | None = None) -> RoutingData:
@@ -375,108 +726,125 @@ def load_llmrouter(path: str | Path, *, prices: str | Path | None = None) -> Rou
     :func:`estimate_tokens` in, :data:`ASSUMED_OUTPUT_TOKENS` out.
     """
     path = Path(path)
-    df = _read_table(path)
-    models = [c[len("score__") :] for c in df.columns if c.startswith("score__")]
-    if not models or "question" not in df.columns:
-        raise DataFormatError(
-            f"{str(path)!r} is not LLMRouter format: it needs 'question' and 'score__<model>' "
-            f"columns; it has {list(df.columns)[:10]}."
-        )
-    prices_path = Path(prices) if prices else path.with_name("default_llm.json")
-    specs = _read_prices(prices_path) if prices_path.exists() else {}
-    missing = [m for m in models if m not in specs]
+    return _from_llmrouter_frame(_read_table(path), path, prices)
+
+
+def _same_per_sample(
+    values: list[str], ids: list[str], first: dict[str, int], df: Any, column: str, where: str
+) -> None:
+    for k, (sid, value) in enumerate(zip(ids, values)):
+        j = first[sid]
+        if values[j] != value:
+            raise DataFormatError(
+                f"{where}, column {column!r}: sample_id {sid!r} has {values[j]!r:.60} in row "
+                f"{df.index[j]} but {value!r:.60} in row {df.index[k]}; every row of a sample "
+                f"repeats the same {column}."
+            )
+
+
+def _from_generic_frame(df: Any, path: Path, prices: str | Path | None) -> RoutingData:
+    where = repr(str(path))
+    missing = [c for c in _GENERIC_REQUIRED if c not in df.columns]
     if missing:
-        raise DataFormatError(f"No prices for {missing} in {str(prices_path)!r}.")
-    queries = [str(q) for q in df["question"]]
-    in_tok = np.array([[estimate_tokens(q)] * len(models) for q in queries], dtype=float)
-    out_tok = np.full_like(in_tok, ASSUMED_OUTPUT_TOKENS)
-    price_in = np.array([specs[m].input_price for m in models])
-    price_out = np.array([specs[m].output_price for m in models])
+        raise DataFormatError(
+            f"{where} lacks the columns {missing}; the generic format needs "
+            f"{list(_GENERIC_REQUIRED)} and may have {list(_GENERIC_OPTIONAL)}."
+            + _delimiter_hint(list(df.columns))
+        )
+    ids = _column_texts(df, "sample_id", where)
+    llm_of_row = _column_texts(df, "llm", where, nonblank=True)
+    numeric = {c: _numbers(df, c, where) for c in _MATRICES if c in df.columns}
+    for name, column_values in numeric.items():
+        _check_values(
+            column_values,
+            name,
+            f"{where}, column {name!r}",
+            lambda cell: f"row {df.index[cell[0]]}",
+        )
+    repeat = _first_repeat(list(zip(ids, llm_of_row)))
+    if repeat:
+        j, k = repeat
+        n_dup = len(ids) - len(set(zip(ids, llm_of_row)))
+        raise DataFormatError(
+            f"{where}: {n_dup} duplicate (sample_id, llm) rows, first ({ids[k]!r}, "
+            f"{llm_of_row[k]!r}) in rows {df.index[j]} and {df.index[k]}; each pair may appear once."
+        )
+    first: dict[str, int] = {}
+    for i, sid in enumerate(ids):
+        first.setdefault(sid, i)
+    per_sample = {"query": _column_texts(df, "query", where)}
+    if "task" in df.columns:
+        per_sample["task"] = _column_texts(df, "task", where)
+    if "split" in df.columns:
+        per_sample["split"] = _column_split(df, "split", where)
+    for column, values in per_sample.items():
+        _same_per_sample(values, ids, first, df, column, where)
+    samples, llms = list(first), list(dict.fromkeys(llm_of_row))
+    row_of = {sid: i for i, sid in enumerate(samples)}
+    col_of = {name: j for j, name in enumerate(llms)}
+    r = np.array([row_of[s] for s in ids])
+    c = np.array([col_of[name] for name in llm_of_row])
+    filled = np.zeros((len(samples), len(llms)), dtype=bool)
+    filled[r, c] = True
+    if not filled.all():
+        i, j = np.argwhere(~filled)[0]
+        raise DataFormatError(
+            f"{where}: every query needs a quality for every LLM (or a NaN-free file): sample "
+            f"{samples[i]!r} has none for LLM {llms[j]!r}."
+        )
+
+    def grid(values: np.ndarray) -> np.ndarray:
+        out = np.empty(filled.shape)
+        out[r, c] = values
+        return out
+
+    firsts = [first[s] for s in samples]
+    matrices = {name: grid(values) for name, values in numeric.items()}
     return RoutingData(
-        queries=queries,
-        llms=models,
-        quality=df[[f"score__{m}" for m in models]].to_numpy(dtype=float),
-        cost=(in_tok * price_in + out_tok * price_out) / 1e6,
-        sample_ids=[
-            str(s) for s in (df["row_in_file"] if "row_in_file" in df.columns else range(len(df)))
-        ],
-        tasks=list(df["task_name"].astype(str)) if "task_name" in df.columns else None,
-        split=list(df["split"]) if "split" in df.columns else None,
-        input_tokens=in_tok,
-        output_tokens=out_tok,
-        specs={m: specs[m] for m in models},
-        source="llmrouter",
+        queries=[per_sample["query"][i] for i in firsts],
+        llms=llms,
+        quality=matrices["quality"],
+        cost=matrices.get("cost"),
+        sample_ids=samples,
+        tasks=[per_sample["task"][i] for i in firsts] if "task" in per_sample else None,
+        split=[per_sample["split"][i] for i in firsts] if "split" in per_sample else None,
+        input_tokens=matrices.get("input_tokens"),
+        output_tokens=matrices.get("output_tokens"),
+        latency=matrices.get("latency"),
+        specs=_prices_beside(path, prices, "prices.json"),
+        source="generic",
     )
-
-
-def _pivot(df: Any, column: str, ids: list[str], llms: list[str]) -> np.ndarray | None:
-    if column not in df.columns:
-        return None
-    wide = df.pivot(index="sample_id", columns="llm", values=column)
-    return wide.reindex(index=ids, columns=llms).to_numpy(dtype=float)
 
 
 def load_generic(path: str | Path, *, prices: str | Path | None = None) -> RoutingData:
     """Load our generic long format (see the module docstring)."""
     path = Path(path)
-    df = _read_table(path)
-    missing = [c for c in _GENERIC_REQUIRED if c not in df.columns]
-    if missing:
-        raise DataFormatError(
-            f"{str(path)!r} lacks the columns {missing}; the generic format needs "
-            f"{list(_GENERIC_REQUIRED)} and may have {list(_GENERIC_OPTIONAL)}."
-        )
-    df = df.assign(sample_id=df["sample_id"].astype(str), llm=df["llm"].astype(str))
-    dup = df.duplicated(["sample_id", "llm"])
-    if dup.any():
-        row = df[dup].iloc[0]
-        raise DataFormatError(
-            f"{int(dup.sum())} duplicate (sample_id, llm) rows, first ({row['sample_id']!r}, "
-            f"{row['llm']!r}); each pair may appear once."
-        )
-    ids = list(dict.fromkeys(df["sample_id"]))
-    llms = list(dict.fromkeys(df["llm"]))
-    firsts = df.drop_duplicates("sample_id").set_index("sample_id").reindex(ids)
-    quality = _pivot(df, "quality", ids, llms)
-    assert quality is not None
-    if np.isnan(quality).any():
-        i, j = np.argwhere(np.isnan(quality))[0]
-        raise DataFormatError(
-            f"Every query needs a quality for every LLM (or a NaN-free file): sample "
-            f"{ids[i]!r} has none for LLM {llms[j]!r}."
-        )
-    prices_path = Path(prices) if prices else path.with_name("prices.json")
-    return RoutingData(
-        queries=list(firsts["query"]),
-        llms=llms,
-        quality=quality,
-        cost=_pivot(df, "cost", ids, llms),
-        sample_ids=ids,
-        tasks=list(firsts["task"]) if "task" in df.columns else None,
-        split=list(firsts["split"]) if "split" in df.columns else None,
-        input_tokens=_pivot(df, "input_tokens", ids, llms),
-        output_tokens=_pivot(df, "output_tokens", ids, llms),
-        latency=_pivot(df, "latency", ids, llms),
-        specs=_read_prices(prices_path) if prices_path.exists() else {},
-        source="generic",
-    )
+    return _from_generic_frame(_read_table(path), path, prices)
 
 
 def load_routing_data(path: str | Path, *, trust_pickle: bool = False) -> RoutingData:
-    """Load routing data in any supported format, detected from its columns."""
+    """Load routing data in any supported format, detected from its columns.
+
+    Every problem with the file raises :class:`~mixllm_core.errors.DataFormatError` naming the
+    file, the column, the first offending rows and what is allowed.
+
+    Example:
+        >>> load_routing_data("no/such/file.csv")
+        Traceback (most recent call last):
+        ...
+        mixllm_core.errors.DataFormatError: Routing data file 'no/such/file.csv' does not exist.
+    """
     path = Path(path)
-    if not path.exists():
-        raise DataFormatError(f"Routing data file {str(path)!r} does not exist.")
     df = _read_table(path, trust_pickle=trust_pickle)
     columns = list(df.columns)
     if any(c.endswith("|total_cost") for c in columns):
-        return _from_routerbench_frame(df, drop_incomplete=True, source="routerbench")
+        return _from_routerbench_frame(df, path=path, drop_incomplete=True, source="routerbench")
     if any(c.startswith("score__") for c in columns):
-        return load_llmrouter(path)
+        return _from_llmrouter_frame(df, path, None)
     if sum(c in columns for c in _GENERIC_REQUIRED) >= 2:  # looks generic: name what is missing
-        return load_generic(path)
+        return _from_generic_frame(df, path, None)
     raise DataFormatError(
         f"Cannot tell the format of {str(path)!r} from its columns {columns[:12]}. Expected "
         "RouterBench ('<model>|total_cost'), LLMRouter ('score__<model>') or the generic long "
-        f"format ({list(_GENERIC_REQUIRED)})."
+        f"format ({list(_GENERIC_REQUIRED)})." + _delimiter_hint(columns)
     )
