@@ -35,6 +35,7 @@ MODULES: tuple[str, ...] = (
     "mixllm_langchain",
     "mixllm_langchain.testing",
     "mixllm_llamaindex",
+    "mixllm_llamaindex.testing",
 )
 
 
