@@ -32,6 +32,7 @@ from .errors import (
     FeedbackError,
     MixLLMError,
 )
+from .factory import build_router
 from .latency import LatencyTracker
 from .router import FeedbackResult, MixLLMRouter
 from .spec import LLMSpec
@@ -61,6 +62,7 @@ __all__ = [
     "SentenceEncoder",
     "StaticEncoder",
     "__version__",
+    "build_router",
     "load_routing_data",
 ]
 
@@ -69,7 +71,7 @@ __all__ = [
 _MOVED = {
     "Attempt": "mixllm_core.dispatch",
     "BudgetTracker": "mixllm_core.decision",
-    "CallUsage": "mixllm_core.dispatch",
+    "CallUsage": "mixllm_core.spec",
     "CostPredictor": "mixllm_core.predictors",
     "DecisionMaker": "mixllm_core.decision",
     "DispatchResult": "mixllm_core.dispatch",

@@ -40,6 +40,22 @@ def estimate_tokens(text: str) -> int:
     return max(1, math.ceil(len(text) / 4))
 
 
+def _content_text(content: Any) -> str:
+    """The text of a message's content: a string, or the text parts of a list of content blocks
+    (``{"type": "text", "text": ...}`` or plain strings; images and other blocks carry none)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, Sequence):
+        texts = []
+        for block in content:
+            if isinstance(block, str):
+                texts.append(block)
+            elif isinstance(block, dict) and isinstance(block.get("text"), str):
+                texts.append(block["text"])
+        return "\n".join(t for t in texts if t)
+    return str(content)
+
+
 def query_text(query: Query) -> str:
     """The text a router embeds: a string, or the contents of a list of chat messages.
 
@@ -57,12 +73,11 @@ def query_text(query: Query) -> str:
         if isinstance(message, str):
             parts.append(message)
         elif isinstance(message, tuple) and len(message) == 2:
-            parts.append(str(message[1]))
+            parts.append(_content_text(message[1]))
         elif isinstance(message, dict):
-            parts.append(str(message.get("content", "")))
+            parts.append(_content_text(message.get("content", "")))
         elif hasattr(message, "content"):
-            content = message.content
-            parts.append(content if isinstance(content, str) else str(content))
+            parts.append(_content_text(message.content))
         else:
             raise ConfigError(
                 f"Cannot read a query from {type(message).__name__!r}; pass a str or chat "

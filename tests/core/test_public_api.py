@@ -33,6 +33,7 @@ EXPORTED = [
     "SentenceEncoder",
     "StaticEncoder",
     "__version__",
+    "build_router",
     "load_routing_data",
 ]
 
