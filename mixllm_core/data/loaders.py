@@ -1,32 +1,5 @@
-"""Routing data: which LLM answered which query how well, and at what cost.
-
-`RoutingData` is the in-memory form every loader returns: ``n`` queries × ``m`` LLMs.
-
-Formats read by :func:`load_routing_data` (the format is detected from the columns):
-
-* **RouterBench** (``withmartian/routerbench``): one row per query; per model ``M`` a score
-  column ``M``, ``M|total_cost`` and ``M|model_response``; ``prompt`` is a stringified list of
-  turns; optional ``eval_name``, ``sample_id``, ``split``.
-* **LLMRouter** (``ulab-uiuc/LLMRouter``, as in ``llmrouter_nim``): ``question``, ``task_name``,
-  ``score__<model>`` columns, prices in a ``default_llm.json`` beside the file.
-* **generic** (ours), long format, one row per (query, LLM)::
-
-      sample_id, query, llm, quality            required; quality in [0, 1]
-      cost, input_tokens, output_tokens,        optional; cost in USD per call
-      latency, task, split                      optional; split is "train" / "test"
-
-  as CSV, parquet or JSON lines. Prices may come in a ``prices.json`` beside it:
-  ``{"llm": {"input_price": 0.15, "output_price": 0.6}}`` (USD per million tokens).
-
-What is allowed: quality is a finite number in [0, 1]; cost, token counts and latency are finite
-numbers >= 0; every query has a score for every LLM; a sample id names one query (its rows agree
-on the text, task and split) and each (sample id, LLM) pair appears once; prices are finite
-numbers >= 0. Anything else — a file that cannot be parsed, a missing column, a cell of the wrong
-type, a value out of range — raises :class:`~mixllm_core.errors.DataFormatError` naming the file,
-the column, the first offending rows and what is allowed. Rows are counted from 0, header
-excluded. The only thing dropped quietly is what the RouterBench loader is asked to drop:
-rows with an empty score or cost (logged).
-"""
+"""Reading routing data files: RouterBench, LLMRouter and the generic long format (see
+:mod:`mixllm_core.data` for the formats and what is allowed)."""
 
 from __future__ import annotations
 
@@ -35,23 +8,31 @@ import json
 import logging
 import math
 import numbers
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError, DataFormatError
-from .spec import LLMSpec
-from .text import estimate_tokens
+from ..errors import ConfigError, DataFormatError
+from ..spec import LLMSpec
+from ..text import estimate_tokens
+from .routing_data import (
+    _GENERIC_OPTIONAL,
+    _GENERIC_REQUIRED,
+    _MATRICES,
+    _SHOWN,
+    _SPLITS,
+    ASSUMED_OUTPUT_TOKENS,
+    RoutingData,
+    _check_values,
+    _first_repeat,
+    _rows,
+)
 
 __all__ = [
-    "ASSUMED_OUTPUT_TOKENS",
-    "RoutingData",
     "effective_prices",
-    "estimate_tokens",
     "load_generic",
     "load_llmrouter",
     "load_routerbench",
@@ -60,257 +41,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-#: Output length assumed when a data set has prices but no token counts (LLMRouter).
-ASSUMED_OUTPUT_TOKENS = 200
-#: Input length of the reference call that sets a cold router's cost scale (see ``c_ref``).
-REFERENCE_INPUT_TOKENS = 100
-_GENERIC_REQUIRED = ("sample_id", "query", "llm", "quality")
-_GENERIC_OPTIONAL = ("cost", "input_tokens", "output_tokens", "latency", "task", "split")
-_MATRICES = ("quality", "cost", "input_tokens", "output_tokens", "latency")
-_SPLITS = ("train", "test")
-_SHOWN = 3  # offending rows named in a message
-
-
-@dataclass(frozen=True)
-class _Allowed:
-    """The values a numeric field may hold: finite, in ``[low, high]``."""
-
-    low: float
-    high: float = math.inf
-    unit: str = ""
-
-    def __str__(self) -> str:
-        span = f"in [{self.low:g}, {self.high:g}]" if self.high < math.inf else f">= {self.low:g}"
-        return f"finite numbers {span}" + (f" ({self.unit})" if self.unit else "")
-
-    def violated(self, values: np.ndarray) -> np.ndarray:
-        with np.errstate(invalid="ignore"):
-            ok: np.ndarray = np.isfinite(values) & (values >= self.low) & (values <= self.high)
-        return ~ok
-
-
-_ALLOWED = {
-    "quality": _Allowed(0.0, 1.0),
-    "cost": _Allowed(0.0, unit="USD per call"),
-    "input_tokens": _Allowed(0.0, unit="tokens"),
-    "output_tokens": _Allowed(0.0, unit="tokens"),
-    "latency": _Allowed(0.0, unit="seconds"),
-}
-
-
-def _rows(labels: Iterable[Any]) -> str:
-    """``"row 3"`` or ``"rows 3, 8, 9, ..."``."""
-    labels = list(labels)
-    shown = ", ".join(str(label) for label in labels[:_SHOWN])
-    more = ", ..." if len(labels) > _SHOWN else ""
-    return f"row {shown}" if len(labels) == 1 else f"rows {shown}{more}"
-
-
-def _check_values(
-    values: np.ndarray, name: str, label: str, locate: Callable[[tuple[int, ...]], str]
-) -> None:
-    """Raise unless every value is allowed for ``name``; ``locate`` names a cell for the user."""
-    allowed = _ALLOWED[name]
-    bad = np.argwhere(allowed.violated(values))
-    if len(bad):
-        cells = [tuple(int(i) for i in cell) for cell in bad[:_SHOWN]]
-        shown = ", ".join(f"{locate(c)} ({float(values[c])!r})" for c in cells)
-        more = ", ..." if len(bad) > _SHOWN else ""
-        count = "1 value is" if len(bad) == 1 else f"{len(bad)} values are"
-        raise DataFormatError(f"{label} must be {allowed}; {count} not, first at {shown}{more}.")
-
-
-def _texts(values: Iterable[Any], name: str) -> list[str]:
-    """The entries as strings; a missing one (None, NaN) raises."""
-    out = []
-    for i, value in enumerate(values):
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            raise DataFormatError(f"{name}[{i}] is missing ({value!r}); every entry needs a text.")
-        out.append(str(value))
-    return out
-
-
-def _first_repeat(values: Sequence[Any]) -> tuple[int, int] | None:
-    """The positions ``(first, second)`` of the first value seen twice, or None."""
-    seen: dict[Any, int] = {}
-    for i, value in enumerate(values):
-        j = seen.setdefault(value, i)
-        if j != i:
-            return j, i
-    return None
-
-
-@dataclass
-class RoutingData:
-    """``n`` queries × ``m`` LLMs of observed quality (and optionally cost, tokens, latency).
-
-    Construction validates everything a router relies on (see the module docstring for what is
-    allowed) and raises :class:`~mixllm_core.errors.DataFormatError` naming the first bad query
-    and LLM. Zero queries are allowed (an empty selection); ``MixLLMRouter.fit`` rejects them.
-
-    Args:
-        queries: The query texts, length ``n``.
-        llms: The LLM names, length ``m`` (at least one, unique, non-empty).
-        quality: ``(n, m)`` observed quality, finite and in [0, 1].
-        cost: ``(n, m)`` observed USD cost per call (finite, >= 0), or None.
-        sample_ids: Unique id per query (defaults to the row number).
-        tasks: Task label per query, or None.
-        split: ``"train"``/``"test"`` per query, or None.
-        input_tokens, output_tokens, latency: ``(n, m)`` optional observations, finite and >= 0.
-        specs: Prices and limits per LLM, when the data set has them.
-        source: Name of the format it came from; ``"synthetic"`` marks generated data.
-
-    Example:
-        >>> data = RoutingData(["2+2?", "Write a poem."], ["small", "large"], [[1, 1], [0.2, 0.9]])
-        >>> data.sample_ids, data.quality.shape
-        (['0', '1'], (2, 2))
-        >>> RoutingData(["2+2?"], ["small"], [[1.5]])
-        Traceback (most recent call last):
-        ...
-        mixllm_core.errors.DataFormatError: RoutingData.quality must be finite numbers in [0, 1]; 1 value is not, first at query 0 ('0') for LLM 'small' (1.5).
-    """
-
-    queries: list[str]
-    llms: list[str]
-    quality: np.ndarray
-    cost: np.ndarray | None = None
-    sample_ids: list[str] = field(default_factory=list)
-    tasks: list[str] | None = None
-    split: list[str] | None = None
-    input_tokens: np.ndarray | None = None
-    output_tokens: np.ndarray | None = None
-    latency: np.ndarray | None = None
-    specs: dict[str, LLMSpec] = field(default_factory=dict)
-    source: str = "generic"
-
-    def __post_init__(self) -> None:
-        self.queries = _texts(self.queries, "queries")
-        self.llms = _texts(self.llms, "llms")
-        n, m = len(self.queries), len(self.llms)
-        if m == 0 or any(not name.strip() for name in self.llms):
-            raise DataFormatError(f"llms must be one or more non-empty names, got {self.llms}.")
-        if len(set(self.llms)) != m:
-            raise DataFormatError(f"LLM names must be unique, got {self.llms}.")
-        self.sample_ids = [str(s) for s in self.sample_ids] or [str(i) for i in range(n)]
-        if len(self.sample_ids) != n:
-            raise DataFormatError(f"sample_ids has {len(self.sample_ids)} entries, expected {n}.")
-        repeat = _first_repeat(self.sample_ids)
-        if repeat:
-            raise DataFormatError(
-                f"sample_ids must be unique; {self.sample_ids[repeat[0]]!r} names queries "
-                f"{repeat[0]} and {repeat[1]}."
-            )
-        for name in _MATRICES:
-            value = getattr(self, name)
-            if value is not None or name == "quality":
-                setattr(self, name, self._matrix(value, name))
-        for name in ("tasks", "split"):
-            value = getattr(self, name)
-            if value is not None:
-                value = [str(v) for v in value]
-                setattr(self, name, value)
-                if len(value) != n:
-                    raise DataFormatError(f"{name} has {len(value)} entries, expected {n}.")
-        if self.split is not None:
-            unknown = sorted(set(self.split) - set(_SPLITS))
-            if unknown:
-                raise DataFormatError(f"split values must be 'train' or 'test', got {unknown}.")
-
-    def _matrix(self, value: Any, name: str) -> np.ndarray:
-        shape = (len(self.queries), len(self.llms))
-        try:
-            matrix = np.asarray(value, dtype=float)
-        except (TypeError, ValueError) as exc:
-            raise DataFormatError(f"{name} must be a {shape} array of numbers: {exc}") from exc
-        if matrix.shape != shape:
-            raise DataFormatError(
-                f"{name} has shape {matrix.shape}, expected {shape} "
-                f"({shape[0]} queries × {shape[1]} LLMs)."
-            )
-        _check_values(matrix, name, f"RoutingData.{name}", self._locate)
-        return matrix
-
-    def _locate(self, cell: tuple[int, ...]) -> str:
-        i, j = cell
-        return f"query {i} ({self.sample_ids[i]!r}) for LLM {self.llms[j]!r}"
-
-    def sample_id_or(self, i: int) -> str:
-        return self.sample_ids[i] if self.sample_ids else str(i)
-
-    def __len__(self) -> int:
-        return len(self.queries)
-
-    @property
-    def has_tokens(self) -> bool:
-        return self.input_tokens is not None and self.output_tokens is not None
-
-    def subset(self, rows: Sequence[int] | np.ndarray) -> RoutingData:
-        """The rows ``rows`` (indices), all LLMs."""
-        idx = np.asarray(rows, dtype=int)
-
-        def pick(values: list[str] | None) -> list[str] | None:
-            return None if values is None else [values[i] for i in idx]
-
-        def pick_matrix(values: np.ndarray | None) -> np.ndarray | None:
-            return None if values is None else values[idx]
-
-        return replace(
-            self,
-            queries=[self.queries[i] for i in idx],
-            quality=self.quality[idx],
-            cost=pick_matrix(self.cost),
-            sample_ids=[self.sample_ids[i] for i in idx],
-            tasks=pick(self.tasks),
-            split=pick(self.split),
-            input_tokens=pick_matrix(self.input_tokens),
-            output_tokens=pick_matrix(self.output_tokens),
-            latency=pick_matrix(self.latency),
-        )
-
-    def select_llms(self, names: Sequence[str]) -> RoutingData:
-        """The same queries for the LLMs ``names`` only, in that order."""
-        missing = [n for n in names if n not in self.llms]
-        if missing:
-            raise DataFormatError(f"LLMs {missing} are not in the data; it has {self.llms}.")
-        cols = [self.llms.index(n) for n in names]
-
-        def pick(values: np.ndarray | None) -> np.ndarray | None:
-            return None if values is None else values[:, cols]
-
-        return replace(
-            self,
-            llms=list(names),
-            quality=self.quality[:, cols],
-            cost=pick(self.cost),
-            input_tokens=pick(self.input_tokens),
-            output_tokens=pick(self.output_tokens),
-            latency=pick(self.latency),
-            specs={n: s for n, s in self.specs.items() if n in names},
-        )
-
-    def train_test_split(
-        self, test_size: float = 0.2, seed: int = 0
-    ) -> tuple[RoutingData, RoutingData]:
-        """Rows marked ``split == "test"`` when there are any, else a seeded random split."""
-        if self.split is not None and "test" in self.split:
-            train = [i for i, s in enumerate(self.split) if s == "train"]
-            test = [i for i, s in enumerate(self.split) if s == "test"]
-            return self.subset(train), self.subset(test)
-        if not 0 < test_size < 1:
-            raise DataFormatError(f"test_size must be in (0, 1), got {test_size!r}.")
-        perm = np.random.default_rng(seed).permutation(len(self))
-        n_test = int(round(test_size * len(self)))
-        return self.subset(np.sort(perm[n_test:])), self.subset(np.sort(perm[:n_test]))
-
-    def mean_cost(self) -> np.ndarray:
-        """Per-LLM mean observed cost (NaN where the data has no cost)."""
-        if self.cost is None:
-            return np.full(len(self.llms), np.nan)
-        return np.asarray(np.nanmean(self.cost, axis=0), dtype=float)
-
-
-# --------------------------------------------------------------------------- file reading
 
 _KINDS = {
     ".parquet": "parquet",

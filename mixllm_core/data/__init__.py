@@ -1,0 +1,55 @@
+"""Routing data: which LLM answered which query how well, and at what cost.
+
+`RoutingData` is the in-memory form every loader returns: ``n`` queries × ``m`` LLMs.
+
+Formats read by :func:`load_routing_data` (the format is detected from the columns):
+
+* **RouterBench** (``withmartian/routerbench``): one row per query; per model ``M`` a score
+  column ``M``, ``M|total_cost`` and ``M|model_response``; ``prompt`` is a stringified list of
+  turns; optional ``eval_name``, ``sample_id``, ``split``.
+* **LLMRouter** (``ulab-uiuc/LLMRouter``, as in ``llmrouter_nim``): ``question``, ``task_name``,
+  ``score__<model>`` columns, prices in a ``default_llm.json`` beside the file.
+* **generic** (ours), long format, one row per (query, LLM)::
+
+      sample_id, query, llm, quality            required; quality in [0, 1]
+      cost, input_tokens, output_tokens,        optional; cost in USD per call
+      latency, task, split                      optional; split is "train" / "test"
+
+  as CSV, parquet or JSON lines. Prices may come in a ``prices.json`` beside it:
+  ``{"llm": {"input_price": 0.15, "output_price": 0.6}}`` (USD per million tokens).
+
+What is allowed: quality is a finite number in [0, 1]; cost, token counts and latency are finite
+numbers >= 0; every query has a score for every LLM; a sample id names one query (its rows agree
+on the text, task and split) and each (sample id, LLM) pair appears once; prices are finite
+numbers >= 0. Anything else — a file that cannot be parsed, a missing column, a cell of the wrong
+type, a value out of range — raises :class:`~mixllm_core.errors.DataFormatError` naming the file,
+the column, the first offending rows and what is allowed. Rows are counted from 0, header
+excluded. The only thing dropped quietly is what the RouterBench loader is asked to drop:
+rows with an empty score or cost (logged).
+"""
+
+from __future__ import annotations
+
+from ..text import estimate_tokens
+from .loaders import (
+    effective_prices,
+    load_generic,
+    load_llmrouter,
+    load_routerbench,
+    load_routerbench_hub,
+    load_routing_data,
+)
+from .routing_data import ASSUMED_OUTPUT_TOKENS, REFERENCE_INPUT_TOKENS, RoutingData
+
+__all__ = [
+    "ASSUMED_OUTPUT_TOKENS",
+    "REFERENCE_INPUT_TOKENS",
+    "RoutingData",
+    "effective_prices",
+    "estimate_tokens",
+    "load_generic",
+    "load_llmrouter",
+    "load_routerbench",
+    "load_routerbench_hub",
+    "load_routing_data",
+]
