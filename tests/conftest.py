@@ -58,3 +58,20 @@ def specialist_world(n_queries: int = 300, *, seed: int = 0) -> RoutingData:
 def specialist_of(task: str) -> str:
     """The LLM of :func:`specialist_world` that answers ``task`` queries well."""
     return {"code": "coder", "writing": "writer"}[task]
+
+
+def write_long_csv(data: RoutingData, path: Path) -> Path:
+    """Write ``data`` as the generic long format (one row per query and LLM) that the CLI reads.
+
+    The split is left out, so the CLI splits by its seed.
+    """
+    import pandas as pd
+
+    assert data.cost is not None  # test data always has costs
+    rows = [
+        {"sample_id": sid, "query": q, "llm": llm, "quality": data.quality[i, j], "cost": cost}
+        for i, (sid, q) in enumerate(zip(data.sample_ids, data.queries, strict=True))
+        for j, (llm, cost) in enumerate(zip(data.llms, data.cost[i], strict=True))
+    ]
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path

@@ -12,7 +12,7 @@ from mixllm_core.cli import main
 from mixllm_core.experiments.bench import LAMBDA_GRID, format_table, run_bench
 from mixllm_core.experiments.synthetic import make_synthetic_world
 from mixllm_core.testing import HashingEncoder
-from tests.conftest import specialist_of, specialist_world
+from tests.conftest import specialist_of, specialist_world, write_long_csv
 
 
 @pytest.fixture(scope="module")
@@ -97,17 +97,11 @@ def test_bench_times_each_stage_and_labels_synthetic_outputs(bench) -> None:
 
 def test_cli_train_then_load(tmp_path: Path) -> None:
     train, test = specialist_world().train_test_split()
-    rows = [
-        {"sample_id": sid, "query": q, "llm": llm, "quality": train.quality[i, j], "cost": c}
-        for i, (sid, q) in enumerate(zip(train.sample_ids, train.queries, strict=True))
-        for j, (llm, c) in enumerate(zip(train.llms, train.cost[i], strict=True))
-    ]
-    pd.DataFrame(rows).to_csv(tmp_path / "d.csv", index=False)
     code = main(
         [
             "train",
             "--data",
-            str(tmp_path / "d.csv"),
+            str(write_long_csv(train, tmp_path / "d.csv")),
             "--out",
             str(tmp_path / "r"),
             "--quality-model",

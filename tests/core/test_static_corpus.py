@@ -21,6 +21,7 @@ from mixllm_core import CorruptStateError, MixLLMRouter
 from mixllm_core.cli import main
 from mixllm_core.encoders import StaticEncoder, TaggedEncoder, encoder_from_config
 from mixllm_core.testing import make_synthetic_world
+from tests.conftest import write_long_csv
 
 WORLD = make_synthetic_world(n_queries=300, seed=3)
 
@@ -132,8 +133,22 @@ def test_configs_saved_before_the_corpus_part_load_as_static_only() -> None:
 
 def test_bench_compares_encoders_side_by_side(tmp_path: Path) -> None:
     code = main(
-        ["bench", "--out", str(tmp_path), "--no-progress", "--n-timed", "20", "--compare-encoders",
-         "static-plain", "static", "--seeds", "0", "1"]
+        [
+            "bench",
+            "--data",
+            str(write_long_csv(WORLD, tmp_path / "world.csv")),  # 300 queries, not the default 1500
+            "--out",
+            str(tmp_path),
+            "--no-progress",
+            "--n-timed",
+            "20",
+            "--compare-encoders",
+            "static-plain",
+            "static",
+            "--seeds",
+            "0",
+            "1",
+        ]
     )
     assert code == 0
     result = json.loads((tmp_path / "encoders.json").read_text())
@@ -173,7 +188,7 @@ def test_refit_embeds_feedback_again_after_fit_changed_the_corpus_part(monkeypat
     monkeypatch.setattr(QualityPredictor, "fit", spy)
     used = router.refit()
     assert sum(used.values()) == len(early)
-    fed = np.vstack([X[len(train):] for X in seen])  # the rows after each LLM's training data
+    fed = np.vstack([X[len(train) :] for X in seen])  # the rows after each LLM's training data
     assert fed.shape[0] == len(early) and fed[:, 128:].any()  # re-embedded with the corpus part
     again = router.encoder.encode(early)
     assert all(np.abs(again - row).max(axis=1).min() < 1e-6 for row in fed)
