@@ -11,6 +11,8 @@ from mixllm_core.metrics import quality_at_cost
 from mixllm_core.testing import HashingEncoder
 from tests.conftest import LLMROUTER, ROUTERBENCH, require_shared
 
+pytestmark = pytest.mark.real_data
+
 
 def _curve(router, test, lambdas):
     p = router.predict(test.queries)
@@ -22,6 +24,7 @@ def _curve(router, test, lambdas):
     return pts
 
 
+@pytest.mark.slow
 def test_routerbench_subset_routing_beats_random_and_cheap_llms_at_their_cost() -> None:
     data = load_routing_data(require_shared(ROUTERBENCH))
     assert len(data.llms) == 11 and len(data) == 2205  # 20 incomplete duplicate rows dropped

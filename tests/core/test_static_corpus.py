@@ -131,6 +131,7 @@ def test_configs_saved_before_the_corpus_part_load_as_static_only() -> None:
     assert enc.lsa_dims == 0 and enc.is_adapted
 
 
+@pytest.mark.slow  # a benchmark run: two encoders × two split seeds
 def test_bench_compares_encoders_side_by_side(tmp_path: Path) -> None:
     code = main(
         [
