@@ -1,52 +1,83 @@
-"""Calling the chosen child with fallback, and recording what every call did.
+"""Calling the chosen child with timeouts, retries, fallback and cooldowns; recording every call.
 
 `Dispatcher` is the one path from an integration (LangChain, LlamaIndex) through the core: it
 routes a query, calls the chosen child through a callable the adapter supplies and, when that
-child fails (an exception, or a timeout raised by the child), puts a child that keeps failing on
-a cooldown and tries the next best candidate, up to ``max_retries`` more. Latency (in-flight
-count and service time) is tracked around every child call, sync or async, whole or streamed.
+child fails, retries it or falls back to the next best candidate, as its
+:class:`~mixllm_core.retry.RetryPolicy` says:
 
-Every attempt's outcome is recorded here and only here (``router.record_outcome``): a success with
-its latency, tokens and cost; a failure with its error; a stream closed or a call cancelled
-before it ended, with what it had used so far. The adapter supplies only how to read its child's
-answer: a :class:`ReplyReader` that returns the answer's text and reported token counts. Error
-text is redacted (:func:`~mixllm_core.redact.describe_error`) before it is stored or shown anywhere.
+- a failure is classified (:func:`~mixllm_core.retry.classify_error`): rate limit, timeout,
+  connection, server error, hard error, or an answer the validator rejected;
+- a retryable failure is retried on the same child after a jittered exponential backoff (or the
+  provider's ``Retry-After``), ``retries_per_child`` times, while the child is not cooling down;
+- then the next best child not yet tried is called, up to ``max_retries`` other children;
+- a child cools down (:class:`~mixllm_core.health.ChildHealth`) after a rate limit or
+  ``failure_threshold`` failures in a row, and is probed by one call when the cooldown ends;
+  while every candidate cools down a call fails at once with
+  :class:`~mixllm_core.errors.AllCoolingDownError`, calling no child.
+
+Each attempt runs under ``timeout`` (:mod:`mixllm_core.timeouts`; a stream's first chunk and
+each gap between chunks too), and a timeout is a failure of that child. Latency (in-flight count
+and service time) is tracked around every attempt, sync or async, whole or streamed, and every
+attempt's outcome is recorded here and only here, by :class:`~mixllm_core.run.DispatchRun`:
+however the attempt ends (an answer, a failure, a timeout, a cancelled call, a stream closed or
+dropped early) its slot is released and its outcome written once. The adapter supplies only how
+to read its child's answer: a :class:`ReplyReader`. Error text is redacted
+(:func:`~mixllm_core.redact.describe_error`) before it is stored or shown anywhere.
 
 Async calls are micro-batched (:class:`~mixllm_core.microbatch.MicroBatcher`): the first attempts
 of the calls waiting at the same moment on one event loop are routed together by one
 ``router.route_batch`` in a worker thread, grouped by what they exclude and their routing
-arguments.
+arguments. A batcher lives as long as its event loop, and no longer.
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
+import contextlib
+import contextvars
+import random
 import time
 import warnings
 import weakref
 from collections.abc import (
+    AsyncGenerator,
     AsyncIterator,
     Awaitable,
     Callable,
+    Generator,
     Iterable,
     Iterator,
     Mapping,
     Sequence,
 )
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
+from functools import partial
 from typing import Any, Protocol, TypeVar
 
 from .decision import DecisionPolicy, RoutingDecision
-from .errors import ConfigError, EmptyPoolError, MixLLMError, UnknownLLMError, check_non_negative
+from .errors import (
+    AllCandidatesFailedError,
+    AllCoolingDownError,
+    ChildCallError,
+    ConfigError,
+    EmptyPoolError,
+    MixLLMError,
+    UnknownLLMError,
+)
+from .health import ChildHealth
 from .latency import LatencyTracker
 from .microbatch import MicroBatcher
-from .redact import describe_error
+from .results import Attempt, DispatchResult, Reply, ReplyReader, read_text
+from .retry import RetryPolicy
+from .run import DispatchRun, Step, price
 from .spec import CallUsage, LLMSpec
 from .text import Query, query_text
+from .timeouts import END, WorkerThreads, anext_within, await_within, call_within, next_within
+from .validate import AnswerValidator
 
 __all__ = [
     "AllCandidatesFailedError",
+    "AllCoolingDownError",
     "Attempt",
     "ChildCallError",
     "DispatchResult",
@@ -58,101 +89,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-
-
-# ---------------------------------------------------------------------- what a call produced
-@dataclass(frozen=True)
-class Attempt:
-    """One try of one child; ``error`` is empty for the one that answered (redacted text)."""
-
-    llm: str
-    decision_id: str
-    latency_s: float
-    error: str = ""
-
-
-class AllCandidatesFailedError(MixLLMError, RuntimeError):
-    """Every candidate tried for a query failed; ``attempts`` says how.
-
-    Its ``__cause__`` is a :class:`ChildCallError` for the last failure: the child's traceback
-    with its message redacted (the child's own exception, which may quote an API key, is not
-    chained).
-    """
-
-    def __init__(self, attempts: list[Attempt]) -> None:
-        self.attempts = attempts
-        detail = "; ".join(f"{a.llm}: {a.error}" for a in attempts)
-        super().__init__(f"All {len(attempts)} candidate LLM(s) failed: {detail}")
-
-
-class ChildCallError(MixLLMError, RuntimeError):
-    """A child's failure, with the child's traceback and its message redacted.
-
-    Attributes:
-        exc_type: The class of the exception the child raised.
-    """
-
-    def __init__(self, message: str, exc_type: type[BaseException]) -> None:
-        super().__init__(message)
-        self.exc_type = exc_type
-
-
-@dataclass(frozen=True)
-class Reply:
-    """What an adapter read from a child's answer: its text and the ``(input, output)`` tokens
-    the child reported (None when it reported none; the dispatcher then estimates them)."""
-
-    text: str | None = None
-    tokens: tuple[int, int] | None = None
-
-
-class ReplyReader(Protocol):
-    """Reads a child's answer for the dispatcher, whole or one stream chunk at a time.
-
-    Called with the answer (or chunk) and the :class:`Reply` read so far: None for a whole
-    answer and a stream's first chunk. Returns the reply including this value, so an adapter
-    decides how its chunks combine (text deltas appended or cumulative text replaced; usage
-    summed or the last report kept).
-    """
-
-    def __call__(self, value: Any, so_far: Reply | None, /) -> Reply: ...
-
-
-def read_text(value: Any, so_far: Reply | None, /) -> Reply:
-    """The default :class:`ReplyReader`: string answers (chunks appended), no reported usage."""
-    text = value if isinstance(value, str) else None
-    if so_far is not None and so_far.text is not None:
-        text = so_far.text + (text or "")
-    return Reply(text)
-
-
-@dataclass
-class DispatchResult:
-    """The decision that answered, the answer, its usage and every attempt made on the way.
-
-    ``value`` is the child's answer for :meth:`Dispatcher.call` / ``acall`` and None for streams.
-    """
-
-    decision: RoutingDecision
-    value: Any
-    latency_s: float
-    attempts: list[Attempt] = field(default_factory=list)
-    usage: CallUsage | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """The routing metadata both integrations attach to an answer (JSON-friendly): the
-        decision, ``latency_s``, ``cost``, ``input_tokens``, ``output_tokens``,
-        ``usage_estimated`` and ``attempts`` (llm, decision_id, latency_s, error)."""
-        usage = self.usage
-        return {
-            **self.decision.to_dict(),
-            "latency_s": self.latency_s,
-            "cost": None if usage is None else usage.cost,
-            "input_tokens": None if usage is None else usage.input_tokens,
-            "output_tokens": None if usage is None else usage.output_tokens,
-            "usage_estimated": None if usage is None else usage.estimated,
-            "attempts": [asdict(a) for a in self.attempts],
-        }
 
 
 class DispatchRouter(Protocol):
@@ -208,15 +144,7 @@ def price_call(
         DeprecationWarning,
         stacklevel=2,
     )
-    return _price(router, llm, prompt, Reply(answer, reported))
-
-
-def _price(router: DispatchRouter, llm: str, prompt: str, reply: Reply) -> CallUsage:
-    """Tokens and cost of a call to ``llm``; cost None when ``llm`` has left the pool."""
-    spec = router.specs.get(llm)
-    if spec is None:
-        return replace(LLMSpec(llm).price_call(prompt, reply.text, reply.tokens), cost=None)
-    return spec.price_call(prompt, reply.text, reply.tokens)
+    return price(router, llm, prompt, Reply(answer, reported))
 
 
 def _check_int(name: str, value: object, low: int) -> None:
@@ -224,25 +152,50 @@ def _check_int(name: str, value: object, low: int) -> None:
         raise ConfigError(f"{name} must be an int >= {low}, got {value!r}.")
 
 
-def _stopped(exc: BaseException) -> str:
-    """The error recorded for an attempt that neither answered nor failed."""
-    if isinstance(exc, GeneratorExit):
-        return "GeneratorExit: the stream was closed before it ended"
-    if isinstance(exc, asyncio.CancelledError):
-        return "CancelledError: the call was cancelled"
-    return f"{type(exc).__name__}: the call was interrupted"
+def _check_timeout(timeout: object) -> None:
+    ok = isinstance(timeout, (int, float)) and not isinstance(timeout, bool)
+    if timeout is not None and not (ok and 0 < timeout < float("inf")):  # type: ignore[operator]
+        raise ConfigError(f"timeout must be a number of seconds > 0 or None, got {timeout!r}.")
+
+
+def _open(
+    open_stream: Callable[[str, RoutingDecision], Iterator[T]], llm: str, decision: RoutingDecision
+) -> Iterator[T]:
+    return iter(open_stream(llm, decision))
+
+
+def _close(iterator: object, context: contextvars.Context | None) -> None:
+    """Close a child's sync stream (no-op while a worker still runs it)."""
+    if isinstance(iterator, Generator):
+        with contextlib.suppress(Exception):
+            context.run(iterator.close) if context is not None else iterator.close()
+
+
+async def _aclose(iterator: object) -> None:
+    """Close a child's async stream."""
+    if isinstance(iterator, AsyncIterator) and hasattr(iterator, "aclose"):
+        with contextlib.suppress(Exception):
+            await iterator.aclose()
 
 
 # ---------------------------------------------------------------------- the dispatcher
 class Dispatcher:
-    """Route → call → fall back on failure → record, for one router and its named children.
+    """Route → call (timeout) → retry / fall back / cool down → record, for one router.
 
     Args:
         router: A :class:`~mixllm_core.MixLLMRouter` (or anything with :class:`DispatchRouter`).
         max_retries: Other children tried after a child fails (0: no fallback).
-        failure_threshold: Consecutive failures that put a child on cooldown.
-        cooldown_s: Seconds a child on cooldown is not chosen (unless it is pinned).
+        retry_policy: Same-child retries, backoff and cooldowns (default :class:`RetryPolicy`).
+        failure_threshold: Shorthand for the policy's field (None: the policy's, 3).
+        cooldown_s: Shorthand for the policy's field (None: the policy's, 30 s).
+        timeout: Seconds an attempt may take (a stream: its first chunk, and each next one)
+            before it counts as a failed attempt; None: no limit.
+        validator: Judges each answer (:mod:`mixllm_core.validate`, e.g. ``non_empty``); a
+            rejected answer is a failure of that child. None: every answer is accepted.
         clock: Monotonic clock (injectable).
+        sleep: Waits between retries in sync calls (injectable).
+        asleep: Waits between retries in async calls (injectable).
+        seed: Seed of the backoff jitter.
         micro_batch: Route the first attempts of concurrent async calls together (see the
             module docstring); False routes each async call on its own.
         reader: Reads the children's answers (text and reported tokens) for the recorded
@@ -256,11 +209,11 @@ class Dispatcher:
         ...                       encoder=HashingEncoder())
         >>> def invoke(name, decision):
         ...     if name == "large":
-        ...         raise TimeoutError("https://api.example.com/v1?key=secret123 timed out")
+        ...         raise PermissionError("403 for https://api.example.com/v1?key=secret123")
         ...     return f"{name}: hello"
-        >>> done = Dispatcher(router).call("Say hello", invoke, lam=100.0)
+        >>> done = Dispatcher(router, timeout=30).call("Say hello", invoke, lam=100.0)
         >>> done.value, [a.error for a in done.attempts]
-        ('small: hello', ['TimeoutError: https://api.example.com/v1?key=[REDACTED] timed out', ''])
+        ('small: hello', ['PermissionError: 403 for https://api.example.com/v1?key=[REDACTED]', ''])
         >>> [o["error"] is None for o in router.log.rows()["outcomes"]]
         [False, True]
     """
@@ -270,9 +223,15 @@ class Dispatcher:
         router: DispatchRouter,
         *,
         max_retries: int = 2,
-        failure_threshold: int = 3,
-        cooldown_s: float = 30.0,
+        retry_policy: RetryPolicy | None = None,
+        failure_threshold: int | None = None,
+        cooldown_s: float | None = None,
+        timeout: float | None = None,
+        validator: AnswerValidator | None = None,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        asleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        seed: int | None = None,
         micro_batch: bool = True,
         reader: ReplyReader = read_text,
         max_attempts: int | None = None,
@@ -287,40 +246,49 @@ class Dispatcher:
             _check_int("max_attempts", max_attempts, 1)
             max_retries = max_attempts - 1
         _check_int("max_retries", max_retries, 0)
-        _check_int("failure_threshold", failure_threshold, 1)
-        check_non_negative("cooldown_s", cooldown_s)
+        if retry_policy is not None and not isinstance(retry_policy, RetryPolicy):
+            raise ConfigError(f"retry_policy must be a RetryPolicy or None, got {retry_policy!r}.")
+        shorthands: dict[str, Any] = {"failure_threshold": failure_threshold}
+        shorthands["cooldown_s"] = cooldown_s
+        given = {k: v for k, v in shorthands.items() if v is not None}
+        policy = replace(retry_policy or RetryPolicy(), **given)
+        _check_timeout(timeout)
+        if validator is not None and not callable(validator):
+            raise ConfigError(f"validator must be a callable or None, got {validator!r}.")
         if not isinstance(micro_batch, bool):
             raise ConfigError(f"micro_batch must be True or False, got {micro_batch!r}.")
         self.router = router
         self.max_retries = max_retries
-        self.failure_threshold = failure_threshold
-        self.cooldown_s = cooldown_s
+        self.policy = policy
+        self.timeout = timeout
+        self.validator = validator
         self.clock = clock
+        self.sleep = sleep
+        self.asleep = asleep
+        self.rng = random.Random(seed)
         self.micro_batch = micro_batch
         self.reader = reader
+        self.health = ChildHealth(policy, clock)
+        self.workers = WorkerThreads()
+        # one batcher per live event loop; a batcher holds no reference to its loop when idle
         self._batchers: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, MicroBatcher[_Run, RoutingDecision]
+            asyncio.AbstractEventLoop, MicroBatcher[DispatchRun, RoutingDecision]
         ] = weakref.WeakKeyDictionary()
-        self._failures: dict[str, int] = {}
-        self._cooldown_until: dict[str, float] = {}
-        self._lock = threading.Lock()
+
+    @property
+    def failure_threshold(self) -> int:
+        """Consecutive failures that put a child on cooldown (the policy's)."""
+        return self.policy.failure_threshold
+
+    @property
+    def cooldown_s(self) -> float:
+        """Cooldown after timeouts, connection and server errors (the policy's)."""
+        return self.policy.cooldown_s
 
     # ------------------------------------------------------------------ health
     def cooling_down(self) -> set[str]:
-        """The children on cooldown now (they are chosen only when nothing else is left)."""
-        now = self.clock()
-        with self._lock:
-            return {n for n, t in self._cooldown_until.items() if t > now}
-
-    def _health(self, llm: str, ok: bool) -> None:
-        with self._lock:
-            if ok:
-                self._failures[llm] = 0
-                self._cooldown_until.pop(llm, None)
-                return
-            self._failures[llm] = self._failures.get(llm, 0) + 1
-            if self._failures[llm] >= self.failure_threshold:
-                self._cooldown_until[llm] = self.clock() + self.cooldown_s
+        """The children cooling down now (not routed to; a pinned call still reaches them)."""
+        return set(self.health.cooling_down())
 
     # ------------------------------------------------------------------ routing
     def next_decision(
@@ -332,32 +300,56 @@ class Dispatcher:
         exclude: Iterable[str] = (),
         **route_kwargs: Any,
     ) -> RoutingDecision:
-        """The decision for the next attempt: the pinned child, else the best not yet tried.
+        """The decision for the next attempt: the pinned child, else the best not yet tried
+        and not cooling down (reserves nothing; the call forms route through their run).
 
         ``exclude`` names children never to use for this query (e.g. ones without tool calling).
+
+        Raises:
+            AllCoolingDownError: every child left is cooling down.
+            EmptyPoolError: every child was tried or excluded.
+        """
+        if pin is not None:
+            return self.route_only(query, pin, **route_kwargs)
+        run = self._run(query, None, exclude, route_kwargs)
+        run.tried.update(tried)
+        try:
+            return self.router.route(query, exclude=self.skip(run, reserve=False), **route_kwargs)
+        finally:
+            self.health.release(run)
+
+    def route_only(self, query: Query, llm: str, **route_kwargs: Any) -> RoutingDecision:
+        """A decision for ``llm`` (a pinned call, or a retry of the same child)."""
+        pool = set(self.router.specs)
+        if llm not in pool:
+            raise UnknownLLMError(llm, pool)
+        return self.router.route(query, exclude=pool - {llm}, **route_kwargs)
+
+    def skip(self, run: DispatchRun, *, reserve: bool = True) -> frozenset[str]:
+        """The children ``run``'s next attempt must not be routed to: tried, excluded, cooling
+        down, or on probation with their probe taken (reserving the free probes for ``run``).
+
+        Raises:
+            AllCoolingDownError: every child left is cooling down.
+            EmptyPoolError: every child was tried or excluded.
         """
         pool = set(self.router.specs)
-        if pin is not None:
-            if pin not in pool:
-                raise UnknownLLMError(pin, pool)
-            return self.router.route(query, exclude=pool - {pin}, **route_kwargs)
-        return self.router.route(query, exclude=self._skip(tried, exclude), **route_kwargs)
-
-    def _skip(self, tried: Iterable[str], exclude: Iterable[str]) -> frozenset[str]:
-        """The LLMs not to route to: tried or excluded, and those cooling down if any is left."""
-        pool = set(self.router.specs)
-        hard = (set(tried) | set(exclude)) & pool
-        skip = hard | (self.cooling_down() & pool)
-        if skip >= pool:
-            skip = hard  # everything left is cooling down: better a tired child than none
-        if skip >= pool:
+        hard = (run.tried | run.exclude) & pool
+        left = pool - hard
+        if not left:
             raise EmptyPoolError(
-                f"No LLM left to try for this query: tried {sorted(tried)}, excluded "
-                f"{sorted(set(exclude))}, pool {sorted(pool)}."
+                f"No LLM left to try for this query: tried {sorted(run.tried)}, excluded "
+                f"{sorted(run.exclude)}, pool {sorted(pool)}."
             )
-        return frozenset(skip)
+        owner = run if reserve else None
+        blocked = self.health.blocked(left, owner=owner, probe=not run.probed)
+        if blocked >= left:
+            self.health.release(run)
+            waits = {n: self.health.remaining(n) for n in left}
+            raise run.cooling_error({n: (w or None) for n, w in waits.items()})
+        return frozenset(hard | blocked)
 
-    async def _astart(self, run: _Run) -> RoutingDecision:
+    async def _astart(self, run: DispatchRun) -> RoutingDecision:
         """Start the next attempt of ``run`` off the event loop (micro-batched when it can be);
         a call cancelled while it waits ends the tracking begun for it."""
         try:
@@ -366,52 +358,69 @@ class Dispatcher:
             loop = asyncio.get_running_loop()
             batcher = self._batchers.get(loop)
             if batcher is None:
-                batcher = self._batchers[loop] = MicroBatcher(
-                    self._start_batch, discard=lambda r, _: r.abandon(asyncio.CancelledError())
-                )
+                batcher = self._batchers[loop] = MicroBatcher(self._start_batch, discard=_discard)
             return await batcher.submit(run)
         except asyncio.CancelledError as exc:
             run.abandon(exc)  # no-op unless its decision arrived just as it was cancelled
             raise
 
-    def _start_batch(self, runs: Sequence[_Run]) -> list[RoutingDecision | BaseException]:
+    def _start_batch(self, runs: Sequence[DispatchRun]) -> list[RoutingDecision | BaseException]:
         """Route the first attempts of ``runs`` (worker thread): one ``route_batch`` per group of
         runs with the same skip set and routing arguments. When a group's batch fails, its runs
         are routed one by one, so an error reaches only the call whose query caused it."""
         out: dict[int, RoutingDecision | BaseException] = {}
         groups: dict[Any, tuple[frozenset[str], dict[str, Any], list[int]]] = {}
-        for i, run in enumerate(runs):
-            try:
-                skip = self._skip((), run.exclude)
-            except MixLLMError as exc:  # nothing left to route to
-                out[i] = exc
-                continue
-            key: Any = (skip, tuple(sorted(run.route_kwargs.items())))
-            try:
-                hash(key)
-            except TypeError:  # unhashable routing arguments: a group of its own
-                key = ("alone", i)
-            groups.setdefault(key, (skip, run.route_kwargs, []))[2].append(i)
-        for skip, kwargs, rows in groups.values():
-            try:
-                decisions = self.router.route_batch(
-                    [runs[i].text for i in rows], exclude=skip, **kwargs
-                )
-            except Exception:  # noqa: BLE001 - find who failed: route the group one by one
-                for i in rows:
-                    try:
-                        out[i] = runs[i].start()
-                    except Exception as exc:  # noqa: BLE001 - handed to that call
-                        out[i] = exc
-                continue
-            for i, decision in zip(rows, decisions):
-                out[i] = runs[i].begin(decision)
+        try:
+            for i, run in enumerate(runs):
+                try:
+                    skip = self.skip(run)
+                except MixLLMError as exc:  # nothing left to route to
+                    out[i] = exc
+                    continue
+                key: Any = (skip, tuple(sorted(run.route_kwargs.items())))
+                try:
+                    hash(key)
+                except TypeError:  # unhashable routing arguments: a group of its own
+                    key = ("alone", i)
+                groups.setdefault(key, (skip, run.route_kwargs, []))[2].append(i)
+            for skip, kwargs, rows in groups.values():
+                try:
+                    decisions = self.router.route_batch(
+                        [runs[i].text for i in rows], exclude=skip, **kwargs
+                    )
+                except Exception:  # noqa: BLE001 - find who failed: route the group one by one
+                    for i in rows:
+                        try:
+                            out[i] = runs[i].start()
+                        except Exception as exc:  # noqa: BLE001 - handed to that call
+                            out[i] = exc
+                    continue
+                for i, decision in zip(rows, decisions):
+                    out[i] = runs[i].begin(decision)
+        except BaseException:
+            for i, run in enumerate(runs):  # none of them starts: give their probes back
+                if i not in out:
+                    self.health.release(run)
+            raise
         return [out[i] for i in range(len(runs))]
 
     def _run(
         self, query: Query, pin: str | None, exclude: Iterable[str], route_kwargs: dict[str, Any]
-    ) -> _Run:
-        return _Run(self, query_text(query), pin, frozenset(exclude), route_kwargs)
+    ) -> DispatchRun:
+        return DispatchRun(self, query_text(query), pin, frozenset(exclude), route_kwargs)
+
+    def _after(self, step: Step) -> None:
+        """Raise the step's error, or wait before the next attempt (sync calls)."""
+        if step.error is not None:
+            raise step.error
+        if step.wait > 0:
+            self.sleep(step.wait)
+
+    async def _aafter(self, step: Step) -> None:
+        if step.error is not None:
+            raise step.error
+        if step.wait > 0:
+            await self.asleep(step.wait)
 
     # ------------------------------------------------------------------ the four call forms
     def call(
@@ -423,26 +432,35 @@ class Dispatcher:
         exclude: Iterable[str] = (),
         **route_kwargs: Any,
     ) -> DispatchResult:
-        """Route ``query`` and return ``invoke(child_name, decision)``, falling back on failure.
+        """Route ``query`` and return ``invoke(child_name, decision)``, retrying and falling back
+        on failure (see the module docstring).
 
         Raises:
             AllCandidatesFailedError: the pinned child, or every child allowed, failed.
+            AllCoolingDownError: every child left is cooling down (a subclass of the above).
             UnknownLLMError: ``pin`` is not in the pool.
         """
         run = self._run(query, pin, exclude, route_kwargs)
         while True:
             decision = run.start()
             try:
-                value = invoke(decision.llm, decision)
+                value = call_within(
+                    self.workers,
+                    partial(invoke, decision.llm, decision),
+                    self.timeout,
+                    f"{decision.llm} gave no answer",
+                )
             except Exception as exc:  # noqa: BLE001 - any child failure triggers the fallback
-                failure = run.fail(exc)
+                step = run.fail(exc)
             except BaseException as exc:  # interrupted: record it, then let it through
                 run.abandon(exc)
                 raise
             else:
-                return run.succeed(value)
-            if failure is not None:  # raised here, outside the handler: no raw child error chained
-                raise failure
+                done = run.answered(value)
+                if isinstance(done, DispatchResult):
+                    return done
+                step = done
+            self._after(step)  # outside the handler: no raw child error chained
 
     async def acall(
         self,
@@ -459,16 +477,20 @@ class Dispatcher:
         while True:
             decision = await self._astart(run)
             try:
-                value = await invoke(decision.llm, decision)
+                value = await await_within(
+                    invoke(decision.llm, decision), self.timeout, f"{decision.llm} gave no answer"
+                )
             except Exception as exc:  # noqa: BLE001
-                failure = run.fail(exc)
+                step = run.fail(exc)
             except BaseException as exc:  # cancelled
                 run.abandon(exc)
                 raise
             else:
-                return run.succeed(value)
-            if failure is not None:
-                raise failure
+                done = run.answered(value)
+                if isinstance(done, DispatchResult):
+                    return done
+                step = done
+            await self._aafter(step)
 
     def stream(
         self,
@@ -479,30 +501,48 @@ class Dispatcher:
         exclude: Iterable[str] = (),
         on_done: Callable[[DispatchResult], None] | None = None,
         **route_kwargs: Any,
-    ) -> Iterator[tuple[RoutingDecision, T]]:
-        """Yield ``(decision, chunk)``; falls back only while no chunk has been yielded.
+    ) -> Generator[tuple[RoutingDecision, T], None, None]:
+        """Yield ``(decision, chunk)``; retries and falls back only while no chunk was yielded.
 
         ``on_done`` receives the :class:`DispatchResult` (value None, usage read from the
-        chunks) once the stream ends. A stream the consumer closes early still ends the child's
-        latency tracking, and its outcome is recorded with what it used so far.
+        chunks) once the stream ends. A stream the consumer closes early (or drops) still ends
+        the child's latency tracking, and its outcome is recorded with what it used so far.
         """
         run = self._run(query, pin, exclude, route_kwargs)
         while True:
             decision = run.start()
+            llm, timeout = decision.llm, self.timeout
+            context = None if timeout is None else contextvars.copy_context()
+            chunks: Iterator[T] | None = None
             try:
-                for chunk in open_stream(decision.llm, decision):
+                opened = call_within(
+                    self.workers,
+                    partial(_open, open_stream, llm, decision),
+                    timeout,
+                    f"{llm} did not open its stream",
+                    context,
+                )
+                chunks = opened
+                while True:
+                    what = f"{llm} sent no {'next' if run.chunks else 'first'} chunk"
+                    chunk = next_within(self.workers, opened, context, timeout, what)
+                    if chunk is END:
+                        break
                     run.read(chunk)
                     yield decision, chunk
             except Exception as exc:  # noqa: BLE001
-                failure = run.fail(exc, final=run.chunks > 0)
+                step = run.fail(exc, final=run.chunks > 0)
             except BaseException as exc:  # closed early (GeneratorExit) or interrupted
                 run.abandon(exc)
+                _close(chunks, context)
                 raise
             else:
-                run.finish_stream(on_done)
-                return
-            if failure is not None:
-                raise failure
+                ended = run.finish_stream(on_done)
+                if ended is None:
+                    return
+                step = ended
+            _close(chunks, context)
+            self._after(step)
 
     async def astream(
         self,
@@ -513,161 +553,37 @@ class Dispatcher:
         exclude: Iterable[str] = (),
         on_done: Callable[[DispatchResult], None] | None = None,
         **route_kwargs: Any,
-    ) -> AsyncIterator[tuple[RoutingDecision, T]]:
+    ) -> AsyncGenerator[tuple[RoutingDecision, T], None]:
         """Async :meth:`stream`; routing runs in a worker thread, off the loop (micro-batched)."""
         run = self._run(query, pin, exclude, route_kwargs)
         while True:
             decision = await self._astart(run)
+            chunks: AsyncIterator[T] | None = None
             try:
-                async for chunk in open_stream(decision.llm, decision):
+                chunks = aiter(open_stream(decision.llm, decision))
+                while True:
+                    what = f"{decision.llm} sent no {'next' if run.chunks else 'first'} chunk"
+                    chunk = await anext_within(chunks, self.timeout, what)
+                    if chunk is END:
+                        break
                     run.read(chunk)
                     yield decision, chunk
             except Exception as exc:  # noqa: BLE001
-                failure = run.fail(exc, final=run.chunks > 0)
+                step = run.fail(exc, final=run.chunks > 0)
             except BaseException as exc:  # closed early or cancelled
                 run.abandon(exc)
+                if isinstance(exc, GeneratorExit):
+                    await _aclose(chunks)
                 raise
             else:
-                run.finish_stream(on_done)
-                return
-            if failure is not None:
-                raise failure
+                ended = run.finish_stream(on_done)
+                if ended is None:
+                    return
+                step = ended
+            await _aclose(chunks)
+            await self._aafter(step)
 
 
-class _Run:
-    """The attempts of one dispatched query: route, track, read, record, decide whether to go on.
-
-    Every attempt ends in exactly one of :meth:`succeed` / :meth:`finish_stream`, :meth:`fail`
-    or :meth:`abandon`, and each of them records the attempt's outcome on the router once.
-    """
-
-    def __init__(
-        self,
-        dispatcher: Dispatcher,
-        text: str,
-        pin: str | None,
-        exclude: frozenset[str],
-        route_kwargs: dict[str, Any],
-    ) -> None:
-        self.d = dispatcher
-        self.text = text
-        self.pin = pin
-        self.exclude = exclude
-        self.route_kwargs = route_kwargs
-        self.attempts: list[Attempt] = []
-        self.decision: RoutingDecision | None = None
-        self.token: str | None = None
-        self.started = 0.0
-        self.reply: Reply | None = None
-        self.chunks = 0
-        self.stopped: BaseException | None = None  # set by abandon(): the caller has left
-        self._lock = threading.Lock()  # begin() may run in a worker thread while abandon() runs
-
-    def start(self) -> RoutingDecision:
-        tried = [a.llm for a in self.attempts]
-        return self.begin(
-            self.d.next_decision(
-                self.text, tried=tried, pin=self.pin, exclude=self.exclude, **self.route_kwargs
-            )
-        )
-
-    def begin(self, decision: RoutingDecision) -> RoutingDecision:
-        """Start the attempt ``decision`` chose: latency tracking and the clock."""
-        with self._lock:
-            self.decision = decision
-            self.token = self.d.router.tracker.start(decision.llm)
-            self.started = self.d.clock()
-            self.reply, self.chunks = None, 0
-            stopped = self.stopped
-        if stopped is not None:  # the caller left while this was routed in a worker thread
-            self.abandon(stopped)
-        return decision
-
-    def read(self, chunk: Any) -> None:
-        """Fold a streamed chunk into the reply read so far."""
-        self.reply = self.d.reader(chunk, self.reply)
-        self.chunks += 1
-
-    def _take(self) -> tuple[RoutingDecision, str] | None:
-        """The open attempt's decision and tracker token, now closed; None when none is open."""
-        with self._lock:
-            decision, token = self.decision, self.token
-            self.token = None
-        return None if decision is None or token is None else (decision, token)
-
-    def _end(
-        self, opened: tuple[RoutingDecision, str] | None, error: str | None, *, health: bool = True
-    ) -> tuple[RoutingDecision, Attempt]:
-        """End the attempt ``opened`` (tracker, health) and return its decision and record."""
-        if opened is None:
-            raise RuntimeError("No attempt is open.")  # a bug in the dispatcher
-        decision, token = opened
-        self.d.router.tracker.finish(token, ok=error is None)
-        if health:
-            self.d._health(decision.llm, error is None)
-        latency = self.d.clock() - self.started
-        attempt = Attempt(decision.llm, decision.decision_id, latency, error or "")
-        self.attempts.append(attempt)
-        return decision, attempt
-
-    def _record(self, attempt: Attempt, usage: CallUsage | None) -> None:
-        """The one place an outcome reaches the router."""
-        self.d.router.record_outcome(
-            attempt.decision_id,
-            latency_s=attempt.latency_s,
-            cost=None if usage is None else usage.cost,
-            input_tokens=None if usage is None else usage.input_tokens,
-            output_tokens=None if usage is None else usage.output_tokens,
-            error=attempt.error or None,
-        )
-
-    def _usage(self, llm: str, reply: Reply | None) -> CallUsage | None:
-        return None if reply is None else _price(self.d.router, llm, self.text, reply)
-
-    def succeed(self, value: Any) -> DispatchResult:
-        """The child answered ``value`` (a whole answer): record it and return the result."""
-        self.reply = self.d.reader(value, None)
-        return self._succeed(value)
-
-    def finish_stream(self, on_done: Callable[[DispatchResult], None] | None) -> None:
-        """The child's stream ended: record it and hand the result to ``on_done``."""
-        if self.reply is None:
-            self.reply = Reply("")
-        done = self._succeed(None)
-        if on_done is not None:
-            on_done(done)
-
-    def _succeed(self, value: Any) -> DispatchResult:
-        decision, attempt = self._end(self._take(), None)
-        usage = self._usage(decision.llm, self.reply)
-        self._record(attempt, usage)
-        return DispatchResult(decision, value, attempt.latency_s, list(self.attempts), usage)
-
-    def fail(self, exc: Exception, *, final: bool = False) -> AllCandidatesFailedError | None:
-        """Record a failed attempt; return the error to raise when no other attempt is allowed.
-
-        The caller raises it outside its ``except`` block, so the child's own exception (whose
-        text may hold a key) is not chained; a redacted :class:`ChildCallError` with the child's
-        traceback is its cause instead.
-        """
-        decision, attempt = self._end(self._take(), describe_error(exc))
-        self._record(attempt, self._usage(decision.llm, self.reply) if self.chunks else None)
-        allowed = min(self.d.max_retries + 1, len(self.d.router.specs))
-        if not (final or self.pin is not None or len(self.attempts) >= allowed):
-            return None
-        failure = AllCandidatesFailedError(self.attempts)
-        failure.__cause__ = ChildCallError(attempt.error, type(exc)).with_traceback(
-            exc.__traceback__
-        )
-        return failure
-
-    def abandon(self, exc: BaseException) -> None:
-        """End an attempt nobody finished (a stream closed early, a cancelled call) and record
-        it with what it used so far; no-op when no attempt is open."""
-        with self._lock:
-            self.stopped = exc
-        opened = self._take()
-        if opened is None:
-            return
-        decision, attempt = self._end(opened, _stopped(exc), health=False)
-        self._record(attempt, self._usage(decision.llm, self.reply) if self.chunks else None)
+def _discard(run: DispatchRun, decision: RoutingDecision) -> None:
+    """A micro-batched call cancelled before its decision arrived: end what was started."""
+    run.abandon(asyncio.CancelledError())

@@ -11,14 +11,24 @@ exception a caller would naturally catch, so ``except ValueError`` keeps working
     ├── NotFittedError       (ValueError, AttributeError)  used before ``fit``
     ├── FeedbackError        (ValueError)    feedback for an unknown or already-used decision
     ├── CorruptStateError    (ValueError)    a saved router that fails its integrity checks
-    └── MissingDependencyError (ImportError) an optional extra is not installed
+    ├── MissingDependencyError (ImportError) an optional extra is not installed
+    ├── ChildCallError       (RuntimeError)  a child's failure, its message redacted
+    └── AllCandidatesFailedError (RuntimeError)  no child answered a routed call
+        └── AllCoolingDownError                  every child left is cooling down: none called
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # only for annotations: results.py does not import this module's users
+    from .results import Attempt
 
 __all__ = [
+    "AllCandidatesFailedError",
+    "AllCoolingDownError",
+    "ChildCallError",
     "ConfigError",
     "CorruptStateError",
     "DataFormatError",
@@ -73,6 +83,65 @@ class CorruptStateError(MixLLMError, ValueError):
 
 class MissingDependencyError(MixLLMError, ImportError):
     """An optional dependency is missing; the message names the pip command that fixes it."""
+
+
+class ChildCallError(MixLLMError, RuntimeError):
+    """A child's failure, with the child's traceback and its message redacted.
+
+    Attributes:
+        exc_type: The class of the exception the child raised; None when the child raised
+            nothing and its answer was rejected by the validator.
+    """
+
+    def __init__(self, message: str, exc_type: type[BaseException] | None) -> None:
+        super().__init__(message)
+        self.exc_type = exc_type
+
+
+class AllCandidatesFailedError(MixLLMError, RuntimeError):
+    """Every candidate tried for a query failed; ``attempts`` says how.
+
+    Its ``__cause__`` is a :class:`ChildCallError` for the last failure: the child's traceback
+    with its message redacted (the child's own exception, which may quote an API key, is not
+    chained).
+    """
+
+    def __init__(self, attempts: Sequence[Attempt], message: str | None = None) -> None:
+        self.attempts = list(attempts)
+        if message is None:
+            detail = "; ".join(f"{a.llm}: {a.error}" for a in self.attempts)
+            message = f"All {len(self.attempts)} candidate LLM(s) failed: {detail}"
+        super().__init__(message)
+
+
+class AllCoolingDownError(AllCandidatesFailedError):
+    """Every child left for a query is cooling down after failures, so none was called.
+
+    Raised at once, without calling a child, while every candidate cools down (after a call's
+    own failed attempts, which ``attempts`` then lists). ``cooling`` gives each candidate's
+    seconds of cooldown left (None: on probation, its one probe taken by another call) and
+    ``retry_after_s`` the shortest (None when only probes are pending).
+    """
+
+    def __init__(self, attempts: Sequence[Attempt], cooling: Mapping[str, float | None]) -> None:
+        self.cooling = dict(cooling)
+        waits = [s for s in self.cooling.values() if s is not None]
+        self.retry_after_s: float | None = min(waits) if waits else None
+        shown = ", ".join(
+            f"{n}: {'probe in flight' if s is None else f'{s:.1f} s left'}"
+            for n, s in sorted(self.cooling.items())
+        )
+        tried = "; ".join(f"{a.llm}: {a.error}" for a in attempts)
+        super().__init__(
+            attempts,
+            f"Every candidate LLM is cooling down after failures ({shown}); no LLM was called"
+            + (f" after {len(attempts)} failed attempt(s): {tried}" if attempts else "")
+            + (
+                "."
+                if self.retry_after_s is None
+                else f". Retry in {self.retry_after_s:.1f} s or more."
+            ),
+        )
 
 
 def check_choice(name: str, value: object, allowed: Iterable[object]) -> None:

@@ -62,6 +62,13 @@ class MicroBatcher(Generic[ItemT, ResultT]):
         return await fut
 
     async def _drain(self) -> None:
+        try:
+            await self._process_pending()
+        finally:  # a finished task keeps its loop alive: hold none while idle
+            if self.task is asyncio.current_task():
+                self.task = None
+
+    async def _process_pending(self) -> None:
         await asyncio.sleep(0)  # items submitted in the same loop step join this batch
         while self.pending:
             batch, self.pending = self.pending, []

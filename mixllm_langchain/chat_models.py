@@ -1,8 +1,10 @@
 """`MixLLMChat`: a LangChain chat model that routes every call to one of several child chat models.
 
 Per call the :class:`~mixllm_core.MixLLMRouter` picks a child (predicted quality vs. cost vs.
-latency) and the :class:`~mixllm_core.Dispatcher` calls it (falling back to the next best child when
-it raises), tracks its latency and records the outcome on the router. The answer comes back with
+latency) and the :class:`~mixllm_core.Dispatcher` calls it under ``timeout`` (retrying it after a
+rate limit or a transient error, falling back to the next best child when it keeps failing or its
+answer is rejected by the ``validator``, cooling failing children down), tracks its latency and
+records the outcome on the router. The answer comes back with
 the child's ``model_name`` and ``usage_metadata`` plus ``response_metadata["mixllm"]``: the
 decision and why, the measured latency, tokens and cost (usage × the child's price), and every
 attempt. Children run with their callbacks isolated, so a chain's handlers see one chat-model run
@@ -40,6 +42,7 @@ from mixllm_core import (
 )
 from mixllm_core.dispatch import DispatchResult, Reply
 from mixllm_core.factory import policy_override, router_for
+from mixllm_core.retry import RetryPolicy
 
 from .callbacks import MixLLMFeedbackHandler, RunLedger
 
@@ -50,19 +53,27 @@ _RUN_PREFIX = "lc_run--"
 
 def _read_message(message: Any, so_far: Reply | None) -> Reply:
     """The dispatcher's :class:`~mixllm_core.dispatch.ReplyReader` for chat messages and their
-    stream chunks: text deltas appended, ``usage_metadata`` summed (LangChain's merge rule)."""
+    stream chunks: text deltas appended, ``usage_metadata`` summed (LangChain's merge rule).
+    Token counts are passed on as the child reported them: the dispatcher checks them."""
     text = str(message.text)
     usage = getattr(message, "usage_metadata", None)
-    tokens = None if not usage else (int(usage["input_tokens"]), int(usage["output_tokens"]))
+    tokens = None if not usage else (usage.get("input_tokens"), usage.get("output_tokens"))
+    calls_tools = bool(getattr(message, "tool_calls", None)) or bool(
+        getattr(message, "tool_call_chunks", None)
+    )
     if so_far is None:
-        return Reply(text, tokens)
+        return Reply(text, tokens, calls_tools)
     if so_far.tokens is not None:
-        tokens = (
-            so_far.tokens
-            if tokens is None
-            else (so_far.tokens[0] + tokens[0], so_far.tokens[1] + tokens[1])
-        )
-    return Reply((so_far.text or "") + text, tokens)
+        tokens = so_far.tokens if tokens is None else _summed(so_far.tokens, tokens)
+    return Reply((so_far.text or "") + text, tokens, so_far.calls_tools or calls_tools)
+
+
+def _summed(a: Any, b: Any) -> Any:
+    """Two ``(input, output)`` usage reports added up; None where either is unusable."""
+    try:
+        return (a[0] + b[0], a[1] + b[1])
+    except TypeError:
+        return None
 
 
 def _isolated() -> RunnableConfig:
@@ -108,12 +119,19 @@ class MixLLMChat(BaseChatModel):
         encoder: Query encoder of a cold-start router (default: ``StaticEncoder``, loaded at
             first use; its corpus part stays zero until a router is fitted on data).
         seed: Seed of a cold-start router.
-        max_retries: Other children tried after a child fails (an exception or its timeout).
-        failure_threshold: Consecutive failures that put a child on cooldown.
-        cooldown_s: Seconds a failing child is not chosen (unless pinned).
+        max_retries: Other children tried after a child fails.
+        retry_policy: Retries of the same child (rate limits, timeouts, connection and server
+            errors), backoff and cooldowns: a :class:`~mixllm_core.retry.RetryPolicy` (default:
+            one retry, then the next child; a rate-limited child cools down for its
+            ``Retry-After``, others after 3 failures in a row for 30 s).
+        failure_threshold: Shorthand for ``retry_policy.failure_threshold`` (None: the policy's).
+        cooldown_s: Shorthand for ``retry_policy.cooldown_s`` (None: the policy's).
+        timeout: Seconds a child may take to answer (a stream: to send its first chunk, and
+            each next one) before MixLLMChat stops waiting and counts a failure of that child;
+            None: no limit.
+        validator: Judges every answer (:mod:`mixllm_core.validate`; e.g. ``non_empty``): a
+            rejected answer is a failure of that child, and the next child is tried.
         temperature, max_tokens, stop: Passed to whichever child answers.
-        timeout: Accepted for the standard-parameter convention; MixLLMChat does not cut a child
-            short. Give children their own timeouts: a child that times out is treated as failed.
         streaming: invoke() streams from the child and aggregates.
 
     Per call, ``model="<name>"`` pins a child. Every answer carries
@@ -145,8 +163,12 @@ class MixLLMChat(BaseChatModel):
     encoder: QueryEncoder | None = Field(default=None, repr=False)
     seed: int = 0
     max_retries: int = 2
-    failure_threshold: int = 3
-    cooldown_s: float = 30.0
+    retry_policy: RetryPolicy | None = None
+    failure_threshold: int | None = None
+    cooldown_s: float | None = None
+    validator: Callable[[Reply], str | bool | None] | None = Field(
+        default=None, repr=False, exclude=True
+    )
     temperature: float | None = None
     max_tokens: int | None = None
     stop: list[str] | None = None
@@ -174,8 +196,11 @@ class MixLLMChat(BaseChatModel):
         self._dispatcher = Dispatcher(
             self.router,
             max_retries=self.max_retries,
+            retry_policy=self.retry_policy,
             failure_threshold=self.failure_threshold,
             cooldown_s=self.cooldown_s,
+            timeout=self.timeout,
+            validator=self.validator,
             reader=_read_message,
         )
         self._handler = MixLLMFeedbackHandler(self)

@@ -2,8 +2,10 @@
 
 Each call (chat, complete, their streaming and async forms, tool calls) is routed by a
 :class:`~mixllm_core.MixLLMRouter` and dispatched through the core
-:class:`~mixllm_core.Dispatcher`, which tracks latency, falls back to the next-best child when one
-fails and records every attempt's outcome on the router. The eight public methods are one-line
+:class:`~mixllm_core.Dispatcher`, which calls the child under ``timeout``, retries it after a rate
+limit or a transient error, falls back to the next-best child when one keeps failing or its answer
+is rejected by the ``validator``, cools failing children down, tracks latency and records every
+attempt's outcome on the router. The eight public methods are one-line
 shells over four helpers (sync / async × whole / stream); the child method called is the one
 LlamaIndex called on the adapter, so completion-style children keep their own prompt formatting.
 """
@@ -11,7 +13,7 @@ LlamaIndex called on the adapter, so completion-style children keep their own pr
 from __future__ import annotations
 
 import warnings
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from functools import partial
@@ -27,6 +29,7 @@ from llama_index.core.base.llms.types import (
     CompletionResponseGen,
     LLMMetadata,
     MessageRole,
+    ToolCallBlock,
 )
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.callbacks import CallbackManager
@@ -45,6 +48,7 @@ from mixllm_core import (
 )
 from mixllm_core.dispatch import DispatchResult, Reply
 from mixllm_core.factory import Price, policy_override, router_for
+from mixllm_core.retry import RetryPolicy
 
 from .collect import AnswerDecisions, collecting, notify
 from .events import RoutingDecisionEvent, dispatcher
@@ -82,8 +86,9 @@ class _Call:
         self.done = done
 
 
-def _usage(response: _Response) -> tuple[int, int] | None:
-    """Input and output tokens the child reported, looked up where LlamaIndex LLMs put them."""
+def _usage(response: _Response) -> tuple[Any, Any] | None:
+    """Input and output tokens the child reported, looked up where LlamaIndex LLMs put them
+    (passed on as reported: the dispatcher checks them)."""
     sources: list[Any] = [response.additional_kwargs or {}]
     raw = response.raw
     usage = raw.get("usage") if isinstance(raw, Mapping) else getattr(raw, "usage", None)
@@ -97,9 +102,17 @@ def _usage(response: _Response) -> tuple[int, int] | None:
                 else lambda k, s=source: getattr(s, k, None)
             )
             tokens_in, tokens_out = get(in_key), get(out_key)
-            if isinstance(tokens_in, int) and isinstance(tokens_out, int):
+            if tokens_in is not None or tokens_out is not None:
                 return tokens_in, tokens_out
     return None
+
+
+def _calls_tools(response: _Response) -> bool:
+    if isinstance(response, ChatResponse):
+        if any(isinstance(b, ToolCallBlock) for b in response.message.blocks):
+            return True
+        return bool(response.message.additional_kwargs.get("tool_calls"))
+    return False
 
 
 def _read_response(response: _Response, so_far: Reply | None) -> Reply:
@@ -110,9 +123,11 @@ def _read_response(response: _Response, so_far: Reply | None) -> Reply:
     else:
         text = response.text or ""
     tokens = _usage(response)
-    if tokens is None and so_far is not None:
-        tokens = so_far.tokens
-    return Reply(text, tokens)
+    calls_tools = _calls_tools(response)
+    if so_far is not None:
+        tokens = so_far.tokens if tokens is None else tokens
+        calls_tools = calls_tools or so_far.calls_tools
+    return Reply(text, tokens, calls_tools)
 
 
 def _tag(response: _Response, info: dict[str, Any]) -> _Response:
@@ -154,9 +169,18 @@ class MixLLM(FunctionCallingLLM):
         encoder: Query encoder of the cold-start router (default: ``StaticEncoder``, loaded
             lazily; its corpus part stays zero until a router is fitted on data).
         seed: Seed of the cold-start router's tie-breaking.
-        max_retries: Other children tried after a child fails (an exception or its timeout).
-        failure_threshold: Consecutive failures that put a child on cooldown.
-        cooldown_s: Seconds a child on cooldown is skipped.
+        max_retries: Other children tried after a child fails.
+        retry_policy: Retries of the same child (rate limits, timeouts, connection and server
+            errors), backoff and cooldowns: a :class:`~mixllm_core.retry.RetryPolicy` (default:
+            one retry, then the next child; a rate-limited child cools down for its
+            ``Retry-After``, others after 3 failures in a row for 30 s).
+        failure_threshold: Shorthand for ``retry_policy.failure_threshold`` (None: the policy's).
+        cooldown_s: Shorthand for ``retry_policy.cooldown_s`` (None: the policy's).
+        timeout: Seconds a child may take to answer (a stream: to send its first chunk, and
+            each next one) before MixLLM stops waiting and counts a failure of that child;
+            None: no limit.
+        validator: Judges every answer (:mod:`mixllm_core.validate`; e.g. ``non_empty``): a
+            rejected answer is a failure of that child, and the next child is tried.
         llms: Deprecated spelling of ``models``.
         max_attempts: Deprecated spelling of ``max_retries + 1``.
 
@@ -182,8 +206,21 @@ class MixLLM(FunctionCallingLLM):
     lam: float | None = Field(default=None, description="λ override (None: the router's).")
     alpha: float | None = Field(default=None, description="Exploration weight override.")
     max_retries: int = Field(default=2, description="Other children tried after a failure.")
-    failure_threshold: int = Field(default=3, description="Failures before a cooldown.")
-    cooldown_s: float = Field(default=30.0, description="Seconds a failing child is skipped.")
+    retry_policy: RetryPolicy | None = Field(
+        default=None, description="Same-child retries, backoff and cooldowns (None: defaults)."
+    )
+    failure_threshold: int | None = Field(
+        default=None, description="Failures before a cooldown (None: the retry policy's)."
+    )
+    cooldown_s: float | None = Field(
+        default=None, description="Seconds a failing child is skipped (None: the policy's)."
+    )
+    timeout: float | None = Field(
+        default=None, description="Seconds a child may take per attempt (None: no limit)."
+    )
+    validator: Callable[[Reply], str | bool | None] | None = Field(
+        default=None, description="Judges each answer; a rejection is a failure.", exclude=True
+    )
 
     _router: MixLLMRouter = PrivateAttr()
     _dispatcher: Dispatcher = PrivateAttr()
@@ -199,8 +236,11 @@ class MixLLM(FunctionCallingLLM):
         encoder: QueryEncoder | None = None,
         seed: int = 0,
         max_retries: int = 2,
-        failure_threshold: int = 3,
-        cooldown_s: float = 30.0,
+        retry_policy: RetryPolicy | None = None,
+        failure_threshold: int | None = None,
+        cooldown_s: float | None = None,
+        timeout: float | None = None,
+        validator: Callable[[Reply], str | bool | None] | None = None,
         callback_manager: CallbackManager | None = None,
         llms: Mapping[str, LLM] | None = None,
         max_attempts: int | None = None,
@@ -227,8 +267,11 @@ class MixLLM(FunctionCallingLLM):
             lam=lam,
             alpha=alpha,
             max_retries=max_retries,
+            retry_policy=retry_policy,
             failure_threshold=failure_threshold,
             cooldown_s=cooldown_s,
+            timeout=timeout,
+            validator=validator,
             callback_manager=callback_manager or CallbackManager([]),
             **kwargs,
         )
@@ -244,8 +287,11 @@ class MixLLM(FunctionCallingLLM):
         self._dispatcher = Dispatcher(
             self._router,
             max_retries=max_retries,
+            retry_policy=retry_policy,
             failure_threshold=failure_threshold,
             cooldown_s=cooldown_s,
+            timeout=timeout,
+            validator=validator,
             reader=_read_response,
         )
 
@@ -495,14 +541,17 @@ class MixLLM(FunctionCallingLLM):
         first = next(pairs, None)  # route and open the child now: in the caller's context
         info = {} if first is None else self._info(call, first[0])
 
-        def gen() -> Iterator[_Response]:
-            if first is None:
-                return
-            yield _tag(first[1], info)
-            for _, chunk in pairs:
-                yield _tag(chunk, info)
-            if call.done is not None:  # every chunk shares ``info``: now it has the usage too
-                info.update(call.done.to_dict())
+        def gen() -> Generator[_Response, None, None]:
+            try:
+                if first is None:
+                    return
+                yield _tag(first[1], info)
+                for _, chunk in pairs:
+                    yield _tag(chunk, info)
+                if call.done is not None:  # every chunk shares ``info``: now it has the usage too
+                    info.update(call.done.to_dict())
+            finally:  # closed early: the dispatcher ends the child's attempt now
+                pairs.close()
 
         return gen()
 
@@ -517,13 +566,16 @@ class MixLLM(FunctionCallingLLM):
         first = await anext(pairs, None)  # route and open the child now: in the caller's context
         info = {} if first is None else self._info(call, first[0])
 
-        async def gen() -> AsyncIterator[_Response]:
-            if first is None:
-                return
-            yield _tag(first[1], info)
-            async for _, chunk in pairs:
-                yield _tag(chunk, info)
-            if call.done is not None:
-                info.update(call.done.to_dict())
+        async def gen() -> AsyncGenerator[_Response, None]:
+            try:
+                if first is None:
+                    return
+                yield _tag(first[1], info)
+                async for _, chunk in pairs:
+                    yield _tag(chunk, info)
+                if call.done is not None:
+                    info.update(call.done.to_dict())
+            finally:  # closed early: the dispatcher ends the child's attempt now
+                await pairs.aclose()
 
         return gen()

@@ -7,6 +7,7 @@ import pytest
 from mixllm_core import AllCandidatesFailedError, ConfigError, Dispatcher, LLMSpec, MixLLMRouter
 from mixllm_core.dispatch import Reply
 from mixllm_core.errors import EmptyPoolError
+from mixllm_core.retry import RetryPolicy
 from mixllm_core.testing import FakeClock, HashingEncoder
 
 
@@ -15,9 +16,10 @@ def _router() -> MixLLMRouter:
     return MixLLMRouter(specs, encoder=HashingEncoder(), seed=0)
 
 
-def test_chosen_child_is_called_and_failures_fall_back() -> None:
+def test_chosen_child_is_called_retried_once_then_falls_back() -> None:
     router = _router()
     calls: list[str] = []
+    waits: list[float] = []
 
     def invoke(name: str, decision) -> str:
         calls.append(name)
@@ -25,12 +27,13 @@ def test_chosen_child_is_called_and_failures_fall_back() -> None:
             raise TimeoutError("child timed out")
         return f"answer from {name}"
 
-    done = Dispatcher(router).call("hello", invoke, lam=1000)
-    assert calls[0] == "pricey" and done.decision.llm == calls[-1] != "pricey"
-    assert done.value == f"answer from {calls[-1]}"
-    assert [a.error != "" for a in done.attempts] == [True, False]
+    done = Dispatcher(router, sleep=waits.append, seed=0).call("hello", invoke, lam=1000)
+    assert calls[:2] == ["pricey", "pricey"] and done.decision.llm == calls[-1] != "pricey"
+    assert done.value == f"answer from {calls[-1]}" and len(calls) == 3
+    assert [a.kind for a in done.attempts] == ["timeout", "timeout", ""]
+    assert len(waits) == 1 and 0.25 <= waits[0] <= 0.5  # the jittered first backoff
     errors = [o for o in router.log.rows()["outcomes"] if o["error"]]
-    assert len(errors) == 1 and "TimeoutError" in errors[0]["error"]
+    assert len(errors) == 2 and all("TimeoutError" in e["error"] for e in errors)
     assert router.tracker.in_flight("pricey") == 0
 
 
@@ -50,6 +53,8 @@ def test_failing_child_cools_down_and_pins_do_not_fall_back() -> None:
     first = dispatcher.call("q", invoke, lam=1000)
     assert [a.llm for a in first.attempts] != ["pricey"] and first.attempts[0].llm != "pricey"
     clock.advance(61)
+    assert dispatcher.cooling_down() == {"pricey"}  # hard errors: 4 × cooldown_s
+    clock.advance(180)
     assert dispatcher.cooling_down() == set()
     with pytest.raises(AllCandidatesFailedError, match="pricey: RuntimeError: down"):
         dispatcher.call("q", invoke, pin="pricey")
@@ -89,9 +94,12 @@ def test_stream_falls_back_before_first_chunk_and_reports_done() -> None:
             raise ConnectionError("refused")
         yield from ["a", "b"]
 
-    chunks = list(Dispatcher(router).stream("q", open_stream, lam=1000, on_done=results.append))
+    dispatcher = Dispatcher(router, sleep=lambda s: None)
+    chunks = list(dispatcher.stream("q", open_stream, lam=1000, on_done=results.append))
     assert [c for _, c in chunks] == ["a", "b"]
-    assert results[0].decision.llm != "pricey" and len(results[0].attempts) == 2
+    assert results[0].decision.llm != "pricey"
+    assert [a.llm for a in results[0].attempts][:2] == ["pricey", "pricey"]  # retried once
+    assert [a.kind for a in results[0].attempts] == ["connection", "connection", ""]
 
 
 def test_abandoned_stream_releases_the_child() -> None:
@@ -191,7 +199,7 @@ def _reader(value: dict, so_far: Reply | None) -> Reply:
 
 def test_the_dispatcher_records_every_outcome_with_usage_and_cost() -> None:
     router = _router()
-    dispatcher = Dispatcher(router, reader=_reader)
+    dispatcher = Dispatcher(router, reader=_reader, retry_policy=RetryPolicy(retries_per_child=0))
 
     def invoke(name: str, decision) -> dict:
         if name == "pricey":
