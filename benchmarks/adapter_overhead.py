@@ -34,14 +34,22 @@ from mixllm_core.data import load_routing_data
 from mixllm_core.experiments.bench import adapt_to
 from mixllm_core.router import MixLLMRouter
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "routerbench_subset" / \
-    "routerbench_arc_mbpp_winogrande.parquet"
+DATA = (
+    Path(__file__).resolve().parents[2]
+    / "shared"
+    / "data"
+    / "routerbench_subset"
+    / "routerbench_arc_mbpp_winogrande.parquet"
+)
 
 
 def pct(values: Sequence[float]) -> dict[str, float]:
     a = 1e3 * np.asarray(values)
-    return {"p50_ms": float(np.percentile(a, 50)), "p99_ms": float(np.percentile(a, 99)),
-            "mean_ms": float(a.mean())}
+    return {
+        "p50_ms": float(np.percentile(a, 50)),
+        "p99_ms": float(np.percentile(a, 99)),
+        "mean_ms": float(a.mean()),
+    }
 
 
 def make_chat(encoder_name: str, cache_dir: Path | None) -> tuple[Any, list[str]]:
@@ -71,8 +79,9 @@ async def _wave(calls: Sequence[Any]) -> tuple[list[float], float]:
     return list(lat), time.perf_counter() - t0
 
 
-def run(encoder_name: str, n: int, concurrency: int, waves: int,
-        cache_dir: Path | None) -> dict[str, Any]:
+def run(
+    encoder_name: str, n: int, concurrency: int, waves: int, cache_dir: Path | None
+) -> dict[str, Any]:
     chat, prompts = make_chat(encoder_name, cache_dir)
     prompts = prompts[:n]
     chat.invoke(prompts[0])  # warm-up
@@ -104,7 +113,7 @@ def run(encoder_name: str, n: int, concurrency: int, waves: int,
         w_direct.append(wall)
         calls = [lambda p=p: chat.ainvoke(p) for p in batch]
         # the same wave micro-batched and routed one call at a time, in alternating order
-        for batched in ((True, False) if w % 2 == 0 else (False, True)):
+        for batched in (True, False) if w % 2 == 0 else (False, True):
             dispatcher.micro_batch = batched
             lat, wall, sizes = asyncio.run(routed_wave(calls))
             (a_routed if batched else a_single).extend(lat)
@@ -112,35 +121,50 @@ def run(encoder_name: str, n: int, concurrency: int, waves: int,
             batch_sizes += sizes
     dispatcher.micro_batch = True
     return {
-        "encoder": encoder_name, "n_sync": len(prompts), "concurrency": concurrency, "waves": waves,
+        "encoder": encoder_name,
+        "n_sync": len(prompts),
+        "concurrency": concurrency,
+        "waves": waves,
         "sync": {"direct": pct(direct), "mixllm": pct(routed), "overhead": pct(overhead)},
-        "async": {"direct_per_call": pct(a_direct), "mixllm_per_call": pct(a_routed),
-                  "direct_wave_wall": pct(w_direct), "mixllm_wave_wall": pct(w_routed),
-                  "mixllm_calls_per_s": concurrency * waves / float(np.sum(w_routed)),
-                  "micro_batch_sizes": batch_sizes,
-                  "unbatched_per_call": pct(a_single), "unbatched_wave_wall": pct(w_single),
-                  "unbatched_calls_per_s": concurrency * waves / float(np.sum(w_single))},
+        "async": {
+            "direct_per_call": pct(a_direct),
+            "mixllm_per_call": pct(a_routed),
+            "direct_wave_wall": pct(w_direct),
+            "mixllm_wave_wall": pct(w_routed),
+            "mixllm_calls_per_s": concurrency * waves / float(np.sum(w_routed)),
+            "micro_batch_sizes": batch_sizes,
+            "unbatched_per_call": pct(a_single),
+            "unbatched_wave_wall": pct(w_single),
+            "unbatched_calls_per_s": concurrency * waves / float(np.sum(w_single)),
+        },
         "loadavg": os.getloadavg(),
     }
 
 
 def format_result(r: dict[str, Any]) -> str:
     s, a = r["sync"], r["async"]
-    rows = [f"encoder: {r['encoder']}   ({r['n_sync']} sync calls; {r['waves']} waves of "
-            f"{r['concurrency']} concurrent async calls)",
-            f"{'':<32} {'p50 ms':>9} {'p99 ms':>9}"]
-    for label, v in (("sync direct child.invoke", s["direct"]), ("sync MixLLMChat.invoke", s["mixllm"]),
-                     ("sync overhead (added)", s["overhead"]),
-                     ("async direct, per call", a["direct_per_call"]),
-                     ("async MixLLMChat, per call", a["mixllm_per_call"]),
-                     ("async direct, wave of 32", a["direct_wave_wall"]),
-                     ("async MixLLMChat, wave of 32", a["mixllm_wave_wall"]),
-                     ("  unbatched, per call", a["unbatched_per_call"]),
-                     ("  unbatched, wave of 32", a["unbatched_wave_wall"])):
+    rows = [
+        f"encoder: {r['encoder']}   ({r['n_sync']} sync calls; {r['waves']} waves of "
+        f"{r['concurrency']} concurrent async calls)",
+        f"{'':<32} {'p50 ms':>9} {'p99 ms':>9}",
+    ]
+    for label, v in (
+        ("sync direct child.invoke", s["direct"]),
+        ("sync MixLLMChat.invoke", s["mixllm"]),
+        ("sync overhead (added)", s["overhead"]),
+        ("async direct, per call", a["direct_per_call"]),
+        ("async MixLLMChat, per call", a["mixllm_per_call"]),
+        ("async direct, wave of 32", a["direct_wave_wall"]),
+        ("async MixLLMChat, wave of 32", a["mixllm_wave_wall"]),
+        ("  unbatched, per call", a["unbatched_per_call"]),
+        ("  unbatched, wave of 32", a["unbatched_wave_wall"]),
+    ):
         rows.append(f"{label:<32} {v['p50_ms']:>9.2f} {v['p99_ms']:>9.2f}")
-    rows.append(f"async MixLLMChat throughput: {a['mixllm_calls_per_s']:.0f} calls/s micro-batched "
-                f"(batches {a['micro_batch_sizes'][:12]}...), {a['unbatched_calls_per_s']:.0f} "
-                "calls/s routed one by one")
+    rows.append(
+        f"async MixLLMChat throughput: {a['mixllm_calls_per_s']:.0f} calls/s micro-batched "
+        f"(batches {a['micro_batch_sizes'][:12]}...), {a['unbatched_calls_per_s']:.0f} "
+        "calls/s routed one by one"
+    )
     return "\n".join(rows)
 
 

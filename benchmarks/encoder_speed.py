@@ -49,8 +49,13 @@ from mixllm_core.experiments.bench import (
 from mixllm_core.router import MixLLMRouter
 from mixllm_core.text import estimate_tokens
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "routerbench_subset" / \
-    "routerbench_arc_mbpp_winogrande.parquet"
+DATA = (
+    Path(__file__).resolve().parents[2]
+    / "shared"
+    / "data"
+    / "routerbench_subset"
+    / "routerbench_arc_mbpp_winogrande.parquet"
+)
 
 #: name → factory(cache_size, cache_dir); cache_size 0 gives the uncached timing copy.
 ENCODERS: dict[str, Callable[[int, Path], QueryEncoder]] = {
@@ -58,17 +63,21 @@ ENCODERS: dict[str, Callable[[int, Path], QueryEncoder]] = {
     "minilm-64tok": lambda n, d: SentenceEncoder(max_seq_length=64, cache_size=n),
     "minilm-128tok": lambda n, d: SentenceEncoder(max_seq_length=128, cache_size=n),
     "onnx-fp32-128tok": lambda n, d: OnnxEncoder(quantize=False, cache_size=n, cache_dir=d),
-    "onnx-fp32-64tok": lambda n, d: OnnxEncoder(quantize=False, max_seq_length=64, cache_size=n,
-                                                cache_dir=d),
+    "onnx-fp32-64tok": lambda n, d: OnnxEncoder(
+        quantize=False, max_seq_length=64, cache_size=n, cache_dir=d
+    ),
     "onnx-int8-128tok": lambda n, d: OnnxEncoder(quantize=True, cache_size=n, cache_dir=d),
-    "onnx-int8-64tok": lambda n, d: OnnxEncoder(quantize=True, max_seq_length=64, cache_size=n,
-                                                cache_dir=d),
+    "onnx-int8-64tok": lambda n, d: OnnxEncoder(
+        quantize=True, max_seq_length=64, cache_size=n, cache_dir=d
+    ),
     "static": lambda n, d: StaticEncoder(cache_size=n, cache_dir=d),  # table + corpus part
     "static-plain": lambda n, d: StaticEncoder(lsa_dims=0, cache_size=n, cache_dir=d),
-    "static-pca256": lambda n, d: StaticEncoder(pca_dims=256, lsa_dims=0, cache_size=n,
-                                                cache_dir=d),
-    "static-whole-prompt": lambda n, d: StaticEncoder(max_chars=None, max_seq_length=4096,
-                                                      lsa_dims=0, cache_size=n, cache_dir=d),
+    "static-pca256": lambda n, d: StaticEncoder(
+        pca_dims=256, lsa_dims=0, cache_size=n, cache_dir=d
+    ),
+    "static-whole-prompt": lambda n, d: StaticEncoder(
+        max_chars=None, max_seq_length=4096, lsa_dims=0, cache_size=n, cache_dir=d
+    ),
 }
 
 
@@ -81,8 +90,9 @@ def quality(encoder: QueryEncoder, data: RoutingData, seed: int) -> dict[str, fl
     """AIQ and Q% at 25% cost of the MixLLM router, as ``mixllm bench`` computes them."""
     train, test = data.train_test_split(seed=seed)
     router = MixLLMRouter(encoder=encoder, seed=seed).fit(train)  # adapts a corpus part to train
-    run, _, _ = _mixllm_run(router, np.asarray(router.encoder.encode(test.queries), np.float32),
-                            test, LAMBDA_GRID)
+    run, _, _ = _mixllm_run(
+        router, np.asarray(router.encoder.encode(test.queries), np.float32), test, LAMBDA_GRID
+    )
     _score_run(run, test)
     _, ref_cost, ref_q, max_cost = _reference(test, None)
     m = _router_metrics(run, ref_cost, ref_q, max_cost)
@@ -100,7 +110,9 @@ def timings(router: MixLLMRouter, texts: Sequence[str], n_batch: int) -> dict[st
         t1 = time.perf_counter()
         _, _, Q, C, U = router._predict_all(X, F)
         t2 = time.perf_counter()
-        router._decide(names, Q[0], C[0], U[0], router.policy, router.c_ref(), frozenset(), estimate_tokens(t))
+        router._decide(
+            names, Q[0], C[0], U[0], router.policy, router.c_ref(), frozenset(), estimate_tokens(t)
+        )
         t3 = time.perf_counter()
         enc.append(t1 - t0), pred.append(t2 - t1), dec.append(t3 - t2)
     for t in texts:
@@ -119,9 +131,16 @@ def timings(router: MixLLMRouter, texts: Sequence[str], n_batch: int) -> dict[st
     t0 = time.perf_counter()
     router.route_batch(batch)
     batch_s = time.perf_counter() - t0
-    return {"n_timed": len(texts), "encode": pct(enc), "predict": pct(pred), "decide": pct(dec),
-            "route": pct(route), "route_cache_hit": pct(hit),
-            "batch_qps": len(batch) / batch_s, "batch_size": len(batch)}
+    return {
+        "n_timed": len(texts),
+        "encode": pct(enc),
+        "predict": pct(pred),
+        "decide": pct(dec),
+        "route": pct(route),
+        "route_cache_hit": pct(hit),
+        "batch_qps": len(batch) / batch_s,
+        "batch_size": len(batch),
+    }
 
 
 def cached_twin(encoder: Any) -> Any:
@@ -134,8 +153,14 @@ def cached_twin(encoder: Any) -> Any:
     return twin
 
 
-def run(names: Sequence[str], seeds: Sequence[int], n_timed: int, n_batch: int, cache_dir: Path,
-        with_quality: bool) -> dict[str, Any]:
+def run(
+    names: Sequence[str],
+    seeds: Sequence[int],
+    n_timed: int,
+    n_batch: int,
+    cache_dir: Path,
+    with_quality: bool,
+) -> dict[str, Any]:
     data = load_routing_data(DATA)
     train, test = data.train_test_split(seed=0)
     texts = test.queries[:n_timed]
@@ -150,10 +175,14 @@ def run(names: Sequence[str], seeds: Sequence[int], n_timed: int, n_batch: int, 
         row["config"] = timed_enc.get_config()
         router = MixLLMRouter(encoder=timed_enc, seed=0)
         # fit on embeddings computed once (cached encoder), then time with the uncached one
-        q_enc: QueryEncoder = (SentenceEncoder(cache_path=cache_dir / "embeddings-minilm-bench.npz",
-                                               **{k: v for k, v in timed_enc.get_config().items()
-                                                  if k not in ("type", "model")})
-                               if name.startswith("minilm") else ENCODERS[name](1_000_000, cache_dir))
+        q_enc: QueryEncoder = (
+            SentenceEncoder(
+                cache_path=cache_dir / "embeddings-minilm-bench.npz",
+                **{k: v for k, v in timed_enc.get_config().items() if k not in ("type", "model")},
+            )
+            if name.startswith("minilm")
+            else ENCODERS[name](1_000_000, cache_dir)
+        )
         router.encoder = q_enc
         router.fit(train)  # router.encoder: q_enc, or its copy adapted to train
         if hasattr(q_enc, "save_cache"):
@@ -168,44 +197,68 @@ def run(names: Sequence[str], seeds: Sequence[int], n_timed: int, n_batch: int, 
             row["quality"] = {
                 "per_seed": per_seed,
                 "seed0": per_seed.get(0, next(iter(per_seed.values()))),
-                "mean": {k: float(np.mean([v[k] for v in per_seed.values()]))
-                         for k in ("aiq_x100", "quality_pct_at_25pct_cost")},
+                "mean": {
+                    k: float(np.mean([v[k] for v in per_seed.values()]))
+                    for k in ("aiq_x100", "quality_pct_at_25pct_cost")
+                },
             }
         rows[name] = row
         print(format_row(name, row), flush=True)
-    return {"data": str(DATA), "n_llms": len(data.llms), "seeds": list(seeds),
-            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                        "loadavg": os.getloadavg()},
-            "encoders": rows}
+    return {
+        "data": str(DATA),
+        "n_llms": len(data.llms),
+        "seeds": list(seeds),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "loadavg": os.getloadavg(),
+        },
+        "encoders": rows,
+    }
 
 
-HEADER = (f"{'encoder':<20} {'encode p50/p99':>15} {'predict p50':>11} {'decide p50':>10} "
-          f"{'route p50/p99 ms':>17} {'hit p50':>8} {'batch q/s':>9} {'AIQ s0':>7} {'Q%25 s0':>8} "
-          f"{'AIQ mean':>8} {'Q%25 mean':>9}")
+HEADER = (
+    f"{'encoder':<20} {'encode p50/p99':>15} {'predict p50':>11} {'decide p50':>10} "
+    f"{'route p50/p99 ms':>17} {'hit p50':>8} {'batch q/s':>9} {'AIQ s0':>7} {'Q%25 s0':>8} "
+    f"{'AIQ mean':>8} {'Q%25 mean':>9}"
+)
 
 
 def format_row(name: str, row: dict[str, Any]) -> str:
     t = row["timing"]
     q = row.get("quality")
-    qs = (f"{q['seed0']['aiq_x100']:>7.2f} {q['seed0']['quality_pct_at_25pct_cost']:>8.2f} "
-          f"{q['mean']['aiq_x100']:>8.2f} {q['mean']['quality_pct_at_25pct_cost']:>9.2f}"
-          if q else f"{'-':>7} {'-':>8} {'-':>8} {'-':>9}")
-    return (f"{name:<20} {t['encode']['p50_ms']:>7.2f}/{t['encode']['p99_ms']:<7.2f} "
-            f"{t['predict']['p50_ms']:>11.3f} {t['decide']['p50_ms']:>10.3f} "
-            f"{t['route']['p50_ms']:>8.2f}/{t['route']['p99_ms']:<8.2f} "
-            f"{t['route_cache_hit']['p50_ms']:>8.3f} {t['batch_qps']:>9.0f} {qs}")
+    qs = (
+        f"{q['seed0']['aiq_x100']:>7.2f} {q['seed0']['quality_pct_at_25pct_cost']:>8.2f} "
+        f"{q['mean']['aiq_x100']:>8.2f} {q['mean']['quality_pct_at_25pct_cost']:>9.2f}"
+        if q
+        else f"{'-':>7} {'-':>8} {'-':>8} {'-':>9}"
+    )
+    return (
+        f"{name:<20} {t['encode']['p50_ms']:>7.2f}/{t['encode']['p99_ms']:<7.2f} "
+        f"{t['predict']['p50_ms']:>11.3f} {t['decide']['p50_ms']:>10.3f} "
+        f"{t['route']['p50_ms']:>8.2f}/{t['route']['p99_ms']:<8.2f} "
+        f"{t['route_cache_hit']['p50_ms']:>8.3f} {t['batch_qps']:>9.0f} {qs}"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--encoders", nargs="+", default=["minilm", "onnx-fp32-64tok", "static"],
-                   choices=sorted(ENCODERS))
+    p.add_argument(
+        "--encoders",
+        nargs="+",
+        default=["minilm", "onnx-fp32-64tok", "static"],
+        choices=sorted(ENCODERS),
+    )
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.add_argument("--n-timed", type=int, default=200)
     p.add_argument("--n-batch", type=int, default=256)
     p.add_argument("--no-quality", action="store_true", help="timings only")
-    p.add_argument("--cache-dir", type=Path, default=None,
-                   help="artefacts and MiniLM's embedding cache (default ~/.cache/mixllm)")
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="artefacts and MiniLM's embedding cache (default ~/.cache/mixllm)",
+    )
     p.add_argument("--out", type=Path, required=True, help="JSON output path")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
@@ -214,8 +267,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     cache_dir = args.cache_dir or default_cache_dir()
     print(HEADER, flush=True)
-    result = run(args.encoders, args.seeds, args.n_timed, args.n_batch, cache_dir,
-                 not args.no_quality)
+    result = run(
+        args.encoders, args.seeds, args.n_timed, args.n_batch, cache_dir, not args.no_quality
+    )
     print("\n" + HEADER)
     for name, row in result["encoders"].items():
         print(format_row(name, row))

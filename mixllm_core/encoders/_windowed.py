@@ -178,4 +178,4 @@ class _WindowedEncoder:
 
 def _normalise(X: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(X, axis=1, keepdims=True)
-    return (X / np.maximum(norms, 1e-12)).astype(np.float32)
+    return np.asarray(X / np.maximum(norms, 1e-12), dtype=np.float32)

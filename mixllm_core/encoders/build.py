@@ -45,7 +45,7 @@ def build_onnx_model(model_dir: Path, path: Path, *, quantize: bool) -> Path:
             "pip install onnx onnxruntime"
         ) from exc
 
-    class _MeanPooled(torch.nn.Module):
+    class _MeanPooled(torch.nn.Module):  # type: ignore[misc]  # torch is untyped here
         def __init__(self, bert: Any) -> None:
             super().__init__()
             self.bert = bert

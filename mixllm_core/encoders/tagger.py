@@ -43,7 +43,8 @@ def _check_matrix(X: object, n: int | None = None, dim: int | None = None) -> np
 def _softmax(logits: np.ndarray) -> np.ndarray:
     z = logits - logits.max(axis=1, keepdims=True)
     e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
+    out: np.ndarray = e / e.sum(axis=1, keepdims=True)
+    return out
 
 
 def _normalize(X: np.ndarray) -> np.ndarray:
@@ -208,14 +209,17 @@ class Tagger:
 
     def _sq_dist(self, X: np.ndarray) -> np.ndarray:
         C = self.centers_
-        return np.maximum((X * X).sum(1)[:, None] - 2 * X @ C.T + (C * C).sum(1)[None, :], 0.0)
+        d: np.ndarray = np.maximum(
+            (X * X).sum(1)[:, None] - 2 * X @ C.T + (C * C).sum(1)[None, :], 0.0
+        )
+        return d
 
     def tag_proba(self, X: np.ndarray) -> np.ndarray:
         """Soft tag memberships ``(n, len(tags_))``, rows summing to 1."""
         self._check_fitted()
         X = _check_matrix(X, dim=self.n_features_in_)
         if self.mode_ == "supervised":
-            return self.classifier_.predict_proba(X).astype(np.float32)
+            return np.asarray(self.classifier_.predict_proba(X), dtype=np.float32)
         return _softmax(-self._sq_dist(X) / self.temperature_).astype(np.float32)
 
     def tag(self, X: np.ndarray) -> list[list[str]]:

@@ -439,7 +439,9 @@ def _timings(
         t1 = time.perf_counter()
         _, _, Q, C, U = router._predict_all(X, F)
         t2 = time.perf_counter()
-        router._decide(names, Q[0], C[0], U[0], router.policy, router.c_ref(), frozenset(), estimate_tokens(t))
+        router._decide(
+            names, Q[0], C[0], U[0], router.policy, router.c_ref(), frozenset(), estimate_tokens(t)
+        )
         t3 = time.perf_counter()
         encode.append(t1 - t0)
         predict.append(t2 - t1)
