@@ -7,13 +7,16 @@ updates (no matrix inverse per step); the exploration bonus is ``sqrt(xᵀA⁻¹
 
 from __future__ import annotations
 
+import math
 import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from .errors import ConfigError, UnknownLLMError
 
-__all__ = ["OnlineHead", "OnlineHeads"]
+__all__ = ["HeadsState", "OnlineHead", "OnlineHeads"]
 
 
 def _with_bias(X: np.ndarray) -> np.ndarray:
@@ -34,6 +37,57 @@ def _check(dim: int, ridge: float) -> None:
         raise ConfigError(f"dim must be a positive int, got {dim!r}.")
     if not ridge > 0:
         raise ConfigError(f"ridge must be > 0, got {ridge!r}.")
+
+
+@dataclass(frozen=True, eq=False)  # holds arrays: compared by identity
+class HeadsState:
+    """What :class:`OnlineHeads` learned, as :meth:`OnlineHeads.get_state` gives it (copies).
+
+    Row ``i`` of ``A_inv``, ``b`` and ``n_updates`` belongs to ``names[i]``. Validated on
+    construction: shapes that match ``dim``, finite values, non-negative update counts.
+
+    Example:
+        >>> heads = OnlineHeads(2); heads.add("a")
+        >>> heads.get_state().A_inv.shape
+        (1, 3, 3)
+    """
+
+    dim: int
+    ridge: float
+    names: tuple[str, ...]
+    A_inv: np.ndarray
+    b: np.ndarray
+    n_updates: np.ndarray
+
+    def __post_init__(self) -> None:
+        ridge = self.ridge
+        try:
+            finite = math.isfinite(ridge) and not isinstance(ridge, bool)
+        except (TypeError, OverflowError):  # not a number, or an int too large for a float
+            finite = False
+        if not finite:
+            raise ConfigError(f"ridge must be a finite number > 0, got {ridge!r}.")
+        _check(self.dim, ridge)
+        names = tuple(self.names)
+        if not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):
+            raise ConfigError(f"HeadsState.names must be distinct strings, got {names!r}.")
+        m, d = len(names), self.dim + 1
+        for field, kinds, shape in (
+            ("A_inv", "f", (m, d, d)),
+            ("b", "f", (m, d)),
+            ("n_updates", "iu", (m,)),
+        ):
+            value = np.asarray(getattr(self, field))
+            if value.dtype.kind not in kinds or value.shape != shape:
+                raise ConfigError(
+                    f"HeadsState.{field} must be a {'float' if kinds == 'f' else 'integer'} "
+                    f"array of shape {shape} for {m} heads of dim {self.dim}, got "
+                    f"{value.dtype} {value.shape}."
+                )
+            if not np.isfinite(value).all() or (kinds == "iu" and (value < 0).any()):
+                raise ConfigError(f"HeadsState.{field} holds NaN, infinite or negative values.")
+            object.__setattr__(self, field, value)
+        object.__setattr__(self, "names", names)
 
 
 class OnlineHead:
@@ -89,6 +143,34 @@ class OnlineHeads:
 
     def __contains__(self, name: object) -> bool:
         return name in self.names
+
+    def get_state(self, names: Sequence[str] | None = None) -> HeadsState:
+        """A copy of the heads of ``names`` (default: all), in that order."""
+        with self._lock:
+            names = list(self.names if names is None else names)
+            for name in names:
+                if name not in self.names:
+                    raise UnknownLLMError(name, self.names)
+            idx = [self.names.index(n) for n in names]
+            return HeadsState(
+                self.dim,
+                self.ridge,
+                tuple(names),
+                self.A_inv[idx].copy(),
+                self.b[idx].copy(),
+                self.n_updates[idx].copy(),
+            )
+
+    @classmethod
+    def from_state(cls, state: HeadsState) -> OnlineHeads:
+        """The heads :meth:`get_state` described."""
+        heads = cls(state.dim, ridge=state.ridge)
+        heads.names = list(state.names)
+        heads.A_inv = state.A_inv.astype(float)  # copies
+        heads.b = state.b.astype(float)
+        heads.n_updates = state.n_updates.astype(int)
+        heads.theta = np.einsum("mde,me->md", heads.A_inv, heads.b)
+        return heads
 
     def add(self, name: str, *, prior_scale: float = 1.0) -> None:
         with self._lock:

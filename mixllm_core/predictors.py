@@ -9,13 +9,24 @@ neighbour search; random forests and MLPs are called one by one (slower, still c
 from __future__ import annotations
 
 import hashlib
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .errors import ConfigError, NotFittedError, check_choice
 
-__all__ = ["QUALITY_KINDS", "CostPredictor", "PredictorBank", "QualityPredictor", "cost_features"]
+__all__ = [
+    "QUALITY_KINDS",
+    "CostPredictor",
+    "CostState",
+    "PredictorBank",
+    "QualityPredictor",
+    "QualityState",
+    "cost_features",
+]
 
 QUALITY_KINDS = ("knn", "linear", "rf", "mlp")
 _DEFAULTS: dict[str, dict[str, Any]] = {
@@ -24,10 +35,124 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
     "rf": {"n_estimators": 100, "min_samples_leaf": 5, "max_features": "sqrt"},
     "mlp": {"hidden_layer_sizes": (64,), "alpha": 1e-3, "max_iter": 300},
 }
+#: The scikit-learn class(es) each kind fits (see ``QualityPredictor._build``).
+_ESTIMATORS = {
+    "knn": ("KNeighborsRegressor",),
+    "linear": ("LogisticRegression",),
+    "rf": ("RandomForestRegressor",),
+    "mlp": ("MLPClassifier", "MLPRegressor"),
+}
 
 
 def _fingerprint(X: np.ndarray) -> str:
     return hashlib.sha1(np.ascontiguousarray(X).tobytes()).hexdigest()
+
+
+def _number(name: str, value: Any, *, low: float = 0.0, high: float = math.inf) -> None:
+    ok = isinstance(value, (int, float, np.floating)) and not isinstance(value, bool)
+    if ok:
+        try:
+            ok = math.isfinite(value) and low <= value <= high
+        except OverflowError:  # an int too large for a float
+            ok = False
+    if not ok:
+        raise ConfigError(f"{name} must be a finite number in [{low}, {high}], got {value!r}.")
+
+
+def _count(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ConfigError(f"{name} must be an int >= 0, got {value!r}.")
+
+
+@dataclass(frozen=True, eq=False)  # holds a fitted model: compared by identity
+class QualityState:
+    """What a :class:`QualityPredictor` learned, as :meth:`QualityPredictor.get_state` gives it.
+
+    ``estimator`` is the fitted scikit-learn model, or None when every observed score was equal
+    (or nothing was observed): the predictor then answers ``mean``. Validated on construction.
+
+    Example:
+        >>> state = QualityPredictor.prior(0.7, "linear").get_state()
+        >>> (state.kind, state.mean, state.estimator)
+        ('linear', 0.7, None)
+    """
+
+    kind: str
+    params: Mapping[str, Any]
+    seed: int
+    mean: float
+    n_samples: int
+    n_features: int
+    estimator: Any = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.params, Mapping):
+            raise ConfigError(f"QualityState.params must be a mapping, got {self.params!r}.")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ConfigError(f"QualityState.seed must be an int, got {self.seed!r}.")
+        QualityPredictor(self.kind, seed=self.seed, **self.params)  # kind and parameter names
+        _number("QualityState.mean", self.mean, high=1.0)
+        _count("QualityState.n_samples", self.n_samples)
+        _count("QualityState.n_features", self.n_features)
+        if self.estimator is None:
+            return
+        name = type(self.estimator).__name__
+        if name not in _ESTIMATORS[self.kind]:
+            raise ConfigError(
+                f"A {self.kind!r} quality predictor holds a {name}; it fits "
+                f"{' or '.join(_ESTIMATORS[self.kind])}."
+            )
+        classes = getattr(self.estimator, "classes_", None)
+        if classes is not None and list(np.ravel(classes)) != [0, 1]:
+            raise ConfigError(f"The {name} predicts classes {classes!r}; quality needs [0, 1].")
+        fitted_on = getattr(self.estimator, "n_features_in_", None)
+        if fitted_on != self.n_features or self.n_samples == 0:
+            raise ConfigError(
+                f"The {name} was fit on {fitted_on} features; the state says "
+                f"{self.n_features} features and {self.n_samples} samples."
+            )
+
+
+@dataclass(frozen=True, eq=False)  # holds arrays: compared by identity
+class CostState:
+    """What a :class:`CostPredictor` learned, as :meth:`CostPredictor.get_state` gives it.
+
+    ``coef`` and ``intercept`` act on :func:`cost_features` (empty ``coef`` for ``"prior"``).
+
+    Example:
+        >>> CostPredictor("prior", input_price=1.0).get_state().coef.shape
+        (0,)
+    """
+
+    mode: str
+    input_price: float
+    output_price: float
+    output_tokens: float
+    alpha: float
+    coef: np.ndarray
+    intercept: float
+
+    def __post_init__(self) -> None:
+        check_choice("cost mode", self.mode, ("regress", "tokens", "prior"))
+        for name in ("input_price", "output_price", "output_tokens", "alpha", "intercept"):
+            low = -math.inf if name == "intercept" else 0.0
+            _number(f"CostState.{name}", getattr(self, name), low=low)
+        coef = np.asarray(self.coef)
+        size_ok = coef.size == 0 if self.mode == "prior" else coef.size >= 2
+        if coef.dtype.kind not in "fiu" or coef.ndim != 1 or not size_ok:
+            raise ConfigError(
+                f"CostState.coef of a {self.mode!r} cost model must be a 1-d array of "
+                f"{'0' if self.mode == 'prior' else '>= 2'} numbers, got {coef.dtype} "
+                f"{coef.shape}."
+            )
+        if not np.isfinite(coef).all():
+            raise ConfigError("CostState.coef holds NaN or infinite values.")
+        object.__setattr__(self, "coef", coef.astype(float))
+
+    @property
+    def n_features(self) -> int:
+        """Length of the cost features it reads (0 for ``"prior"``, which reads only tokens)."""
+        return int(self.coef.shape[0])
 
 
 def cost_features(X: np.ndarray, input_tokens: np.ndarray) -> np.ndarray:
@@ -158,6 +283,31 @@ class QualityPredictor:
             return proba[:, list(self.estimator_.classes_).index(1)]
         return np.clip(self.estimator_.predict(X), 0.0, 1.0)
 
+    def get_state(self) -> QualityState:
+        """What this predictor learned (the estimator is shared, not copied)."""
+        self._check_fitted()
+        return QualityState(
+            self.kind,
+            dict(self.params),
+            self.seed,
+            self.mean_,
+            self.n_samples_,
+            self.n_features_in_,
+            self.estimator_,
+        )
+
+    @classmethod
+    def from_state(cls, state: QualityState) -> QualityPredictor:
+        """The predictor :meth:`get_state` described."""
+        pred = cls(state.kind, seed=state.seed, **state.params)
+        pred.mean_, pred.n_samples_ = float(state.mean), int(state.n_samples)
+        pred.n_features_in_, pred.estimator_ = int(state.n_features), state.estimator
+        knn = state.kind == "knn" and state.estimator is not None
+        pred.train_fingerprint_ = (
+            _fingerprint(np.asarray(state.estimator._fit_X, dtype=np.float32)) if knn else ""
+        )
+        return pred
+
 
 class CostPredictor:
     """Predicts one LLM's cost per call in USD.
@@ -216,6 +366,33 @@ class CostPredictor:
             else np.maximum(F @ self.coef_ + self.intercept_, 1.0)
         )
         return (in_tok * self.input_price + out_tok * self.output_price) / 1e6
+
+    def get_state(self) -> CostState:
+        """What this predictor learned."""
+        if not hasattr(self, "coef_"):
+            raise NotFittedError("This CostPredictor is not fitted yet; call fit first.")
+        return CostState(
+            self.mode,
+            self.input_price,
+            self.output_price,
+            self.output_tokens,
+            self.alpha,
+            np.array(self.coef_, dtype=float),
+            float(self.intercept_),
+        )
+
+    @classmethod
+    def from_state(cls, state: CostState) -> CostPredictor:
+        """The predictor :meth:`get_state` described."""
+        pred = cls(
+            state.mode,
+            input_price=state.input_price,
+            output_price=state.output_price,
+            output_tokens=state.output_tokens,
+            alpha=state.alpha,
+        )
+        pred.coef_, pred.intercept_ = state.coef.copy(), float(state.intercept)
+        return pred
 
 
 class PredictorBank:

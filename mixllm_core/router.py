@@ -24,8 +24,10 @@ from .errors import (
 from .latency import LatencyTracker
 from .log import MemoryLog, RoutingLog, SQLiteLog
 from .online import OnlineHeads
+from .persistence import read_state, write_state
 from .predictors import CostPredictor, PredictorBank, QualityPredictor, cost_features
 from .spec import LLMSpec
+from .state import LLMState, RouterState
 from .text import Query, estimate_tokens, query_text
 
 __all__ = ["FeedbackResult", "MixLLMRouter"]
@@ -628,11 +630,105 @@ class MixLLMRouter:
         return None if logged is None else logged.llm
 
     # ------------------------------------------------------------------ persistence
-    def save(self, directory: str | Path) -> Path:
-        """Save to ``directory`` (JSON, ``.npz`` and skops files; no pickle)."""
-        from .persistence import save_router
+    def get_state(self) -> RouterState:
+        """Everything this router learned, as one validated :class:`RouterState`.
 
-        return save_router(self, Path(directory))
+        A consistent snapshot: taken under the router's lock, with the online heads copied (they
+        change in place); estimators and training arrays are shared, read-only.
+        """
+        with self._lock:
+            shared: dict[int, np.ndarray] = {}  # one read-only view per shared training matrix
+
+            def frozen(a: np.ndarray) -> np.ndarray:
+                if id(a) not in shared:
+                    view = a.view()
+                    view.flags.writeable = False
+                    shared[id(a)] = view
+                return shared[id(a)]
+
+            llms = tuple(
+                LLMState(
+                    spec,
+                    self._quality[name].get_state(),
+                    self._cost[name].get_state(),
+                    None
+                    if name not in self._train
+                    else (frozen(self._train[name][0]), frozen(self._train[name][1])),
+                )
+                for name, spec in self.specs.items()
+            )
+            heads = self._heads
+            return RouterState(
+                llms=llms,
+                policy=self.policy,
+                encoder_config=self.encoder.get_config(),
+                quality_model=self.quality_model,
+                quality_params=dict(self.quality_params),
+                seed=self.seed,
+                online_ridge=self.online_ridge,
+                heads=None if heads is None else heads.get_state(list(self.specs)),
+                c_ref=self.c_ref_,
+                feedback_seq=self._feedback_seq,
+                encoder=self.encoder,
+            )
+
+    @classmethod
+    def from_state(
+        cls,
+        state: RouterState,
+        *,
+        encoder: QueryEncoder | None = None,
+        tracker: LatencyTracker | None = None,
+        log: RoutingLog | str | Path | None = None,
+    ) -> MixLLMRouter:
+        """A router that decides exactly as the one whose :meth:`get_state` gave ``state``.
+
+        Args:
+            state: A :class:`RouterState`.
+            encoder: The encoder; defaults to ``state.encoder``.
+            tracker, log: As in the constructor. Feedback in ``log`` newer than the state is not
+                applied here: call :meth:`replay_log` (``load`` does).
+
+        Raises:
+            ConfigError: ``state`` has no encoder and none was given.
+        """
+        if not isinstance(state, RouterState):
+            raise ConfigError(f"from_state() takes a RouterState, got {type(state).__name__}.")
+        encoder = encoder if encoder is not None else state.encoder
+        if encoder is None:
+            raise ConfigError(
+                "This RouterState carries no encoder (it was read without one); pass encoder=."
+            )
+        router = cls(
+            [llm.spec for llm in state.llms],
+            encoder=encoder,
+            quality_model=state.quality_model,
+            quality_params=dict(state.quality_params),
+            policy=state.policy,
+            seed=state.seed,
+            online_ridge=state.online_ridge,
+            tracker=tracker,
+            log=log,
+        )
+        for llm in state.llms:
+            router._quality[llm.name] = QualityPredictor.from_state(llm.quality)
+            router._cost[llm.name] = CostPredictor.from_state(llm.cost)
+            if llm.train is not None:
+                router._train[llm.name] = llm.train
+        router._heads = None if state.heads is None else OnlineHeads.from_state(state.heads)
+        router.c_ref_ = state.c_ref
+        router._feedback_seq = state.feedback_seq
+        router._bank = None
+        return router
+
+    def save(self, directory: str | Path, *, signing_key: bytes | None = None) -> Path:
+        """Save to ``directory`` (JSON, ``.npz`` and skops files; no pickle), atomically.
+
+        ``directory`` must be new, empty or a router saved before; anything else raises
+        :class:`ConfigError` and is left as it was. With ``signing_key``, an HMAC-SHA256 of the
+        manifest is written too (see :mod:`mixllm_core.persistence`).
+        """
+        return write_state(self.get_state(), Path(directory), signing_key=signing_key)
 
     @classmethod
     def load(
@@ -642,20 +738,18 @@ class MixLLMRouter:
         encoder: QueryEncoder | None = None,
         tracker: LatencyTracker | None = None,
         log: RoutingLog | str | Path | None = None,
+        signing_key: bytes | None = None,
     ) -> MixLLMRouter:
-        """Load a router saved with :meth:`save`; integrity is checked before anything is read.
+        """Load a router saved with :meth:`save`; every file is checked before it is used.
 
-        With ``log``, feedback logged after the save is replayed into the online heads.
+        With ``encoder``, that encoder is used and the saved one is not rebuilt. With ``log``,
+        feedback logged after the save is replayed into the online heads. With
+        ``signing_key``, a directory whose signature is missing or wrong is refused.
+
+        Raises:
+            CorruptStateError: a missing, modified, truncated or malformed file.
         """
-        from .persistence import load_router
-
-        router = load_router(Path(directory), encoder=encoder, tracker=tracker, log=log)
+        state = read_state(Path(directory), load_encoder=encoder is None, signing_key=signing_key)
+        router = cls.from_state(state, encoder=encoder, tracker=tracker, log=log)
         router.replay_log()
         return router
-
-    def _extra_state(self) -> dict[str, Any]:
-        """JSON state of extensions (saved with the router)."""
-        return {}
-
-    def _restore_extra_state(self, state: dict[str, Any], directory: Path) -> None:
-        """Inverse of :meth:`_extra_state`."""
