@@ -11,9 +11,10 @@ child fails, retries it or falls back to the next best candidate, as its
   provider's ``Retry-After``), ``retries_per_child`` times, while the child is not cooling down;
 - then the next best child not yet tried is called, up to ``max_retries`` other children;
 - a child cools down (:class:`~mixllm_core.health.ChildHealth`) after a rate limit or
-  ``failure_threshold`` failures in a row, and is probed by one call when the cooldown ends;
-  while every candidate cools down a call fails at once with
-  :class:`~mixllm_core.errors.AllCoolingDownError`, calling no child.
+  ``failure_threshold`` failures in a row (when they are also ``failure_rate`` of its recent
+  attempts), and is probed by one call when the cooldown ends; while every candidate cools down
+  a call fails at once with :class:`~mixllm_core.errors.AllCoolingDownError`, calling no child
+  (a call that already failed may try one child cooling down after transient errors instead).
 
 Each attempt runs under ``timeout`` (:mod:`mixllm_core.timeouts`; a stream's first chunk and
 each gap between chunks too), and a timeout is a failure of that child. Latency (in-flight count
@@ -60,16 +61,13 @@ from .errors import (
     AllCoolingDownError,
     ChildCallError,
     ConfigError,
-    EmptyPoolError,
-    MixLLMError,
-    UnknownLLMError,
 )
 from .health import ChildHealth
 from .latency import LatencyTracker
 from .microbatch import MicroBatcher
 from .results import Attempt, DispatchResult, Reply, ReplyReader, read_text
 from .retry import RetryPolicy
-from .run import DispatchRun, Step, price
+from .run import DispatchRun, Step, discard, price, route_only, start_batch
 from .spec import CallUsage, LLMSpec
 from .text import Query, query_text
 from .timeouts import END, WorkerThreads, anext_within, await_within, call_within, next_within
@@ -153,8 +151,13 @@ def _check_int(name: str, value: object, low: int) -> None:
 
 
 def _check_timeout(timeout: object) -> None:
-    ok = isinstance(timeout, (int, float)) and not isinstance(timeout, bool)
-    if timeout is not None and not (ok and 0 < timeout < float("inf")):  # type: ignore[operator]
+    if timeout is None:
+        return
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        ok = False
+    else:
+        ok = 0 < timeout < float("inf")
+    if not ok:
         raise ConfigError(f"timeout must be a number of seconds > 0 or None, got {timeout!r}.")
 
 
@@ -173,7 +176,7 @@ def _close(iterator: object, context: contextvars.Context | None) -> None:
 
 async def _aclose(iterator: object) -> None:
     """Close a child's async stream."""
-    if isinstance(iterator, AsyncIterator) and hasattr(iterator, "aclose"):
+    if isinstance(iterator, AsyncGenerator):
         with contextlib.suppress(Exception):
             await iterator.aclose()
 
@@ -248,10 +251,11 @@ class Dispatcher:
         _check_int("max_retries", max_retries, 0)
         if retry_policy is not None and not isinstance(retry_policy, RetryPolicy):
             raise ConfigError(f"retry_policy must be a RetryPolicy or None, got {retry_policy!r}.")
-        shorthands: dict[str, Any] = {"failure_threshold": failure_threshold}
-        shorthands["cooldown_s"] = cooldown_s
-        given = {k: v for k, v in shorthands.items() if v is not None}
-        policy = replace(retry_policy or RetryPolicy(), **given)
+        policy = retry_policy or RetryPolicy()
+        if failure_threshold is not None:
+            policy = replace(policy, failure_threshold=failure_threshold)
+        if cooldown_s is not None:
+            policy = replace(policy, cooldown_s=cooldown_s)
         _check_timeout(timeout)
         if validator is not None and not callable(validator):
             raise ConfigError(f"validator must be a callable or None, got {validator!r}.")
@@ -310,44 +314,13 @@ class Dispatcher:
             EmptyPoolError: every child was tried or excluded.
         """
         if pin is not None:
-            return self.route_only(query, pin, **route_kwargs)
+            return route_only(self.router, query, pin, **route_kwargs)
         run = self._run(query, None, exclude, route_kwargs)
         run.tried.update(tried)
         try:
-            return self.router.route(query, exclude=self.skip(run, reserve=False), **route_kwargs)
+            return self.router.route(query, exclude=run.skip(reserve=False), **route_kwargs)
         finally:
             self.health.release(run)
-
-    def route_only(self, query: Query, llm: str, **route_kwargs: Any) -> RoutingDecision:
-        """A decision for ``llm`` (a pinned call, or a retry of the same child)."""
-        pool = set(self.router.specs)
-        if llm not in pool:
-            raise UnknownLLMError(llm, pool)
-        return self.router.route(query, exclude=pool - {llm}, **route_kwargs)
-
-    def skip(self, run: DispatchRun, *, reserve: bool = True) -> frozenset[str]:
-        """The children ``run``'s next attempt must not be routed to: tried, excluded, cooling
-        down, or on probation with their probe taken (reserving the free probes for ``run``).
-
-        Raises:
-            AllCoolingDownError: every child left is cooling down.
-            EmptyPoolError: every child was tried or excluded.
-        """
-        pool = set(self.router.specs)
-        hard = (run.tried | run.exclude) & pool
-        left = pool - hard
-        if not left:
-            raise EmptyPoolError(
-                f"No LLM left to try for this query: tried {sorted(run.tried)}, excluded "
-                f"{sorted(run.exclude)}, pool {sorted(pool)}."
-            )
-        owner = run if reserve else None
-        blocked = self.health.blocked(left, owner=owner, probe=not run.probed)
-        if blocked >= left:
-            self.health.release(run)
-            waits = {n: self.health.remaining(n) for n in left}
-            raise run.cooling_error({n: (w or None) for n, w in waits.items()})
-        return frozenset(hard | blocked)
 
     async def _astart(self, run: DispatchRun) -> RoutingDecision:
         """Start the next attempt of ``run`` off the event loop (micro-batched when it can be);
@@ -358,51 +331,11 @@ class Dispatcher:
             loop = asyncio.get_running_loop()
             batcher = self._batchers.get(loop)
             if batcher is None:
-                batcher = self._batchers[loop] = MicroBatcher(self._start_batch, discard=_discard)
+                batcher = self._batchers[loop] = MicroBatcher(start_batch, discard=discard)
             return await batcher.submit(run)
         except asyncio.CancelledError as exc:
             run.abandon(exc)  # no-op unless its decision arrived just as it was cancelled
             raise
-
-    def _start_batch(self, runs: Sequence[DispatchRun]) -> list[RoutingDecision | BaseException]:
-        """Route the first attempts of ``runs`` (worker thread): one ``route_batch`` per group of
-        runs with the same skip set and routing arguments. When a group's batch fails, its runs
-        are routed one by one, so an error reaches only the call whose query caused it."""
-        out: dict[int, RoutingDecision | BaseException] = {}
-        groups: dict[Any, tuple[frozenset[str], dict[str, Any], list[int]]] = {}
-        try:
-            for i, run in enumerate(runs):
-                try:
-                    skip = self.skip(run)
-                except MixLLMError as exc:  # nothing left to route to
-                    out[i] = exc
-                    continue
-                key: Any = (skip, tuple(sorted(run.route_kwargs.items())))
-                try:
-                    hash(key)
-                except TypeError:  # unhashable routing arguments: a group of its own
-                    key = ("alone", i)
-                groups.setdefault(key, (skip, run.route_kwargs, []))[2].append(i)
-            for skip, kwargs, rows in groups.values():
-                try:
-                    decisions = self.router.route_batch(
-                        [runs[i].text for i in rows], exclude=skip, **kwargs
-                    )
-                except Exception:  # noqa: BLE001 - find who failed: route the group one by one
-                    for i in rows:
-                        try:
-                            out[i] = runs[i].start()
-                        except Exception as exc:  # noqa: BLE001 - handed to that call
-                            out[i] = exc
-                    continue
-                for i, decision in zip(rows, decisions):
-                    out[i] = runs[i].begin(decision)
-        except BaseException:
-            for i, run in enumerate(runs):  # none of them starts: give their probes back
-                if i not in out:
-                    self.health.release(run)
-            raise
-        return [out[i] for i in range(len(runs))]
 
     def _run(
         self, query: Query, pin: str | None, exclude: Iterable[str], route_kwargs: dict[str, Any]
@@ -582,8 +515,3 @@ class Dispatcher:
                 step = ended
             await _aclose(chunks)
             await self._aafter(step)
-
-
-def _discard(run: DispatchRun, decision: RoutingDecision) -> None:
-    """A micro-batched call cancelled before its decision arrived: end what was started."""
-    run.abandon(asyncio.CancelledError())

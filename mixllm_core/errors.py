@@ -128,20 +128,15 @@ class AllCoolingDownError(AllCandidatesFailedError):
         waits = [s for s in self.cooling.values() if s is not None]
         self.retry_after_s: float | None = min(waits) if waits else None
         shown = ", ".join(
-            f"{n}: {'probe in flight' if s is None else f'{s:.1f} s left'}"
+            f"{n}: {'on probation, its probe taken' if s is None else f'{s:.1f} s left'}"
             for n, s in sorted(self.cooling.items())
         )
         tried = "; ".join(f"{a.llm}: {a.error}" for a in attempts)
-        super().__init__(
-            attempts,
-            f"Every candidate LLM is cooling down after failures ({shown}); no LLM was called"
-            + (f" after {len(attempts)} failed attempt(s): {tried}" if attempts else "")
-            + (
-                "."
-                if self.retry_after_s is None
-                else f". Retry in {self.retry_after_s:.1f} s or more."
-            ),
-        )
+        message = f"Every candidate LLM left is cooling down after failures ({shown})"
+        message += f", after {len(attempts)} failed attempt(s): {tried}." if attempts else "."
+        if self.retry_after_s is not None:
+            message += f" The first cooldown ends in {self.retry_after_s:.1f} s."
+        super().__init__(attempts, message)
 
 
 def check_choice(name: str, value: object, allowed: Iterable[object]) -> None:

@@ -2,7 +2,8 @@
 
 A child is healthy, cooling down, or on probation. A failure puts it on cooldown as the
 :class:`~mixllm_core.retry.RetryPolicy` says (a rate limit at once, other failures after
-``failure_threshold`` in a row). While it cools down it is not routed to. When the cooldown ends
+``failure_threshold`` in a row that are also ``failure_rate`` of its last 10 attempts, so that a
+child failing now and then is not cut off). While it cools down it is not routed to. When the cooldown ends
 the child is on probation: one call at a time may probe it. The probe's success makes it healthy
 again; any failure of the probe puts it straight back on cooldown. So during a full outage each
 user call makes at most one child call, and none at all while every child cools down.
@@ -10,19 +11,30 @@ user call makes at most one child call, and none at all while every child cools 
 Probes are reserved while a call is routed (:meth:`ChildHealth.blocked` with an ``owner``) so
 that concurrent calls, or the calls of one micro-batch, do not all probe the same child; the
 owner keeps the reservation of the child it chose (:meth:`ChildHealth.begin`) and gives every
-reservation back when its attempt ends (:meth:`ChildHealth.release`). Thread-safe.
+reservation back when its attempt ends (:meth:`ChildHealth.release`).
+
+A call that already failed and finds every child it has left cooling down may still try one of
+them (:meth:`ChildHealth.last_resort`: cooling down after transient failures, not a rate limit
+or hard errors) rather than fail: the cooldown of a child that fails now and then is not the
+caller's loss. A call makes at most one such try, or one probe. Thread-safe.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .retry import ErrorKind, RetryPolicy
 
 __all__ = ["ChildHealth"]
+
+WINDOW = 10  #: attempts per child whose failure rate is kept
+_TRANSIENT = frozenset(
+    {ErrorKind.TIMEOUT, ErrorKind.CONNECTION, ErrorKind.SERVER, ErrorKind.INVALID}
+)
 
 
 @dataclass
@@ -32,6 +44,7 @@ class _State:
     kind: ErrorKind | None = None  # of the failure that started it
     probation: bool = False  # a cooldown started and no success since
     owner: object | None = None  # the call holding the probe (reserved or in flight)
+    recent: deque[bool] = field(default_factory=lambda: deque(maxlen=WINDOW))  # True: failed
 
 
 class ChildHealth:
@@ -79,6 +92,22 @@ class ChildHealth:
         with self._lock:
             state = self._states.get(llm)
             return 0.0 if state is None else max(state.until - now, 0.0)
+
+    def last_resort(self, llms: Iterable[str]) -> str | None:
+        """Of ``llms``, the child cooling down after transient failures (timeouts, connection
+        or server errors, rejected answers; not a rate limit or hard errors) whose cooldown ends
+        first: one more try for a call that would otherwise fail. None when there is none."""
+        now = self.clock()
+        with self._lock:
+            spare = [
+                (s.until, n)
+                for n in llms
+                if (s := self._states.get(n)) is not None
+                and s.until > now
+                and s.owner is None
+                and s.kind in _TRANSIENT
+            ]
+        return min(spare)[1] if spare else None
 
     def blocked(
         self, llms: Iterable[str], *, owner: object | None = None, probe: bool = True
@@ -134,6 +163,7 @@ class ChildHealth:
         with self._lock:
             state = self._state(llm)
             state.failures, state.until, state.kind, state.probation = 0, 0.0, None, False
+            state.recent.append(False)
 
     def failed(self, llm: str, kind: ErrorKind, retry_after: float | None = None) -> float:
         """``llm`` failed with ``kind``; returns the cooldown this started (0.0: none)."""
@@ -142,10 +172,12 @@ class ChildHealth:
         with self._lock:
             state = self._state(llm)
             state.failures += 1
+            state.recent.append(True)
+            rate = sum(state.recent) / len(state.recent)
             starts = (
                 kind is ErrorKind.RATE_LIMIT
                 or state.probation
-                or state.failures >= policy.failure_threshold
+                or (state.failures >= policy.failure_threshold and rate >= policy.failure_rate)
             )
             if not starts:
                 return 0.0

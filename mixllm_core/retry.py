@@ -207,8 +207,12 @@ class RetryPolicy:
             ``Retry-After`` included. A longer ``Retry-After`` is not waited for: the child cools
             down for it and the call falls back (or fails, when nothing else is left).
         retry_on: The :class:`ErrorKind` values retried on the same child.
-        failure_threshold: Consecutive failures that put a child on cooldown (a rate limit
-            does at once; so does any failure of the one probe sent when a cooldown ends).
+        failure_threshold: Consecutive failures that put a child on cooldown, when they are
+            also ``failure_rate`` of its last 10 attempts (a rate limit does at once; so does
+            any failure of the one probe sent when a cooldown ends).
+        failure_rate: The share of a child's last 10 attempts that must have failed too: a
+            child that fails now and then keeps its traffic (retries and fallback absorb it),
+            one that stopped working cools down.
         cooldown_s: Cooldown after timeouts, connection and server errors, rejected answers.
         rate_limit_cooldown_s: Cooldown after a rate limit that named no ``Retry-After``.
         hard_cooldown_s: Cooldown after repeated hard errors (auth, bad requests); None:
@@ -233,6 +237,7 @@ class RetryPolicy:
     max_wait_s: float = 10.0
     retry_on: frozenset[ErrorKind] = field(default=RETRYABLE)
     failure_threshold: int = 3
+    failure_rate: float = 0.5
     cooldown_s: float = 30.0
     rate_limit_cooldown_s: float = 5.0
     hard_cooldown_s: float | None = None
@@ -250,6 +255,9 @@ class RetryPolicy:
             "max_cooldown_s",
         ):
             check_non_negative(name, getattr(self, name))
+        rate = self.failure_rate
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
+            raise ConfigError(f"failure_rate must be a number in [0, 1], got {rate!r}.")
         if self.hard_cooldown_s is not None:
             check_non_negative("hard_cooldown_s", self.hard_cooldown_s)
         if self.max_backoff_s < self.backoff_s:

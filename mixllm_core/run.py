@@ -9,6 +9,9 @@ gave up), and each of them releases the child's in-flight slot and probe, update
 records the attempt's outcome on the router once. What to do next comes back as a :class:`Step`:
 wait and retry the same child, fall back to another, or raise.
 
+:func:`start_batch` routes and starts the first attempts of the async calls one micro-batch
+holds, together.
+
 A child's bad usage report (negative, NaN or non-integer token counts) or an answer its reader
 cannot read never fails the call: the tokens are estimated instead and a warning is logged
 (logger ``mixllm_core.run``). Recording is best effort for the same reason.
@@ -16,26 +19,35 @@ cannot read never fails the call: the tokens are estimated instead and a warning
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import numbers
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from .decision import RoutingDecision
-from .errors import AllCandidatesFailedError, AllCoolingDownError, ChildCallError
+from .errors import (
+    AllCandidatesFailedError,
+    AllCoolingDownError,
+    ChildCallError,
+    EmptyPoolError,
+    MixLLMError,
+    UnknownLLMError,
+)
 from .redact import describe_error
 from .results import Attempt, DispatchResult, Reply
 from .retry import ErrorKind, classify_error, retry_after_s
 from .spec import CallUsage, LLMSpec
+from .text import Query
 from .validate import rejection
 
 if TYPE_CHECKING:
     from .dispatch import Dispatcher, DispatchRouter
 
-__all__ = ["DispatchRun", "Step"]
+__all__ = ["DispatchRun", "Step", "route_only", "start_batch"]
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +93,60 @@ def price(router: DispatchRouter, llm: str, prompt: str, reply: Reply) -> CallUs
     if spec is None:
         return replace(LLMSpec(llm).price_call(prompt, reply.text, tokens), cost=None)
     return spec.price_call(prompt, reply.text, tokens)
+
+
+def route_only(router: DispatchRouter, query: Query, llm: str, **kwargs: Any) -> RoutingDecision:
+    """A decision for ``llm`` alone (a pinned call, or a retry of the same child)."""
+    pool = set(router.specs)
+    if llm not in pool:
+        raise UnknownLLMError(llm, pool)
+    return router.route(query, exclude=pool - {llm}, **kwargs)
+
+
+def start_batch(runs: Sequence[DispatchRun]) -> list[RoutingDecision | BaseException]:
+    """Route and start the first attempts of ``runs`` of one dispatcher (a worker thread): one
+    ``route_batch`` per group of runs with the same skip set and routing arguments. When a
+    group's batch fails, its runs are routed one by one, so an error reaches only the call whose
+    query caused it."""
+    out: dict[int, RoutingDecision | BaseException] = {}
+    groups: dict[Any, tuple[frozenset[str], dict[str, Any], list[int]]] = {}
+    try:
+        for i, run in enumerate(runs):
+            try:
+                skip = run.skip()
+            except MixLLMError as exc:  # nothing left to route to
+                out[i] = exc
+                continue
+            key: Any = (skip, tuple(sorted(run.route_kwargs.items())))
+            try:
+                hash(key)
+            except TypeError:  # unhashable routing arguments: a group of its own
+                key = ("alone", i)
+            groups.setdefault(key, (skip, run.route_kwargs, []))[2].append(i)
+        for skip, kwargs, rows in groups.values():
+            router = runs[rows[0]].d.router
+            try:
+                decisions = router.route_batch([runs[i].text for i in rows], exclude=skip, **kwargs)
+            except Exception:  # noqa: BLE001 - find who failed: route the group one by one
+                for i in rows:
+                    try:
+                        out[i] = runs[i].start()
+                    except Exception as exc:  # noqa: BLE001 - handed to that call
+                        out[i] = exc
+                continue
+            for i, decision in zip(rows, decisions):
+                out[i] = runs[i].begin(decision)
+    except BaseException:
+        for i, run in enumerate(runs):  # these do not start: give their probes back
+            if i not in out:
+                run.d.health.release(run)
+        raise
+    return [out[i] for i in range(len(runs))]
+
+
+def discard(run: DispatchRun, decision: RoutingDecision) -> None:
+    """A micro-batched call cancelled before its decision arrived: end what was started."""
+    run.abandon(asyncio.CancelledError())
 
 
 def _stopped(exc: BaseException) -> str:
@@ -134,11 +200,40 @@ class DispatchRun:
         self.retry_llm = None
         try:
             if only is not None:
-                return self.d.route_only(self.text, only, **self.route_kwargs)
-            return router.route(self.text, exclude=self.d.skip(self), **self.route_kwargs)
+                return route_only(router, self.text, only, **self.route_kwargs)
+            return router.route(self.text, exclude=self.skip(), **self.route_kwargs)
         except BaseException:
             health.release(self)  # the probes reserved while routing
             raise
+
+    def skip(self, *, reserve: bool = True) -> frozenset[str]:
+        """The children the next attempt must not be routed to: tried, excluded, cooling down,
+        or on probation with their probe taken (reserving the free probes for this run). A run
+        that failed and has only cooling children left may try one of them, once.
+
+        Raises:
+            AllCoolingDownError: every child left is cooling down.
+            EmptyPoolError: every child was tried or excluded.
+        """
+        health = self.d.health
+        pool = set(self.d.router.specs)
+        hard = (self.tried | self.exclude) & pool
+        left = pool - hard
+        if not left:
+            raise EmptyPoolError(
+                f"No LLM left to try for this query: tried {sorted(self.tried)}, excluded "
+                f"{sorted(self.exclude)}, pool {sorted(pool)}."
+            )
+        blocked = health.blocked(left, owner=self if reserve else None, probe=not self.probed)
+        if blocked < left:
+            return frozenset(hard | blocked)
+        spare = None if self.probed or not self.attempts else health.last_resort(left)
+        if spare is None:
+            health.release(self)
+            waits = {n: health.remaining(n) for n in left}
+            raise self.cooling_error({n: (w or None) for n, w in waits.items()})
+        self.probed = True  # its one try of a child that is not healthy
+        return frozenset(pool - {spare})
 
     def begin(self, decision: RoutingDecision) -> RoutingDecision:
         """Start the attempt ``decision`` chose: latency tracking, the clock, a probe."""

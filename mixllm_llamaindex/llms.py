@@ -102,7 +102,7 @@ def _usage(response: _Response) -> tuple[Any, Any] | None:
                 else lambda k, s=source: getattr(s, k, None)
             )
             tokens_in, tokens_out = get(in_key), get(out_key)
-            if tokens_in is not None or tokens_out is not None:
+            if tokens_in is not None and tokens_out is not None:
                 return tokens_in, tokens_out
     return None
 

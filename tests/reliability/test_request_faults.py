@@ -103,7 +103,7 @@ class HangingLLM(ScriptedLLM):
 class BadUsageLLM(ScriptedLLM):
     """Answers, and reports token counts that cannot be right."""
 
-    bad: tuple[Any, Any] = (float("nan"), -3)
+    bad: tuple[Any, Any] = (-50, 1)
 
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
         text = self._answer("complete")
@@ -522,6 +522,44 @@ def test_cooldowns_follow_the_error_class() -> None:
         RetryPolicy(retry_on={"timeout"})  # type: ignore[arg-type]
 
 
+def test_a_child_that_fails_now_and_then_keeps_its_traffic() -> None:
+    health = Dispatcher(_router()).health
+    for _ in range(7):
+        health.succeeded("a")
+    assert [health.failed("a", ErrorKind.CONNECTION) for _ in range(4)] == [0.0] * 4  # 4 of 10
+    assert health.failed("a", ErrorKind.CONNECTION) == 30.0  # 5 of its last 10: it stopped
+    assert [health.failed("b", ErrorKind.SERVER) for _ in range(3)] == [0.0, 0.0, 30.0]
+
+
+def test_a_call_that_failed_may_try_one_child_cooling_down_after_transient_errors() -> None:
+    clock = FakeClock()
+    router = _router()
+    calls: list[str] = []
+
+    def invoke(name: str, decision: Any) -> str:
+        calls.append(name)
+        if name == "a":
+            raise ConnectionResetError("reset by peer")
+        return f"{name} answered"
+
+    dispatcher = Dispatcher(router, clock=clock, sleep=lambda s: None)
+    for _ in range(3):
+        dispatcher.health.failed("b", ErrorKind.SERVER)
+    dispatcher.health.failed("c", ErrorKind.RATE_LIMIT, 20.0)
+    done = dispatcher.call(Q, invoke, lam=0.0)
+    assert calls == ["a", "a", "b"] and done.value == "b answered"  # b: 503s, not a rate limit
+
+    calls.clear()
+    for _ in range(3):
+        dispatcher.health.failed("b", ErrorKind.HARD)
+    with pytest.raises(AllCoolingDownError) as info:
+        dispatcher.call(Q, invoke, lam=0.0)
+    assert calls == ["a", "a"] and [a.llm for a in info.value.attempts] == ["a", "a"]
+    assert info.value.retry_after_s == pytest.approx(20.0)  # c's Retry-After
+    _no_slot_taken(router)
+    _every_decision_has_an_outcome(router)
+
+
 def test_a_full_outage_costs_at_most_one_child_call_per_user_call_once_all_cool_down() -> None:
     clock = FakeClock()
     router = _router()
@@ -619,29 +657,36 @@ def test_an_adapter_retries_a_rate_limited_child_then_falls_back() -> None:
 
 
 # ---------------------------------------------------------------------- 4. misbehaving children
+@pytest.mark.parametrize("bad", [(-50, 1), (float("nan"), 3), (2.5, 3), ("7", "3")])
 def test_bad_usage_numbers_are_estimated_and_logged_not_the_users_failure(
-    caplog: pytest.LogCaptureFixture,
+    bad: tuple[Any, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
-    llm = _mix({"cheap": BadUsageLLM(label="cheap")})
+    llm = _mix({"cheap": BadUsageLLM(label="cheap", bad=bad)})
     with caplog.at_level(logging.WARNING, logger="mixllm_core.run"):
         response = llm.complete(Q)
     info = response.additional_kwargs["mixllm"]
     assert response.text == "cheap: an answer" and info["usage_estimated"] is True
-    assert info["input_tokens"] > 0 and info["output_tokens"] > 0 and info["cost"] >= 0
-    assert "cheap reported unusable token counts (nan, -3)" in caplog.text
+    assert info["input_tokens"] > 0 and info["output_tokens"] > 0 and info["cost"] > 0
+    assert f"cheap reported unusable token counts {bad!r}" in caplog.text
     [row] = llm.router.log.rows()["outcomes"]
     assert row["error"] is None and row["output_tokens"] == info["output_tokens"]
 
-    class NegativeUsage(ScriptedChatModel):
+
+@pytest.mark.parametrize("bad", [-50, float("nan")])
+async def test_a_langchain_childs_bad_usage_is_estimated_too(bad: float) -> None:
+    class BadUsage(ScriptedChatModel):
         def _generate(self, *args: Any, **kwargs: Any) -> ChatResult:
             message = super()._generate(*args, **kwargs).generations[0].message
-            usage = {"input_tokens": -5, "output_tokens": 2, "total_tokens": -3}
-            bad = AIMessage(content=message.content, usage_metadata=usage)
-            return ChatResult(generations=[ChatGeneration(message=bad)])
+            usage = {"input_tokens": bad, "output_tokens": 2, "total_tokens": 2}
+            reply = AIMessage(content=message.content)
+            reply.usage_metadata = usage  # type: ignore[assignment] - what a broken SDK sends
+            return ChatResult(generations=[ChatGeneration(message=reply)])
 
-    chat = _chat({"cheap": NegativeUsage(model_name="cheap")})
-    meta = chat.invoke(Q).response_metadata["mixllm"]
-    assert meta["usage_estimated"] is True and meta["input_tokens"] > 0 and meta["cost"] >= 0
+    chat = _chat({"cheap": BadUsage(model_name="cheap")})
+    for meta in (chat.invoke(Q).response_metadata, (await chat.ainvoke(Q)).response_metadata):
+        info = meta["mixllm"]
+        assert info["usage_estimated"] is True and info["input_tokens"] > 0 and info["cost"] > 0
+    _every_decision_has_an_outcome(chat.router)
 
 
 def test_a_rejected_answer_is_the_childs_failure_and_the_next_child_answers() -> None:
