@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .encoders import register_encoder
+from .errors import ConfigError
 from .experiments.synthetic import make_synthetic_world
 from .latency import ManualClock as FakeClock
 
@@ -26,6 +27,8 @@ class HashingEncoder:
     """Hashed bag-of-words embedding of dimension ``dim`` (deterministic, no model, no network)."""
 
     def __init__(self, dim: int = 64) -> None:
+        if isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim <= 65_536:
+            raise ConfigError(f"HashingEncoder.dim must be an int in [1, 65536], got {dim!r}.")
         self._dim = dim
         self.calls = 0
 
@@ -48,4 +51,4 @@ class HashingEncoder:
         return {"type": "hashing", "dim": self._dim}
 
 
-register_encoder("hashing", lambda config: HashingEncoder(dim=int(config["dim"])))
+register_encoder("hashing", lambda config: HashingEncoder(dim=config["dim"]))

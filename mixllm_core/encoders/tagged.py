@@ -123,7 +123,7 @@ class TaggedEncoder:
         if tagger is not None and not isinstance(tagger, Tagger):
             raise ConfigError(f"tagger must be a Tagger, got {type(tagger).__name__}.")
         if base is None:
-            from .encoder import SentenceEncoder
+            from .sentence import SentenceEncoder
 
             base = SentenceEncoder()
         self.base = base
