@@ -34,6 +34,7 @@ from .errors import (
 )
 from .factory import build_router
 from .latency import LatencyTracker
+from .retry import RetryPolicy
 from .router import FeedbackResult, MixLLMRouter
 from .spec import LLMSpec
 
@@ -57,6 +58,7 @@ __all__ = [
     "MixLLMError",
     "MixLLMRouter",
     "QueryEncoder",
+    "RetryPolicy",
     "RoutingData",
     "RoutingDecision",
     "SentenceEncoder",

@@ -28,6 +28,7 @@ EXPORTED = [
     "MixLLMError",
     "MixLLMRouter",
     "QueryEncoder",
+    "RetryPolicy",
     "RoutingData",
     "RoutingDecision",
     "SentenceEncoder",
