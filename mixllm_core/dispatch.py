@@ -174,6 +174,11 @@ def _close(iterator: object, context: contextvars.Context | None) -> None:
             context.run(iterator.close) if context is not None else iterator.close()
 
 
+def _no_chunk(llm: str, run: DispatchRun) -> str:
+    """The timeout message of a stream's wait for its next chunk."""
+    return f"{llm} sent no {'next' if run.chunks else 'first'} chunk"
+
+
 async def _aclose(iterator: object) -> None:
     """Close a child's async stream."""
     if isinstance(iterator, AsyncGenerator):
@@ -376,24 +381,17 @@ class Dispatcher:
         run = self._run(query, pin, exclude, route_kwargs)
         while True:
             decision = run.start()
-            try:
+            with run.attempt() as ended:
                 value = call_within(
                     self.workers,
                     partial(invoke, decision.llm, decision),
                     self.timeout,
                     f"{decision.llm} gave no answer",
                 )
-            except Exception as exc:  # noqa: BLE001 - any child failure triggers the fallback
-                step = run.fail(exc)
-            except BaseException as exc:  # interrupted: record it, then let it through
-                run.abandon(exc)
-                raise
-            else:
-                done = run.answered(value)
-                if isinstance(done, DispatchResult):
-                    return done
-                step = done
-            self._after(step)  # outside the handler: no raw child error chained
+            step = run.answered(value) if ended.step is None else ended.step
+            if isinstance(step, DispatchResult):
+                return step
+            self._after(step)
 
     async def acall(
         self,
@@ -409,20 +407,13 @@ class Dispatcher:
         run = self._run(query, pin, exclude, route_kwargs)
         while True:
             decision = await self._astart(run)
-            try:
+            with run.attempt() as ended:
                 value = await await_within(
                     invoke(decision.llm, decision), self.timeout, f"{decision.llm} gave no answer"
                 )
-            except Exception as exc:  # noqa: BLE001
-                step = run.fail(exc)
-            except BaseException as exc:  # cancelled
-                run.abandon(exc)
-                raise
-            else:
-                done = run.answered(value)
-                if isinstance(done, DispatchResult):
-                    return done
-                step = done
+            step = run.answered(value) if ended.step is None else ended.step
+            if isinstance(step, DispatchResult):
+                return step
             await self._aafter(step)
 
     def stream(
@@ -448,32 +439,28 @@ class Dispatcher:
             context = None if timeout is None else contextvars.copy_context()
             chunks: Iterator[T] | None = None
             try:
-                opened = call_within(
-                    self.workers,
-                    partial(_open, open_stream, llm, decision),
-                    timeout,
-                    f"{llm} did not open its stream",
-                    context,
-                )
-                chunks = opened
-                while True:
-                    what = f"{llm} sent no {'next' if run.chunks else 'first'} chunk"
-                    chunk = next_within(self.workers, opened, context, timeout, what)
-                    if chunk is END:
-                        break
-                    run.read(chunk)
-                    yield decision, chunk
-            except Exception as exc:  # noqa: BLE001
-                step = run.fail(exc, final=run.chunks > 0)
-            except BaseException as exc:  # closed early (GeneratorExit) or interrupted
-                run.abandon(exc)
+                with run.attempt() as ended:
+                    opened = call_within(
+                        self.workers,
+                        partial(_open, open_stream, llm, decision),
+                        timeout,
+                        f"{llm} did not open its stream",
+                        context,
+                    )
+                    chunks = opened
+                    while True:
+                        what = _no_chunk(llm, run)
+                        chunk = next_within(self.workers, opened, context, timeout, what)
+                        if chunk is END:
+                            break
+                        run.read(chunk)
+                        yield decision, chunk
+            except BaseException:  # closed early (GeneratorExit) or interrupted: abandoned
                 _close(chunks, context)
                 raise
-            else:
-                ended = run.finish_stream(on_done)
-                if ended is None:
-                    return
-                step = ended
+            step = run.finish_stream(on_done) if ended.step is None else ended.step
+            if step is None:
+                return
             _close(chunks, context)
             self._after(step)
 
@@ -493,25 +480,20 @@ class Dispatcher:
             decision = await self._astart(run)
             chunks: AsyncIterator[T] | None = None
             try:
-                chunks = aiter(open_stream(decision.llm, decision))
-                while True:
-                    what = f"{decision.llm} sent no {'next' if run.chunks else 'first'} chunk"
-                    chunk = await anext_within(chunks, self.timeout, what)
-                    if chunk is END:
-                        break
-                    run.read(chunk)
-                    yield decision, chunk
-            except Exception as exc:  # noqa: BLE001
-                step = run.fail(exc, final=run.chunks > 0)
-            except BaseException as exc:  # closed early or cancelled
-                run.abandon(exc)
-                if isinstance(exc, GeneratorExit):
-                    await _aclose(chunks)
+                with run.attempt() as ended:
+                    chunks = aiter(open_stream(decision.llm, decision))
+                    while True:
+                        what = _no_chunk(decision.llm, run)
+                        chunk = await anext_within(chunks, self.timeout, what)
+                        if chunk is END:
+                            break
+                        run.read(chunk)
+                        yield decision, chunk
+            except GeneratorExit:  # closed early: abandoned (a cancelled call is not closed)
+                await _aclose(chunks)
                 raise
-            else:
-                ended = run.finish_stream(on_done)
-                if ended is None:
-                    return
-                step = ended
+            step = run.finish_stream(on_done) if ended.step is None else ended.step
+            if step is None:
+                return
             await _aclose(chunks)
             await self._aafter(step)

@@ -5,7 +5,8 @@ the next attempt (the same child again after a retryable failure, else the best 
 tried and not cooling down) and starts its latency tracking; every attempt then ends in exactly
 one of :meth:`~DispatchRun.answered` / :meth:`~DispatchRun.finish_stream` (the answer is read,
 priced and validated), :meth:`~DispatchRun.fail` or :meth:`~DispatchRun.abandon` (the caller
-gave up), and each of them releases the child's in-flight slot and probe, updates its health and
+gave up) — the last two chosen by :meth:`~DispatchRun.attempt`, the ``with`` block every call
+form, sync or async, wraps around the child's call — and each of them releases the child's in-flight slot and probe, updates its health and
 records the attempt's outcome on the router once. What to do next comes back as a :class:`Step`:
 wait and retry the same child, fall back to another, or raise.
 
@@ -26,6 +27,7 @@ import numbers
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from .decision import RoutingDecision
@@ -47,7 +49,7 @@ from .validate import rejection
 if TYPE_CHECKING:
     from .dispatch import Dispatcher, DispatchRouter
 
-__all__ = ["DispatchRun", "Step", "route_only", "start_batch"]
+__all__ = ["AttemptEnd", "DispatchRun", "Step", "route_only", "start_batch"]
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +63,39 @@ class Step:
 
     wait: float = 0.0
     error: AllCandidatesFailedError | None = None
+
+
+class AttemptEnd:
+    """How the ``with`` block around one attempt's call to the child ends, the same for the
+    sync and async call forms.
+
+    A child failure (any ``Exception``) is recorded by :meth:`DispatchRun.fail` and suppressed:
+    :attr:`step` says what comes next, and the caller acts on it after the block, where the
+    child's own exception is not chained to what it raises. Anything else (a cancelled call, a
+    stream closed early, an interrupt) abandons the attempt (:meth:`DispatchRun.abandon`) and
+    goes through. :attr:`step` stays None when the block ends normally: the child answered.
+    """
+
+    def __init__(self, run: DispatchRun) -> None:
+        self.run = run
+        self.step: Step | None = None
+
+    def __enter__(self) -> AttemptEnd:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool:
+        if exc is None:
+            return False
+        if isinstance(exc, Exception):  # any child failure triggers the fallback
+            self.step = self.run.fail(exc, final=self.run.chunks > 0)
+            return True
+        self.run.abandon(exc)  # cancelled, closed early or interrupted: let it through
+        return False
 
 
 def clean_tokens(llm: str, tokens: Any) -> tuple[int, int] | None:
@@ -254,6 +289,11 @@ class DispatchRun:
         error = AllCoolingDownError(self.attempts, cooling)
         error.__cause__ = self.cause
         return error
+
+    def attempt(self) -> AttemptEnd:
+        """The ``with`` block around the open attempt's call to the child (see
+        :class:`AttemptEnd`)."""
+        return AttemptEnd(self)
 
     # ------------------------------------------------------------------ reading the answer
     def _read(self, value: Any, so_far: Reply | None) -> Reply:
