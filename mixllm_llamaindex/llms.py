@@ -262,17 +262,20 @@ class MixLLM(FunctionCallingLLM):
         wrong = {n: type(c).__name__ for n, c in children.items() if not isinstance(c, LLM)}
         if wrong:
             raise ConfigError(f"Every child must be a llama_index LLM; got {wrong}.")
+        dispatch: dict[str, Any] = {  # the fields, and the dispatcher's settings as given
+            "max_retries": max_retries,
+            "retry_policy": retry_policy,
+            "failure_threshold": failure_threshold,
+            "cooldown_s": cooldown_s,
+            "timeout": timeout,
+            "validator": validator,
+        }
         super().__init__(
             models=children,
             lam=lam,
             alpha=alpha,
-            max_retries=max_retries,
-            retry_policy=retry_policy,
-            failure_threshold=failure_threshold,
-            cooldown_s=cooldown_s,
-            timeout=timeout,
-            validator=validator,
             callback_manager=callback_manager or CallbackManager([]),
+            **dispatch,
             **kwargs,
         )
         self._router = router_for(
@@ -284,16 +287,7 @@ class MixLLM(FunctionCallingLLM):
             encoder=encoder,
             seed=seed,
         )
-        self._dispatcher = Dispatcher(
-            self._router,
-            max_retries=max_retries,
-            retry_policy=retry_policy,
-            failure_threshold=failure_threshold,
-            cooldown_s=cooldown_s,
-            timeout=timeout,
-            validator=validator,
-            reader=_read_response,
-        )
+        self._dispatcher = Dispatcher(self._router, reader=_read_response, **dispatch)
 
     @classmethod
     def class_name(cls) -> str:
@@ -394,30 +388,26 @@ class MixLLM(FunctionCallingLLM):
 
     @llm_completion_callback()
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
-        return self._call(self._plan("complete", prompt, {**kwargs, "formatted": formatted}))
+        return self._call(self._plan_completion("complete", prompt, formatted, kwargs))
 
     @llm_completion_callback()
     async def acomplete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponse:
-        return await self._acall(
-            self._plan("acomplete", prompt, {**kwargs, "formatted": formatted})
-        )
+        return await self._acall(self._plan_completion("acomplete", prompt, formatted, kwargs))
 
     @llm_completion_callback()
     def stream_complete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseGen:
-        return self._stream(
-            self._plan("stream_complete", prompt, {**kwargs, "formatted": formatted})
-        )
+        return self._stream(self._plan_completion("stream_complete", prompt, formatted, kwargs))
 
     @llm_completion_callback()
     async def astream_complete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseAsyncGen:
         return await self._astream(
-            self._plan("astream_complete", prompt, {**kwargs, "formatted": formatted})
+            self._plan_completion("astream_complete", prompt, formatted, kwargs)
         )
 
     # ------------------------------------------------------------------ tools
@@ -489,6 +479,11 @@ class MixLLM(FunctionCallingLLM):
             pin = old if pin is None else pin
         tools = kwargs.pop(_TOOLS_KEY, None)
         return _Call(method, arg, kwargs, tools, pin)
+
+    def _plan_completion(
+        self, method: str, prompt: str, formatted: bool, kwargs: dict[str, Any]
+    ) -> _Call:
+        return self._plan(method, prompt, {**kwargs, "formatted": formatted})
 
     def _route_kwargs(self, call: _Call) -> dict[str, Any]:
         return {"pin": call.pin, **policy_override(self._router, lam=self.lam, alpha=self.alpha)}
