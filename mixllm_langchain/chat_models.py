@@ -299,6 +299,16 @@ class MixLLMChat(BaseChatModel):
         runnable, kwargs = _unwrap(runnable, dict(call.kwargs))
         return runnable, {"stop": call.stop, **kwargs}
 
+    def _child_call(self, call: _Call, method: str) -> Callable[[str, RoutingDecision], Any]:
+        """What the dispatcher calls for ``call``: the chosen child's ``method`` (``invoke``,
+        ``ainvoke``, ``stream`` or ``astream``) on the messages, with its callbacks isolated."""
+
+        def child_call(name: str, decision: RoutingDecision) -> Any:
+            runnable, kw = self._child(decision, call)
+            return getattr(runnable, method)(call.messages, config=_isolated(), **kw)
+
+        return child_call
+
     def _child_model_name(self, name: str, reported: Any) -> str:
         if isinstance(reported, str) and reported:
             return reported
@@ -328,11 +338,7 @@ class MixLLMChat(BaseChatModel):
         if self.streaming:
             return generate_from_stream(self._stream(messages, stop, **kwargs))
         call = self._plan(messages, stop, kwargs)
-
-        def invoke(name: str, decision: RoutingDecision) -> BaseMessage:
-            runnable, kw = self._child(decision, call)
-            return runnable.invoke(call.messages, config=_isolated(), **kw)
-
+        invoke = self._child_call(call, "invoke")
         return self._result(
             self._dispatcher.call(call.messages, invoke, pin=call.pin, **call.route_kwargs)
         )
@@ -347,11 +353,7 @@ class MixLLMChat(BaseChatModel):
         if self.streaming:
             return await agenerate_from_stream(self._astream(messages, stop, **kwargs))
         call = self._plan(messages, stop, kwargs)
-
-        async def invoke(name: str, decision: RoutingDecision) -> BaseMessage:
-            runnable, kw = self._child(decision, call)
-            return await runnable.ainvoke(call.messages, config=_isolated(), **kw)
-
+        invoke = self._child_call(call, "ainvoke")
         return self._result(
             await self._dispatcher.acall(call.messages, invoke, pin=call.pin, **call.route_kwargs)
         )
@@ -365,11 +367,7 @@ class MixLLMChat(BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         call, relay = self._plan(messages, stop, kwargs), _Relay(self)
-
-        def open_stream(name: str, decision: RoutingDecision) -> Iterator[BaseMessage]:
-            runnable, kw = self._child(decision, call)
-            return runnable.stream(call.messages, config=_isolated(), **kw)
-
+        open_stream = self._child_call(call, "stream")
         for _, chunk in self._dispatcher.stream(
             call.messages, open_stream, pin=call.pin, on_done=relay.finished, **call.route_kwargs
         ):
@@ -384,11 +382,7 @@ class MixLLMChat(BaseChatModel):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         call, relay = self._plan(messages, stop, kwargs), _Relay(self)
-
-        def open_stream(name: str, decision: RoutingDecision) -> AsyncIterator[BaseMessage]:
-            runnable, kw = self._child(decision, call)
-            return runnable.astream(call.messages, config=_isolated(), **kw)
-
+        open_stream = self._child_call(call, "astream")
         async for _, chunk in self._dispatcher.astream(
             call.messages, open_stream, pin=call.pin, on_done=relay.finished, **call.route_kwargs
         ):
