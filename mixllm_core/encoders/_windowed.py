@@ -13,8 +13,15 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, MissingDependencyError, check_choice
-from .base import DEFAULT_MODEL, default_cache_dir, packaged_minilm_path, text_key, window_text
+from ..errors import ConfigError, MissingDependencyError
+from .base import (
+    DEFAULT_MODEL,
+    check_window,
+    default_cache_dir,
+    packaged_minilm_path,
+    text_key,
+    window_text,
+)
 
 _ARTEFACT_VERSION = 1
 
@@ -83,14 +90,9 @@ class _WindowedEncoder:
         cache_size: int,
         cache_dir: str | Path | None,
     ) -> None:
-        check_choice("window", window, ("tail", "head"))
-        if max_chars is not None and (
-            isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars <= 0
-        ):
-            raise ConfigError(f"max_chars must be a positive int or None, got {max_chars!r}.")
-        for name, value in (("max_seq_length", max_seq_length), ("batch_size", batch_size)):
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ConfigError(f"{name} must be a positive int, got {value!r}.")
+        check_window(window, max_chars, max_seq_length)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+            raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}.")
         if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 0:
             raise ConfigError(f"cache_size must be an int >= 0, got {cache_size!r}.")
         self.model = model

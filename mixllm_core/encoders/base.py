@@ -19,13 +19,14 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from ..errors import MissingDependencyError
+from ..errors import ConfigError, MissingDependencyError, check_choice
 
 __all__ = [
     "DEFAULT_MODEL",
     "AdaptableEncoder",
     "QueryEncoder",
     "StatefulEncoder",
+    "check_window",
     "default_cache_dir",
     "packaged_minilm_path",
     "text_key",
@@ -57,6 +58,31 @@ def window_text(text: str, window: str, max_chars: int | None) -> str:
     if max_chars is None or len(text) <= max_chars:
         return text
     return text[-max_chars:] if window == "tail" else text[:max_chars]
+
+
+def _positive_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def check_window(window: object, max_chars: object, max_seq_length: object) -> None:
+    """Check the text window every MiniLM-based encoder takes.
+
+    Raises:
+        ConfigError: ``window`` is not ``"tail"`` or ``"head"``, ``max_chars`` is not a positive
+            int or None, or ``max_seq_length`` is not a positive int.
+
+    Example:
+        >>> check_window("tail", 1000, 256)
+        >>> check_window("tail", 0, 256)
+        Traceback (most recent call last):
+        ...
+        mixllm_core.errors.ConfigError: max_chars must be a positive int or None, got 0.
+    """
+    check_choice("window", window, ("tail", "head"))
+    if max_chars is not None and not _positive_int(max_chars):
+        raise ConfigError(f"max_chars must be a positive int or None, got {max_chars!r}.")
+    if not _positive_int(max_seq_length):
+        raise ConfigError(f"max_seq_length must be a positive int, got {max_seq_length!r}.")
 
 
 def default_cache_dir() -> Path:

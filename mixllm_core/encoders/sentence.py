@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, MissingDependencyError, check_choice
-from .base import DEFAULT_MODEL, packaged_minilm_path, text_key, window_text
+from ..errors import ConfigError, MissingDependencyError
+from .base import DEFAULT_MODEL, check_window, packaged_minilm_path, text_key, window_text
 from .cache import EmbeddingCache
 
 __all__ = ["SentenceEncoder"]
@@ -77,11 +77,7 @@ class SentenceEncoder:
         cache_path: str | Path | None = None,
         device: str = "cpu",
     ) -> None:
-        check_choice("window", window, ("tail", "head"))
-        if max_chars is not None and (not isinstance(max_chars, int) or max_chars <= 0):
-            raise ConfigError(f"max_chars must be a positive int or None, got {max_chars!r}.")
-        if not isinstance(max_seq_length, int) or max_seq_length <= 0:
-            raise ConfigError(f"max_seq_length must be a positive int, got {max_seq_length!r}.")
+        check_window(window, max_chars, max_seq_length)
         self.model = model
         self.window = window
         self.max_chars = max_chars

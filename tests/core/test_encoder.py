@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from mixllm_core import ConfigError, SentenceEncoder
+from mixllm_core.encoders import OnnxEncoder, StaticEncoder
 
 
 @pytest.fixture(scope="module")
@@ -51,3 +52,19 @@ def test_encoder_validates() -> None:
         SentenceEncoder(window="middle")
     with pytest.raises(ConfigError, match="single str"):
         SentenceEncoder().encode("just a string")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("cls", [SentenceEncoder, StaticEncoder, OnnxEncoder])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"max_chars": 0}, "max_chars must be a positive int or None, got 0"),
+        ({"max_chars": True}, "max_chars must be a positive int or None, got True"),
+        ({"max_seq_length": False}, "max_seq_length must be a positive int, got False"),
+    ],
+)
+def test_every_minilm_encoder_checks_its_window_alike(
+    cls: type, kwargs: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        cls(**kwargs)
