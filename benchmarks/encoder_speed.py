@@ -44,10 +44,10 @@ from mixllm_core.experiments.bench import (
     _reference,
     _router_metrics,
     _score_run,
+    _stage_times,
     adapt_to,
 )
 from mixllm_core.router import MixLLMRouter
-from mixllm_core.text import estimate_tokens
 
 DATA = (
     Path(__file__).resolve().parents[2]
@@ -101,20 +101,9 @@ def quality(encoder: QueryEncoder, data: RoutingData, seed: int) -> dict[str, fl
 
 def timings(router: MixLLMRouter, texts: Sequence[str], n_batch: int) -> dict[str, Any]:
     """Per-stage times on an uncached encoder (every prompt is embedded)."""
-    names = router.llms
     router.route(texts[0])  # warm-up: lazy load, first allocations
-    enc, pred, dec, route, hit = [], [], [], [], []
-    for t in texts:
-        t0 = time.perf_counter()
-        X, F = router.features([t])
-        t1 = time.perf_counter()
-        _, _, Q, C, U = router._predict_all(X, F)
-        t2 = time.perf_counter()
-        router._decide(
-            names, Q[0], C[0], U[0], router.policy, router.c_ref(), frozenset(), estimate_tokens(t)
-        )
-        t3 = time.perf_counter()
-        enc.append(t1 - t0), pred.append(t2 - t1), dec.append(t3 - t2)
+    enc, pred, dec = _stage_times(router, texts)  # encode: a forward pass (no cache)
+    route, hit = [], []
     for t in texts:
         t0 = time.perf_counter()
         router.route(t)

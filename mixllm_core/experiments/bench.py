@@ -424,18 +424,19 @@ def format_encoder_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _timings(
-    router: MixLLMRouter, texts: Sequence[str], timing_encoder: QueryEncoder, n_timed: int
-) -> dict[str, Any]:
-    """Per-stage routing time per query (embedding measured on an uncached encoder)."""
-    texts = list(texts)[:n_timed]
+def _stage_times(
+    router: MixLLMRouter, texts: Sequence[str]
+) -> tuple[list[float], list[float], list[float]]:
+    """Seconds each query spends in the three routing stages, one query at a time: its features
+    (``router.features``: the encoder, or its cache), prediction (every LLM's quality, cost and
+    uncertainty) and the decision."""
     names = router.llms
     encode: list[float] = []
     predict: list[float] = []
     decide: list[float] = []
     for t in texts:
         t0 = time.perf_counter()
-        X, F = router.features([t])  # cached: this is the cache lookup, not a forward pass
+        X, F = router.features([t])
         t1 = time.perf_counter()
         _, _, Q, C, U = router._predict_all(X, F)
         t2 = time.perf_counter()
@@ -446,6 +447,15 @@ def _timings(
         encode.append(t1 - t0)
         predict.append(t2 - t1)
         decide.append(t3 - t2)
+    return encode, predict, decide
+
+
+def _timings(
+    router: MixLLMRouter, texts: Sequence[str], timing_encoder: QueryEncoder, n_timed: int
+) -> dict[str, Any]:
+    """Per-stage routing time per query (embedding measured on an uncached encoder)."""
+    texts = list(texts)[:n_timed]
+    encode, predict, decide = _stage_times(router, texts)  # encode: the cache lookup here
     embed = _fixed_encoder_time(timing_encoder, texts[: max(1, n_timed // 4)])
     router.route_batch(texts[:8])  # warm-up: first-call allocations are not throughput
     t0 = time.perf_counter()
