@@ -34,14 +34,6 @@ from mixllm_core.data import load_routing_data
 from mixllm_core.experiments.bench import adapt_to
 from mixllm_core.router import MixLLMRouter
 
-DATA = (
-    Path(__file__).resolve().parents[2]
-    / "shared"
-    / "data"
-    / "routerbench_subset"
-    / "routerbench_arc_mbpp_winogrande.parquet"
-)
-
 
 def pct(values: Sequence[float]) -> dict[str, float]:
     a = 1e3 * np.asarray(values)
@@ -53,7 +45,7 @@ def pct(values: Sequence[float]) -> dict[str, float]:
 
 
 def make_chat(encoder_name: str, cache_dir: Path | None) -> tuple[Any, list[str]]:
-    from benchmarks_encoders import ENCODERS  # type: ignore[import-not-found]
+    from benchmarks_encoders import DATA, ENCODERS  # type: ignore[import-not-found]
 
     from mixllm_langchain import MixLLMChat
     from mixllm_langchain.testing import ScriptedChatModel
