@@ -109,6 +109,22 @@ class Behaviour:
         error = ConnectionResetError("connection reset by peer") if u < 0.5 else ServerError("503")
         return self.delay_s / 2, error
 
+    def act(self) -> float:
+        """Play one call's plan: wait, then raise its fault; returns the wait (sync children)."""
+        wait, error = self.plan()
+        time.sleep(wait)
+        if error is not None:
+            raise error
+        return wait
+
+    async def aact(self) -> float:
+        """:meth:`act` for async children (the wait does not block the event loop)."""
+        wait, error = self.plan()
+        await asyncio.sleep(wait)
+        if error is not None:
+            raise error
+        return wait
+
 
 class FaultyChat(ScriptedChatModel):
     """A LangChain child acting out a :class:`Behaviour`."""
@@ -116,34 +132,22 @@ class FaultyChat(ScriptedChatModel):
     behaviour: Any = Field(default=None, exclude=True)
 
     def _generate(self, *args: Any, **kwargs: Any) -> ChatResult:
-        wait, error = self.behaviour.plan()
-        time.sleep(wait)
-        if error is not None:
-            raise error
+        self.behaviour.act()
         return super()._generate(*args, **kwargs)
 
     async def _agenerate(self, *args: Any, **kwargs: Any) -> ChatResult:
-        wait, error = self.behaviour.plan()
-        await asyncio.sleep(wait)
-        if error is not None:
-            raise error
+        await self.behaviour.aact()
         return super()._generate(*args, **kwargs)
 
     def _stream(self, *args: Any, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
-        wait, error = self.behaviour.plan()
-        time.sleep(wait)
-        if error is not None:
-            raise error
+        wait = self.behaviour.act()
         for i, chunk in enumerate(super()._stream(*args, **kwargs)):
             if i:
                 time.sleep(wait / 4)
             yield chunk
 
     async def _astream(self, *args: Any, **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
-        wait, error = self.behaviour.plan()
-        await asyncio.sleep(wait)
-        if error is not None:
-            raise error
+        await self.behaviour.aact()
         for chunk in super()._stream(*args, **kwargs):
             yield chunk
 
@@ -154,26 +158,17 @@ class FaultyLLM(ScriptedLLM):
     behaviour: Any = Field(default=None, exclude=True)
 
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
-        wait, error = self.behaviour.plan()
-        time.sleep(wait)
-        if error is not None:
-            raise error
+        self.behaviour.act()
         return super().complete(prompt, formatted, **kwargs)
 
     async def acomplete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponse:
-        wait, error = self.behaviour.plan()
-        await asyncio.sleep(wait)
-        if error is not None:
-            raise error
+        await self.behaviour.aact()
         return super().complete(prompt, formatted, **kwargs)
 
     def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> Any:
-        wait, error = self.behaviour.plan()
-        time.sleep(wait)
-        if error is not None:
-            raise error
+        self.behaviour.act()
         return super().stream_complete(prompt, formatted, **kwargs)
 
 
