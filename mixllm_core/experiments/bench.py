@@ -24,7 +24,7 @@ from ..metrics import aiq, cost_to_reach, quality_at_cost
 from ..predictors import cost_features
 from ..router import MixLLMRouter
 from ..text import estimate_tokens
-from .replay import choose_indices
+from .replay import StreamReport, choose_indices
 from .synthetic import make_synthetic_world
 
 __all__ = [
@@ -158,74 +158,91 @@ def adapt_to(encoder: Any, texts: Sequence[str]) -> None:
         adapt(texts)
 
 
+@dataclass(frozen=True)
+class _Replay:
+    """What the replay experiments share: the rows, the test features the bench computed, the λ
+    sweep and the stream's settings."""
+
+    base: QueryEncoder
+    train: RoutingData
+    test: RoutingData
+    Xte: np.ndarray
+    Fte: np.ndarray
+    lambdas: Sequence[float]
+    c_ref: float
+    stream_lam: float
+    seed: int
+    show: bool
+
+    def split(self) -> tuple[RoutingData, RoutingData]:
+        """30% of the training rows offline, 70% streamed."""
+        from .replay import split_offline_stream
+
+        return split_offline_stream(self.train, 0.3, self.seed)
+
+    def stream(
+        self, router: MixLLMRouter, stream: RoutingData, kind: str, desc: str, **kwargs: Any
+    ) -> StreamReport:
+        """Route ``stream`` with ``kind`` feedback, then refit: continual training, the final
+        state includes every feedback."""
+        from .replay import stream_feedback
+
+        bar = _progress(len(stream), f"stream ({desc})", self.show)
+        report = stream_feedback(
+            router,
+            stream,
+            kind,
+            lam=self.stream_lam,
+            refit_every=REFIT_EVERY,
+            progress=bar,
+            **kwargs,
+        )
+        if kind != "none":
+            router.refit()
+        bar.close()
+        return report
+
+    def evaluate(self, name: str, router: MixLLMRouter) -> RouterRun:
+        """``router``'s choices on the test rows over the λ sweep."""
+        from .replay import evaluate_choices
+
+        X, F = _test_features(router, self.base, self.test, self.Xte, self.Fte)
+        return RouterRun(name, evaluate_choices(router, self.test, X, F, self.lambdas, self.c_ref))
+
+
 def _online_runs(
-    fresh: Callable[[], MixLLMRouter],
-    base: QueryEncoder,
-    train: RoutingData,
-    test: RoutingData,
-    Xte: np.ndarray,
-    Fte: np.ndarray,
-    lambdas: Sequence[float],
-    c_ref: float,
-    stream_lam: float,
-    seed: int,
-    show: bool,
+    fresh: Callable[[], MixLLMRouter], replay: _Replay
 ) -> tuple[list[RouterRun], dict[str, Any]]:
     """The paper's continual-learning replay: 30% offline, 70% streamed with feedback."""
-    from .replay import FEEDBACK_KINDS, evaluate_choices, split_offline_stream, stream_feedback
+    from .replay import FEEDBACK_KINDS
 
-    offline, stream = split_offline_stream(train, 0.3, seed)
+    offline, stream = replay.split()
     streams: dict[str, Any] = {}
     runs: list[RouterRun] = []
     info = {
         "offline_rows": len(offline),
         "stream_rows": len(stream),
-        "stream_lambda": stream_lam,
+        "stream_lambda": replay.stream_lam,
         "streams": streams,
     }
     for kind in FEEDBACK_KINDS:
         router = fresh().fit(offline)
-        bar = _progress(len(stream), f"stream ({kind} feedback)", show)
-        report = stream_feedback(
-            router, stream, kind, lam=stream_lam, refit_every=REFIT_EVERY, progress=bar
-        )
-        if kind != "none":
-            router.refit()  # continual training: the final state includes every feedback
-        bar.close()
+        report = replay.stream(router, stream, kind, f"{kind} feedback")
         streams[kind] = report.summary()
-        runs.append(
-            RouterRun(
-                f"online-{kind}",
-                evaluate_choices(
-                    router, test, *_test_features(router, base, test, Xte, Fte), lambdas, c_ref
-                ),
-            )
-        )
+        runs.append(replay.evaluate(f"online-{kind}", router))
     return runs, info
 
 
 def _pool_change_runs(
-    fresh: Callable[[], MixLLMRouter],
-    base: QueryEncoder,
-    train: RoutingData,
-    test: RoutingData,
-    Xte: np.ndarray,
-    Fte: np.ndarray,
-    lambdas: Sequence[float],
-    c_ref: float,
-    stream_lam: float,
-    held_out: str,
-    seed: int,
-    show: bool,
+    fresh: Callable[[], MixLLMRouter], replay: _Replay, held_out: str
 ) -> tuple[list[RouterRun], dict[str, Any]]:
     """``held_out`` is unknown offline and joins after 30% of the stream (refined feedback)."""
-    from .replay import evaluate_choices, split_offline_stream, stream_feedback
-
+    train = replay.train
     if held_out not in train.llms:
         from ..errors import UnknownLLMError
 
         raise UnknownLLMError(held_out, train.llms)
-    offline, stream = split_offline_stream(train, 0.3, seed)
+    offline, stream = replay.split()
     others = [n for n in train.llms if n != held_out]
     spec = train.specs.get(held_out)
     at = int(round(0.3 * len(stream)))
@@ -238,32 +255,14 @@ def _pool_change_runs(
     }
     for label, add in (("without", None), ("added", (at, lambda r: r.add_llm(spec or held_out)))):
         router = fresh().fit(offline.select_llms(others))
-        bar = _progress(len(stream), f"stream ({label} {held_out})", show)
-        report = stream_feedback(
-            router,
-            stream,
-            "refined",
-            lam=stream_lam,
-            add_llm=add,
-            refit_every=REFIT_EVERY,
-            progress=bar,
-        )
-        router.refit()
-        bar.close()
+        report = replay.stream(router, stream, "refined", f"{label} {held_out}", add_llm=add)
         tail = int(round(0.8 * len(stream)))
         info[label] = {
             **report.summary(),
             "share_after_add_first_10pct": report.share(held_out, at, at + len(stream) // 10),
             "share_last_20pct": report.share(held_out, tail),
         }
-        runs.append(
-            RouterRun(
-                f"pool-{label}-{held_out.split('/')[-1]}",
-                evaluate_choices(
-                    router, test, *_test_features(router, base, test, Xte, Fte), lambdas, c_ref
-                ),
-            )
-        )
+        runs.append(replay.evaluate(f"pool-{label}-{held_out.split('/')[-1]}", router))
     return runs, info
 
 
@@ -666,35 +665,15 @@ def run_bench(
             r.policy = r.maker.policy = replace(r.policy, alpha=alpha)
             return r
 
+        replay = _Replay(
+            router_encoder, train, test, Rte, Fte, lambdas, c_ref, stream_lam, seed, show_progress
+        )
         if online:
-            online_runs, extra["online"] = _online_runs(
-                fresh,
-                router_encoder,
-                train,
-                test,
-                Rte,
-                Fte,
-                lambdas,
-                c_ref,
-                stream_lam,
-                seed,
-                show_progress,
-            )
+            online_runs, extra["online"] = _online_runs(fresh, replay)
             runs += online_runs
         if pool_change:
             pool_runs, extra["pool_change"] = _pool_change_runs(
-                lambda: fresh(POOL_ALPHA),
-                router_encoder,
-                train,
-                test,
-                Rte,
-                Fte,
-                lambdas,
-                c_ref,
-                stream_lam,
-                pool_change,
-                seed,
-                show_progress,
+                lambda: fresh(POOL_ALPHA), replay, pool_change
             )
             runs += pool_runs
     for run in runs:
