@@ -12,7 +12,7 @@ the penalty ``β·exp(γ·(w − ξ·τ))`` and the time limit ``τ`` act on.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -171,29 +171,23 @@ def compare_penalty(
 ) -> dict[str, Any]:
     """The same arrivals routed without and with the latency penalty and time limit."""
     base = replace(router.policy, lam=lam, alpha=0.0)
+    policies: dict[str, Callable[[], DecisionPolicy]] = {  # made in turn, as each run starts
+        "without penalty": lambda: replace(base, beta=0.0, tau=None),
+        "with penalty": lambda: replace(base, beta=beta, gamma=gamma, xi=xi, tau=tau),
+    }
     runs = {
-        "without_penalty": simulate(
+        label.replace(" ", "_"): simulate(
             router,
             data,
-            policy=replace(base, beta=0.0, tau=None),
+            policy=policy(),
             rate_qps=rate_qps,
             n_queries=n_queries,
             tau=tau,
             profiles=profiles,
             seed=seed,
-            label="without penalty",
-        ),
-        "with_penalty": simulate(
-            router,
-            data,
-            policy=replace(base, beta=beta, gamma=gamma, xi=xi, tau=tau),
-            rate_qps=rate_qps,
-            n_queries=n_queries,
-            tau=tau,
-            profiles=profiles,
-            seed=seed,
-            label="with penalty",
-        ),
+            label=label,
+        )
+        for label, policy in policies.items()
     }
     profiles_used = profiles or default_profiles(router)
     return {
