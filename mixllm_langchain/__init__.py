@@ -13,8 +13,6 @@ the cold-start factory and the dispatcher that calls the children are in :mod:`m
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
 try:
     import langchain_core  # noqa: F401
 except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -24,12 +22,9 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "mixllm_langchain needs langchain-core: pip install 'mixllm[langchain]'"
     ) from exc
 
+from mixllm_core import __version__
+
 from .callbacks import MixLLMFeedbackHandler, RunLedger
 from .chat_models import MixLLMChat
-
-try:
-    __version__ = version("mixllm")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
-    __version__ = "0+unknown"
 
 __all__ = ["MixLLMChat", "MixLLMFeedbackHandler", "RunLedger", "__version__"]

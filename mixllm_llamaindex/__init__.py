@@ -20,8 +20,6 @@ Example:
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
 try:
     import llama_index.core  # noqa: F401
 except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -31,13 +29,10 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "mixllm_llamaindex needs llama-index-core: pip install 'mixllm[llamaindex]'"
     ) from exc
 
+from mixllm_core import __version__
+
 from .collect import AnswerDecisions
 from .events import RoutingDecisionEvent
 from .llms import MixLLM
-
-try:
-    __version__ = version("mixllm")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
-    __version__ = "0+unknown"
 
 __all__ = ["AnswerDecisions", "MixLLM", "RoutingDecisionEvent", "__version__"]
