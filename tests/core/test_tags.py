@@ -30,9 +30,8 @@ def supervised(split: tuple[RoutingData, RoutingData]) -> TaggedEncoder:
     return enc.fit(train.queries, train.tasks, show_progress=False)
 
 
-@pytest.fixture(scope="module")
-def unsupervised(split: tuple[RoutingData, RoutingData]) -> TaggedEncoder:
-    train, _ = split
+def _unsupervised(train: RoutingData) -> TaggedEncoder:
+    """A tagged encoder whose tags are 8 clusters of ``train``'s queries (no labels), seed 0."""
     enc = TaggedEncoder(
         HashingEncoder(),
         mode="adapter+tags",
@@ -41,6 +40,11 @@ def unsupervised(split: tuple[RoutingData, RoutingData]) -> TaggedEncoder:
         tagger=Tagger(n_clusters=8, seed=0),
     )
     return enc.fit(train.queries, show_progress=False)
+
+
+@pytest.fixture(scope="module")
+def unsupervised(split: tuple[RoutingData, RoutingData]) -> TaggedEncoder:
+    return _unsupervised(split[0])
 
 
 def _same_minus_different(Z: np.ndarray, labels: list[str]) -> float:
@@ -69,13 +73,7 @@ def test_tags_and_encodings_are_deterministic_for_a_seed(
     split: tuple[RoutingData, RoutingData], unsupervised: TaggedEncoder
 ) -> None:
     train, test = split
-    again = TaggedEncoder(
-        HashingEncoder(),
-        mode="adapter+tags",
-        epochs=EPOCHS,
-        seed=0,
-        tagger=Tagger(n_clusters=8, seed=0),
-    ).fit(train.queries, show_progress=False)
+    again = _unsupervised(train)
     assert again.tagger.tags_ == unsupervised.tagger.tags_
     assert again.tags(test.queries) == unsupervised.tags(test.queries)
     np.testing.assert_array_equal(again.encode(test.queries), unsupervised.encode(test.queries))
