@@ -152,6 +152,18 @@ def _every_decision_has_an_outcome(router: MixLLMRouter) -> None:
 
 
 # ---------------------------------------------------------------------- 1. timeouts
+def _fell_back_after_a_timeout(info: dict[str, Any], elapsed: float, router: MixLLMRouter) -> None:
+    """The hanging "cheap" child timed out at 0.3 s and "pricey" answered; all recorded."""
+    assert info["llm"] == "pricey" and elapsed < 2.5  # not the child's 5 s
+    assert [(a["llm"], a["kind"]) for a in info["attempts"]] == [
+        ("cheap", "timeout"),
+        ("pricey", ""),
+    ]
+    assert "within 0.3 s" in info["attempts"][0]["error"]
+    _no_slot_taken(router)
+    _every_decision_has_an_outcome(router)
+
+
 @pytest.mark.parametrize("form", ["invoke", "ainvoke", "stream", "astream"])
 async def test_a_hanging_langchain_child_times_out_and_the_next_child_answers(form: str) -> None:
     hanging = HangingChat(model_name="cheap")
@@ -171,15 +183,7 @@ async def test_a_hanging_langchain_child_times_out_and_the_next_child_answers(fo
         reply = _join([c async for c in chat.astream(Q)])
     elapsed = time.perf_counter() - t0
     hanging.release.set()
-    meta = reply.response_metadata["mixllm"]
-    assert meta["llm"] == "pricey" and elapsed < 2.5  # not the child's 5 s
-    assert [(a["llm"], a["kind"]) for a in meta["attempts"]] == [
-        ("cheap", "timeout"),
-        ("pricey", ""),
-    ]
-    assert "within 0.3 s" in meta["attempts"][0]["error"]
-    _no_slot_taken(chat.router)
-    _every_decision_has_an_outcome(chat.router)
+    _fell_back_after_a_timeout(reply.response_metadata["mixllm"], elapsed, chat.router)
 
 
 def _join(chunks: list[Any]) -> Any:
@@ -209,11 +213,7 @@ async def test_a_hanging_llamaindex_child_times_out_and_the_next_child_answers(f
         response = await llm.achat(message)
     elapsed = time.perf_counter() - t0
     hanging.release.set()
-    info = response.additional_kwargs["mixllm"]
-    assert info["llm"] == "pricey" and elapsed < 2.5
-    assert [a["kind"] for a in info["attempts"]] == ["timeout", ""]
-    _no_slot_taken(llm.router)
-    _every_decision_has_an_outcome(llm.router)
+    _fell_back_after_a_timeout(response.additional_kwargs["mixllm"], elapsed, llm.router)
 
 
 async def test_a_stream_that_stalls_after_its_first_chunk_fails_at_the_chunk_timeout() -> None:
