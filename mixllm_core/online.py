@@ -3,6 +3,9 @@
 Each head learns the residual between observed feedback and the offline predictor's quality, on
 the query representation with a bias term. ``A⁻¹`` is maintained with Sherman–Morrison rank-one
 updates (no matrix inverse per step); the exploration bonus is ``sqrt(xᵀA⁻¹x)``.
+
+:class:`HeadsTable` is the heads of a pool as one immutable value (what a router routes with);
+:class:`OnlineHeads` is a mutable holder of one, for use outside a router.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import numpy as np
 
 from .errors import ConfigError, UnknownLLMError
 
-__all__ = ["HeadsState", "OnlineHead", "OnlineHeads"]
+__all__ = ["HeadsState", "HeadsTable", "OnlineHead", "OnlineHeads"]
 
 
 def _with_bias(X: np.ndarray) -> np.ndarray:
@@ -29,7 +32,13 @@ def _sherman_morrison(A_inv: np.ndarray, b: np.ndarray, z: np.ndarray, target: f
     Az = A_inv @ z
     A_inv -= np.outer(Az, Az) / (1.0 + z @ Az)
     b += target * z
-    return A_inv @ b
+    theta: np.ndarray = A_inv @ b
+    return theta
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a
 
 
 def _check(dim: int, ridge: float) -> None:
@@ -120,108 +129,268 @@ class OnlineHead:
         self.n_updates += 1
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        return _with_bias(X) @ self.theta
+        corr: np.ndarray = _with_bias(X) @ self.theta
+        return corr
 
     def uncertainty(self, X: np.ndarray) -> np.ndarray:
         Z = _with_bias(X)
-        return np.sqrt(np.maximum(np.einsum("nd,de,ne->n", Z, self.A_inv, Z), 0.0))
+        unc: np.ndarray = np.sqrt(np.maximum(np.einsum("nd,de,ne->n", Z, self.A_inv, Z), 0.0))
+        return unc
 
 
-class OnlineHeads:
-    """One LinUCB head per LLM, stored stacked so routing evaluates all of them in one call."""
+class HeadsTable:
+    """The online heads as one immutable value: every update returns a new table.
 
-    def __init__(self, dim: int, *, ridge: float = 1.0) -> None:
+    Copy-on-write: an update builds new arrays for the one head it changes and shares the others,
+    so a route that holds a table reads parameters no writer ever modifies, with no lock. A head
+    that has seen no feedback keeps only its scale ``s`` (``A⁻¹ = s·I``) until its first update.
+
+    Example:
+        >>> table = HeadsTable.empty(2).with_head("a").learned("a", np.array([1.0, 0.0]), 0.5)
+        >>> corr, _ = table.predict(("a",), np.array([[1.0, 0.0]]))
+        >>> round(float(corr[0, 0]), 3), int(table.n_updates[0])
+        (0.333, 1)
+    """
+
+    __slots__ = ("A_inv", "b", "dim", "n_updates", "names", "ridge", "scale", "theta", "_index")
+
+    def __init__(
+        self,
+        dim: int,
+        ridge: float,
+        names: tuple[str, ...],
+        A_inv: tuple[np.ndarray | None, ...],
+        b: tuple[np.ndarray, ...],
+        theta: np.ndarray,
+        n_updates: np.ndarray,
+        scale: np.ndarray,
+    ) -> None:
+        self.dim, self.ridge, self.names = dim, ridge, names
+        self.A_inv, self.b = A_inv, b  # per head; A_inv None: s·I, never updated
+        self.theta, self.n_updates, self.scale = theta, n_updates, scale
+        for array in (theta, n_updates, scale):
+            array.flags.writeable = False
+        self._index = {name: i for i, name in enumerate(names)}
+
+    @classmethod
+    def empty(cls, dim: int, *, ridge: float = 1.0) -> HeadsTable:
+        """A table with no heads."""
         _check(dim, ridge)
-        self.dim = dim
-        self.ridge = ridge
-        self.names: list[str] = []
-        self.A_inv = np.zeros((0, dim + 1, dim + 1))
-        self.b = np.zeros((0, dim + 1))
-        self.theta = np.zeros((0, dim + 1))
-        self.n_updates = np.zeros(0, dtype=int)
-        self._lock = threading.Lock()
+        return cls(dim, ridge, (), (), (), np.zeros((0, dim + 1)), np.zeros(0, int), np.zeros(0))
 
     def __contains__(self, name: object) -> bool:
-        return name in self.names
+        return name in self._index
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def _index_of(self, name: str) -> int:
+        i = self._index.get(name)
+        if i is None:
+            raise UnknownLLMError(name, self.names)
+        return i
+
+    def _replace_row(
+        self, i: int, A_inv: np.ndarray | None, b: np.ndarray, theta: np.ndarray, n: int, s: float
+    ) -> HeadsTable:
+        thetas, counts, scales = self.theta.copy(), self.n_updates.copy(), self.scale.copy()
+        thetas[i], counts[i], scales[i] = theta, n, s
+        return HeadsTable(
+            self.dim,
+            self.ridge,
+            self.names,
+            (*self.A_inv[:i], A_inv, *self.A_inv[i + 1 :]),
+            (*self.b[:i], b, *self.b[i + 1 :]),
+            thetas,
+            counts,
+            scales,
+        )
+
+    def with_head(self, name: str, *, prior_scale: float = 1.0) -> HeadsTable:
+        """This table plus a fresh head for ``name`` (``A⁻¹ = prior_scale / ridge · I``)."""
+        if name in self._index:
+            raise ConfigError(f"An online head for {name!r} exists already.")
+        zero = _frozen(np.zeros(self.dim + 1))
+        return HeadsTable(
+            self.dim,
+            self.ridge,
+            (*self.names, name),
+            (*self.A_inv, None),
+            (*self.b, zero),
+            np.vstack([self.theta, zero]),
+            np.append(self.n_updates, 0),
+            np.append(self.scale, prior_scale / self.ridge),
+        )
+
+    def with_heads(self, names: Sequence[str]) -> HeadsTable:
+        """This table plus a fresh head (prior scale 1) for each of ``names`` it lacks."""
+        table = self
+        for name in names:
+            if name not in table:
+                table = table.with_head(name)
+        return table
+
+    def without(self, name: str) -> HeadsTable:
+        """This table without ``name``'s head (itself when it has none)."""
+        i = self._index.get(name)
+        if i is None:
+            return self
+        keep = [j for j in range(len(self.names)) if j != i]
+        return HeadsTable(
+            self.dim,
+            self.ridge,
+            tuple(self.names[j] for j in keep),
+            tuple(self.A_inv[j] for j in keep),
+            tuple(self.b[j] for j in keep),
+            self.theta[keep],
+            self.n_updates[keep],
+            self.scale[keep],
+        )
+
+    def reset(self, name: str) -> HeadsTable:
+        """This table with ``name``'s head fresh again (prior scale 1), in the same place."""
+        i = self._index_of(name)
+        zero = _frozen(np.zeros(self.dim + 1))
+        return self._replace_row(i, None, zero, zero, 0, 1.0 / self.ridge)
+
+    def learned(self, name: str, x: np.ndarray, target: float) -> HeadsTable:
+        """This table with ``name``'s head updated by residual ``target`` at representation ``x``."""
+        i = self._index_of(name)
+        old = self.A_inv[i]
+        A_inv = np.eye(self.dim + 1) * self.scale[i] if old is None else old.copy()
+        b = self.b[i].copy()
+        theta = _sherman_morrison(A_inv, b, _with_bias(x)[0], float(target))
+        n = int(self.n_updates[i]) + 1
+        return self._replace_row(i, _frozen(A_inv), _frozen(b), theta, n, float(self.scale[i]))
+
+    def predict(self, names: Sequence[str], X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Residual corrections and uncertainties, each ``(n, m)``, for the LLMs ``names``.
+
+        A head that has seen no feedback has ``A⁻¹ = s·I``: its uncertainty is ``sqrt(s)·|z|``.
+        """
+        Z = _with_bias(X)
+        if tuple(names) == self.names:
+            idx = np.arange(len(self.names))
+            theta, counts, scale = self.theta, self.n_updates, self.scale
+        else:
+            idx = np.array([self._index_of(n) for n in names], dtype=int)
+            theta, counts, scale = self.theta[idx], self.n_updates[idx], self.scale[idx]
+        corr = Z @ theta.T
+        unc = np.empty_like(corr)
+        fresh = counts == 0
+        if fresh.any():
+            unc[:, fresh] = np.sqrt(scale[fresh])[None, :] * np.linalg.norm(Z, axis=1)[:, None]
+        for col in np.flatnonzero(~fresh):
+            ZA = Z @ self.A_inv[idx[col]]
+            unc[:, col] = np.sqrt(np.maximum((ZA * Z).sum(axis=1), 0.0))
+        return corr, unc
+
+    def matrix(self, name: str) -> np.ndarray:
+        """``name``'s ``A⁻¹`` (read-only)."""
+        i = self._index_of(name)
+        A_inv = self.A_inv[i]
+        return _frozen(np.eye(self.dim + 1) * self.scale[i]) if A_inv is None else A_inv
 
     def get_state(self, names: Sequence[str] | None = None) -> HeadsState:
         """A copy of the heads of ``names`` (default: all), in that order."""
-        with self._lock:
-            names = list(self.names if names is None else names)
-            for name in names:
-                if name not in self.names:
-                    raise UnknownLLMError(name, self.names)
-            idx = [self.names.index(n) for n in names]
-            return HeadsState(
-                self.dim,
-                self.ridge,
-                tuple(names),
-                self.A_inv[idx].copy(),
-                self.b[idx].copy(),
-                self.n_updates[idx].copy(),
-            )
+        names = tuple(self.names if names is None else names)
+        idx = [self._index_of(n) for n in names]
+        d = self.dim + 1
+        return HeadsState(
+            self.dim,
+            self.ridge,
+            names,
+            np.stack([self.matrix(n) for n in names]) if names else np.zeros((0, d, d)),
+            np.stack([self.b[i] for i in idx]) if names else np.zeros((0, d)),
+            self.n_updates[idx].copy(),
+        )
+
+    @classmethod
+    def from_state(cls, state: HeadsState) -> HeadsTable:
+        """The table :meth:`get_state` described."""
+        A_inv = tuple(_frozen(np.array(a, dtype=float)) for a in state.A_inv)
+        b = tuple(_frozen(np.array(v, dtype=float)) for v in state.b)
+        theta = (
+            np.stack([a @ v for a, v in zip(A_inv, b)]) if A_inv else np.zeros((0, state.dim + 1))
+        )
+        scale = np.array([a[0, 0] for a in A_inv], dtype=float)
+        counts = np.array(state.n_updates, dtype=int)
+        return cls(state.dim, state.ridge, state.names, A_inv, b, theta, counts, scale)
+
+
+class OnlineHeads:
+    """One LinUCB head per LLM, stored stacked so routing evaluates all of them in one call.
+
+    A mutable holder of a :class:`HeadsTable`: each change builds a new table and publishes it
+    under a lock, each read takes the current table with one attribute read (no lock), so a
+    reader never sees a half-applied change.
+
+    Example:
+        >>> heads = OnlineHeads(2); heads.add("a"); heads.learn_one("a", np.ones(2), 1.0)
+        >>> heads.names, int(heads.n_updates[0])
+        (['a'], 1)
+    """
+
+    def __init__(self, dim: int, *, ridge: float = 1.0) -> None:
+        self.table = HeadsTable.empty(dim, ridge=ridge)
+        self._lock = threading.Lock()
+
+    @property
+    def dim(self) -> int:
+        return self.table.dim
+
+    @property
+    def ridge(self) -> float:
+        return self.table.ridge
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.table.names)
+
+    @property
+    def A_inv(self) -> np.ndarray:
+        """``(m, d + 1, d + 1)``: every head's ``A⁻¹`` (a copy)."""
+        return self.table.get_state().A_inv
+
+    @property
+    def b(self) -> np.ndarray:
+        return self.table.get_state().b
+
+    @property
+    def theta(self) -> np.ndarray:
+        return self.table.theta
+
+    @property
+    def n_updates(self) -> np.ndarray:
+        return self.table.n_updates
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.table
+
+    def get_state(self, names: Sequence[str] | None = None) -> HeadsState:
+        """A copy of the heads of ``names`` (default: all), in that order."""
+        return self.table.get_state(names)
 
     @classmethod
     def from_state(cls, state: HeadsState) -> OnlineHeads:
         """The heads :meth:`get_state` described."""
         heads = cls(state.dim, ridge=state.ridge)
-        heads.names = list(state.names)
-        heads.A_inv = state.A_inv.astype(float)  # copies
-        heads.b = state.b.astype(float)
-        heads.n_updates = state.n_updates.astype(int)
-        heads.theta = np.einsum("mde,me->md", heads.A_inv, heads.b)
+        heads.table = HeadsTable.from_state(state)
         return heads
 
     def add(self, name: str, *, prior_scale: float = 1.0) -> None:
         with self._lock:
-            if name in self.names:
-                raise ConfigError(f"An online head for {name!r} exists already.")
-            eye = np.eye(self.dim + 1)[None] * (prior_scale / self.ridge)
-            self.names.append(name)
-            self.A_inv = np.concatenate([self.A_inv, eye])
-            self.b = np.vstack([self.b, np.zeros(self.dim + 1)])
-            self.theta = np.vstack([self.theta, np.zeros(self.dim + 1)])
-            self.n_updates = np.append(self.n_updates, 0)
+            self.table = self.table.with_head(name, prior_scale=prior_scale)
 
     def remove(self, name: str) -> None:
         with self._lock:
-            if name not in self.names:
-                return
-            i = self.names.index(name)
-            del self.names[i]
-            self.A_inv = np.delete(self.A_inv, i, axis=0)
-            self.b = np.delete(self.b, i, axis=0)
-            self.theta = np.delete(self.theta, i, axis=0)
-            self.n_updates = np.delete(self.n_updates, i)
+            self.table = self.table.without(name)
 
     def learn_one(self, name: str, x: np.ndarray, target: float) -> None:
         """Update ``name``'s head with residual ``target`` at representation ``x``."""
         with self._lock:
-            if name not in self.names:
-                raise UnknownLLMError(name, self.names)
-            i = self.names.index(name)
-            self.theta[i] = _sherman_morrison(
-                self.A_inv[i], self.b[i], _with_bias(x)[0], float(target)
-            )
-            self.n_updates[i] += 1
+            self.table = self.table.learned(name, x, target)
 
-    def predict(self, names: list[str], X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Residual corrections and uncertainties, each ``(n, m)``, for the LLMs ``names``.
-
-        A head that has seen no feedback still has ``A⁻¹ = s·I``: its uncertainty is
-        ``sqrt(s)·|z|`` and is computed without touching the matrix.
-        """
-        Z = _with_bias(X)
-        with self._lock:
-            idx = np.array([self.names.index(n) for n in names], dtype=int)
-            theta = self.theta[idx]
-            corr = Z @ theta.T
-            unc = np.empty_like(corr)
-            trained = self.n_updates[idx] > 0
-            if (~trained).any():
-                scale = self.A_inv[idx[~trained], 0, 0]
-                unc[:, ~trained] = np.sqrt(scale)[None, :] * np.linalg.norm(Z, axis=1)[:, None]
-            for col in np.flatnonzero(trained):
-                ZA = Z @ self.A_inv[idx[col]]
-                unc[:, col] = np.sqrt(np.maximum((ZA * Z).sum(axis=1), 0.0))
-        return corr, unc
+    def predict(self, names: Sequence[str], X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Residual corrections and uncertainties, each ``(n, m)``, for the LLMs ``names``."""
+        return self.table.predict(names, X)

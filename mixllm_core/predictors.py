@@ -279,9 +279,11 @@ class QualityPredictor:
         if self.estimator_ is None:
             return np.full(X.shape[0], self.mean_)
         if hasattr(self.estimator_, "predict_proba"):
-            proba = self.estimator_.predict_proba(X)
-            return proba[:, list(self.estimator_.classes_).index(1)]
-        return np.clip(self.estimator_.predict(X), 0.0, 1.0)
+            proba = np.asarray(self.estimator_.predict_proba(X))
+            good: np.ndarray = proba[:, list(self.estimator_.classes_).index(1)]
+            return good
+        clipped: np.ndarray = np.clip(np.asarray(self.estimator_.predict(X)), 0.0, 1.0)
+        return clipped
 
     def get_state(self) -> QualityState:
         """What this predictor learned (the estimator is shared, not copied)."""
@@ -359,13 +361,15 @@ class CostPredictor:
             raise NotFittedError("This CostPredictor is not fitted yet; call fit first.")
         in_tok = np.expm1(F[:, 0])
         if self.mode == "regress":
-            return np.exp(F @ self.coef_ + self.intercept_)
+            cost: np.ndarray = np.exp(F @ self.coef_ + self.intercept_)
+            return cost
         out_tok = (
             self.output_tokens
             if self.mode == "prior"
             else np.maximum(F @ self.coef_ + self.intercept_, 1.0)
         )
-        return (in_tok * self.input_price + out_tok * self.output_price) / 1e6
+        priced: np.ndarray = (in_tok * self.input_price + out_tok * self.output_price) / 1e6
+        return priced
 
     def get_state(self) -> CostState:
         """What this predictor learned."""
