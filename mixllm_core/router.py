@@ -1,17 +1,25 @@
-"""`MixLLMRouter`: embed the query, predict every LLM's quality and cost, decide, learn online."""
+"""`MixLLMRouter`: embed the query, predict every LLM's quality and cost, decide, learn online.
+
+Thread safety: the router's learned state is one immutable
+:class:`~mixllm_core.snapshot.RoutingModel` held in one attribute. A route reads it once and takes no lock, so it never fails or waits while
+the router learns or its pool changes. Writers (``fit``, ``add_llm``, ``remove_llm``, feedback,
+the final swap of ``refit``) take the router's lock, build a new model and publish it with one
+assignment; ``refit`` trains its predictors outside that lock.
+"""
 
 from __future__ import annotations
 
+import math
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .data import ASSUMED_OUTPUT_TOKENS, REFERENCE_INPUT_TOKENS, RoutingData
+from .data import RoutingData
 from .decision import BudgetTracker, DecisionMaker, DecisionPolicy, RoutingDecision
 from .encoders import AdaptableEncoder, QueryEncoder, StaticEncoder
 from .errors import (
@@ -23,33 +31,21 @@ from .errors import (
 )
 from .latency import LatencyTracker
 from .log import MemoryLog, RoutingLog, SQLiteLog
-from .online import OnlineHeads
+from .online import HeadsTable
 from .persistence import read_state, write_state
-from .predictors import CostPredictor, PredictorBank, QualityPredictor, cost_features
+from .predictors import QualityPredictor
+from .snapshot import PoolModel, RoutingModel, fit_llm, refit_quality
 from .spec import LLMSpec
-from .state import LLMState, RouterState
+from .state import RouterState
 from .text import Query, estimate_tokens, query_text
 
 __all__ = ["FeedbackResult", "MixLLMRouter"]
 
-def _prior_quality(
-    specs: Sequence[LLMSpec], trained: dict[str, float] | None = None
-) -> dict[str, float]:
-    """Price-aware prior quality for LLMs without history.
+#: How many times a route decides when the LLM it chose keeps leaving the pool meanwhile.
+_ROUTE_ATTEMPTS = 4
 
-    With trained LLMs in the pool (``trained``: name → mean observed quality), the prior is a
-    least-squares line of mean quality on log price through them, so a newcomer starts where LLMs
-    of its price class stand. Without any, a pricier LLM is simply expected to answer better.
-    """
-    logs = {s.name: float(np.log1p(s.input_price + 3 * s.output_price)) for s in specs}
-    trained = {n: q for n, q in (trained or {}).items() if n in logs}
-    if len(trained) >= 2 and np.ptp([logs[n] for n in trained]) > 1e-9:
-        slope, intercept = np.polyfit([logs[n] for n in trained], list(trained.values()), 1)
-        return {n: float(np.clip(intercept + slope * v, 0.05, 0.95)) for n, v in logs.items()}
-    lo, hi = min(logs.values(), default=0.0), max(logs.values(), default=0.0)
-    if hi - lo < 1e-12:
-        return {n: 0.5 for n in logs}
-    return {n: 0.4 + 0.4 * (v - lo) / (hi - lo) for n, v in logs.items()}
+#: Feedback applied to the online heads while a refit runs: (log seq, LLM, x, residual).
+_Late = tuple[int, str, np.ndarray, float]
 
 
 @dataclass(frozen=True)
@@ -61,6 +57,40 @@ class FeedbackResult:
     score: float
     applied: bool
     reason: str = ""
+
+
+def _check_outcome(
+    latency_s: object, cost: object, input_tokens: object, output_tokens: object
+) -> None:
+    """Raise :class:`ConfigError` for an outcome value outside what is allowed."""
+    for name, value, unit in (("latency_s", latency_s, "seconds"), ("cost", cost, "USD")):
+        if value is None:
+            continue
+        try:
+            ok = (
+                isinstance(value, (int, float, np.integer, np.floating))
+                and not isinstance(value, (bool, np.bool_))
+                and math.isfinite(value)
+                and value >= 0
+            )
+        except OverflowError:  # an int too large for a float
+            ok = False
+        if not ok:
+            raise ConfigError(
+                f"{name} must be None or a finite number >= 0 ({unit}), got {value!r}."
+            )
+    for name, value in (("input_tokens", input_tokens), ("output_tokens", output_tokens)):
+        if value is not None and (
+            isinstance(value, (bool, np.bool_))
+            or not isinstance(value, (int, np.integer))
+            or value < 0
+        ):
+            raise ConfigError(f"{name} must be None or an int >= 0, got {value!r}.")
+
+
+def _same_predictor(a: QualityPredictor, b: QualityPredictor) -> bool:
+    """Whether ``a`` still stands for what ``b`` learned (a re-derived prior counts as the same)."""
+    return a is b or (a.n_samples_ == 0 and b.n_samples_ == 0)
 
 
 class MixLLMRouter:
@@ -114,13 +144,12 @@ class MixLLMRouter:
         store_prompts: bool = True,
     ) -> None:
         QualityPredictor(quality_model, **(quality_params or {}))  # validates kind and params
-        self.specs: dict[str, LLMSpec] = {}
+        specs: dict[str, LLMSpec] = {}
         for llm in llms:
             spec = llm if isinstance(llm, LLMSpec) else LLMSpec(str(llm))
-            if spec.name in self.specs:
+            if spec.name in specs:
                 raise ConfigError(f"LLM {spec.name!r} appears twice in the pool.")
-            self.specs[spec.name] = spec
-        self.encoder: QueryEncoder = encoder if encoder is not None else StaticEncoder()
+            specs[spec.name] = spec
         self.quality_model = quality_model
         self.quality_params = dict(quality_params or {})
         self.policy = policy or DecisionPolicy()
@@ -131,14 +160,9 @@ class MixLLMRouter:
         self.max_pending = max_pending
         self.maker = DecisionMaker(self.policy, seed=seed)
         self.budget = BudgetTracker(self.policy.budget, self.policy.budget_period_s, clock)
-        self._quality: dict[str, QualityPredictor] = {}
-        self._cost: dict[str, CostPredictor] = {}
-        self._bank: PredictorBank | None = None
-        self._heads: OnlineHeads | None = None
-        self._lock = threading.RLock()
-        self.c_ref_: float | None = None
-        self._train: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        self._feedback_seq = 0
+        self._lock = threading.RLock()  # writers only: routes never take it
+        self._refit_lock = threading.Lock()  # one refit at a time
+        self._late: list[_Late] | None = None  # set while a refit runs
         self.log: RoutingLog = (
             log
             if isinstance(log, RoutingLog)
@@ -146,102 +170,99 @@ class MixLLMRouter:
             if log is not None
             else MemoryLog(max_pending, store_prompts=store_prompts)
         )
-        for spec in self.specs.values():
-            self._set_prior(spec)
+        pool = PoolModel.cold(
+            list(specs.values()),
+            encoder if encoder is not None else StaticEncoder(),
+            quality_model,
+        )
+        self._model = RoutingModel(pool, None, 0)
+        for spec in specs.values():
             self.tracker.set_concurrency(spec.name, spec.max_concurrency)
 
-    # ------------------------------------------------------------------ pool
+    # ------------------------------------------------------------------ the published model
+    @property
+    def model(self) -> RoutingModel:
+        """The immutable :class:`~mixllm_core.snapshot.RoutingModel` routes read now."""
+        return self._model
+
+    @property
+    def specs(self) -> Mapping[str, LLMSpec]:
+        """The pool (read-only; change it with :meth:`add_llm` / :meth:`remove_llm`)."""
+        return self._model.pool.specs
+
     @property
     def llms(self) -> list[str]:
-        return list(self.specs)
+        return list(self._model.pool.specs)
 
-    def _check_llm(self, name: str) -> None:
-        if name not in self.specs:
-            raise UnknownLLMError(name, self.specs)
+    @property
+    def encoder(self) -> QueryEncoder:
+        """The encoder the predictors read; assigning one publishes a new model."""
+        return self._model.pool.encoder
 
-    def _set_prior(self, spec: LLMSpec) -> None:
-        trained = {n: q.mean_ for n, q in self._quality.items() if q.n_samples_ > 0}
-        priors = _prior_quality(list(self.specs.values()), trained)
-        for name, q0 in priors.items():
-            if (
-                name == spec.name
-                or name not in self._quality
-                or self._quality[name].n_samples_ == 0
-            ):
-                self._quality[name] = QualityPredictor.prior(q0, self.quality_model)
-        self._cost[spec.name] = CostPredictor(
-            "prior",
-            input_price=spec.input_price,
-            output_price=spec.output_price,
-            output_tokens=ASSUMED_OUTPUT_TOKENS,
-        )
-        self._bank = None
+    @encoder.setter
+    def encoder(self, encoder: QueryEncoder) -> None:
+        with self._lock:
+            model = self._model
+            self._model = replace(model, pool=model.pool.with_encoder(encoder))
 
-    def _fit_one(
-        self, spec: LLMSpec, X: np.ndarray, F: np.ndarray, data: RoutingData, j: int
-    ) -> None:
-        self._quality[spec.name] = self._new_quality().fit(X, data.quality[:, j])
-        out_tok = None if data.output_tokens is None else data.output_tokens[:, j]
-        priced = bool(spec.input_price or spec.output_price)
-        if priced and data.has_tokens and out_tok is not None and np.isfinite(out_tok).any():
-            cost = CostPredictor(
-                "tokens", input_price=spec.input_price, output_price=spec.output_price
-            ).fit(F, out_tok)
-        elif data.cost is not None and np.isfinite(data.cost[:, j]).any():
-            cost = CostPredictor("regress").fit(F, data.cost[:, j])
-        else:
-            cost = CostPredictor(
-                "prior",
-                input_price=spec.input_price,
-                output_price=spec.output_price,
-                output_tokens=ASSUMED_OUTPUT_TOKENS,
-            )
-        self._cost[spec.name] = cost
-        self._remember_training(spec.name, X, data.quality[:, j])
+    @property
+    def c_ref_(self) -> float | None:
+        """The reference cost learned by ``fit`` (None before, or without costs in the data)."""
+        return self._model.pool.c_ref
+
+    @property
+    def _quality(self) -> Mapping[str, QualityPredictor]:
+        return self._model.pool.quality
+
+    @property
+    def _heads(self) -> HeadsTable | None:
+        return self._model.heads
 
     def _new_quality(self) -> QualityPredictor:
         return QualityPredictor(self.quality_model, seed=self.seed, **self.quality_params)
 
-    def _remember_training(self, name: str, X: np.ndarray, y: np.ndarray) -> None:
-        """Keep each LLM's offline training set (X shared, not copied) for ``refit``."""
-        self._train[name] = (X, np.asarray(y, dtype=float))
-
     def features(
         self, texts: Sequence[str], *, show_progress: bool = False
     ) -> tuple[np.ndarray, np.ndarray]:
-        X = np.asarray(
-            self.encoder.encode(list(texts), show_progress=show_progress), dtype=np.float32
-        )
-        dims = {q.n_features_in_ for q in self._quality.values() if q.n_samples_ > 0}
-        if dims and dims != {X.shape[1]}:
-            raise ConfigError(
-                f"The encoder gives {X.shape[1]}-dimensional vectors but the predictors were fit on "
-                f"{sorted(dims)}-dimensional ones; use the encoder the router was trained with."
-            )
-        in_tok = np.array([estimate_tokens(t) for t in texts], dtype=float)
-        return X, cost_features(X, in_tok)
+        """Representations ``X`` and cost features ``F`` of ``texts`` (current encoder)."""
+        return self._model.pool.features(texts, show_progress=show_progress)
 
     def head_ridge(self) -> float:
         """The ridge of new online heads (see ``online_ridge``)."""
+        return self._head_ridge(self._model.pool)
+
+    def _head_ridge(self, pool: PoolModel) -> float:
         if self.online_ridge is not None:
             return self.online_ridge
-        return 50.0 if any(q.n_samples_ > 0 for q in self._quality.values()) else 1.0
+        return 50.0 if pool.is_fitted else 1.0
 
-    def _ensure_heads(self, dim: int) -> OnlineHeads:
-        """The online heads for ``dim``-dimensional representations, one per pool LLM.
-
-        A new set is built completely before it replaces the old one, so a concurrent route
-        never sees a half-built set.
-        """
-        with self._lock:
-            heads = self._heads
-            if heads is None or heads.dim != dim:
-                heads = OnlineHeads(dim, ridge=self.head_ridge())
-            for name in self.specs:
-                if name not in heads:
-                    heads.add(name)
-            self._heads = heads
+    def _heads_for(self, model: RoutingModel, dim: int) -> HeadsTable:
+        """``model``'s heads when they read ``dim``-dimensional vectors, else a fresh set."""
+        heads = model.heads
+        if heads is not None and heads.dim == dim:
             return heads
+        fresh = HeadsTable.empty(dim, ridge=self._head_ridge(model.pool))
+        return fresh.with_heads(model.pool.names)
+
+    def _ensure_heads(self, dim: int) -> HeadsTable:
+        """The online heads for ``dim``-dimensional representations, one per pool LLM."""
+        with self._lock:
+            model = self._model
+            heads = self._heads_for(model, dim)
+            if heads is not model.heads:
+                self._model = replace(model, heads=heads)
+            return heads
+
+    def _route_heads(self, model: RoutingModel, dim: int) -> HeadsTable:
+        """The heads a route reads; fresh ones are published only when no writer is busy."""
+        heads = self._heads_for(model, dim)
+        if heads is not model.heads and self._lock.acquire(blocking=False):
+            try:
+                if self._model is model:
+                    self._model = replace(model, heads=heads)
+            finally:
+                self._lock.release()
+        return heads
 
     # ------------------------------------------------------------------ fit
     def fit(self, data: RoutingData, *, show_progress: bool = False) -> MixLLMRouter:
@@ -250,38 +271,44 @@ class MixLLMRouter:
         An encoder with an ``adapted(texts)`` method (the default :class:`StaticEncoder`) first
         learns its corpus part from ``data``'s queries: ``router.encoder`` becomes a copy adapted
         to them (the encoder passed in is left as it was, so routers sharing one never disturb
-        each other), fixed until the next ``fit``.
+        each other), fixed until the next ``fit``. Routes go on with the previous model until the
+        fitted one replaces it; the online heads start again from zero.
         """
         if not isinstance(data, RoutingData):
             raise DataFormatError(f"fit() takes RoutingData, got {type(data).__name__}.")
         if len(data) == 0:
             raise DataFormatError("fit() got routing data with 0 queries.")
         with self._lock:
-            if not self.specs:
-                for name in data.llms:
-                    self.specs[name] = data.specs.get(name, LLMSpec(name))
-                    self.tracker.set_concurrency(name, self.specs[name].max_concurrency)
-            missing = [n for n in self.specs if n not in data.llms]
+            model = self._model
+            specs = dict(model.pool.specs) or {n: data.specs.get(n, LLMSpec(n)) for n in data.llms}
+            missing = [n for n in specs if n not in data.llms]
             if missing:
                 raise DataFormatError(
                     f"The pool's LLMs {missing} have no column in the data; it has {data.llms}."
                 )
-            if isinstance(self.encoder, AdaptableEncoder):  # this router's own adapted copy
-                self.encoder = self.encoder.adapted(data.queries)
-            X, F = self.features(data.queries, show_progress=show_progress)
-            names = list(self.specs)
-            iterator: Iterable[str] = names
+            encoder = model.pool.encoder
+            if isinstance(encoder, AdaptableEncoder):  # this router's own adapted copy
+                encoder = encoder.adapted(data.queries)
+            pool = model.pool.with_encoder(encoder)
+            X, F = pool.features(data.queries, show_progress=show_progress, check=False)
+            iterator: Iterable[str] = list(specs)
             if show_progress:
                 from tqdm.auto import tqdm
 
-                iterator = tqdm(names, desc="fitting predictors", unit="LLM")
+                iterator = tqdm(list(specs), desc="fitting predictors", unit="LLM")
+            quality, cost, train = {}, {}, {}
+            seen: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # one view of X for all LLMs
             for name in iterator:
-                self._fit_one(self.specs[name], X, F, data, data.llms.index(name))
-            observed = data.select_llms(names).mean_cost()
-            self.c_ref_ = float(np.nanmax(observed)) if np.isfinite(observed).any() else None
-            self._heads = None
-            self._ensure_heads(X.shape[1])
-            self._bank = None
+                quality[name], cost[name], train[name] = fit_llm(
+                    specs[name], X, F, data, self._new_quality(), seen
+                )
+            observed = data.select_llms(list(specs)).mean_cost()
+            c_ref = float(np.nanmax(observed)) if np.isfinite(observed).any() else None
+            pool = PoolModel(specs, quality, cost, train, encoder, c_ref, model.pool.retired)
+            for name in specs.keys() - model.pool.specs.keys():
+                self.tracker.set_concurrency(name, specs[name].max_concurrency)
+            heads = HeadsTable.empty(X.shape[1], ridge=self._head_ridge(pool))
+            self._model = RoutingModel(pool, heads.with_heads(pool.names), model.feedback_seq)
         return self
 
     # ------------------------------------------------------------------ add / remove
@@ -302,54 +329,48 @@ class MixLLMRouter:
         """
         spec = spec if isinstance(spec, LLMSpec) else LLMSpec(str(spec))
         with self._lock:
-            if spec.name in self.specs:
+            model = self._model
+            if spec.name in model.pool.specs:
                 raise ConfigError(f"LLM {spec.name!r} is already in the pool {self.llms}.")
-            self.specs[spec.name] = spec
-            self.tracker.set_concurrency(spec.name, spec.max_concurrency)
             if data is not None:
                 if spec.name not in data.llms:
-                    del self.specs[spec.name]
                     raise DataFormatError(
                         f"The data has no column for {spec.name!r}; it has {data.llms}."
                     )
-                X, F = self.features(data.queries)
-                self._fit_one(spec, X, F, data, data.llms.index(spec.name))
+                X, F = model.pool.features(data.queries)
+                fitted = fit_llm(spec, X, F, data, self._new_quality())
+                pool = model.pool.with_llm(spec, *fitted)
             else:
-                self._set_prior(spec)
-            if self._heads is not None:
-                wide = max(4.0, self._heads.ridge) if prior_scale is None else prior_scale
-                self._heads.add(spec.name, prior_scale=1.0 if data is not None else wide)
-            self._bank = None
+                pool = model.pool.with_prior_llm(spec, self.quality_model)
+            heads = model.heads
+            if heads is not None:
+                wide = max(4.0, heads.ridge) if prior_scale is None else prior_scale
+                heads = heads.with_head(spec.name, prior_scale=1.0 if data is not None else wide)
+            self.tracker.set_concurrency(spec.name, spec.max_concurrency)
+            self._model = RoutingModel(pool, heads, model.feedback_seq)
         return self
 
     def remove_llm(self, name: str) -> MixLLMRouter:
-        """Remove an LLM; it is never chosen again. Feedback on its past decisions is logged only."""
+        """Remove an LLM; it is never chosen again. Feedback on its past decisions is logged only.
+
+        A route that read the pool before the removal and chose this LLM decides again on the
+        new pool, so once ``remove_llm`` has returned, routes return pool LLMs only. (Were the
+        pool to lose the chosen LLM on each of four tries, the last decision stands: the
+        dispatcher still calls that child and feedback on the decision is only logged.)
+        Excluding a removed LLM is not an error.
+        """
         with self._lock:
-            self._check_llm(name)
-            if len(self.specs) == 1:
+            model = self._model
+            if name not in model.pool.specs:
+                raise UnknownLLMError(name, model.pool.specs)
+            if len(model.pool.specs) == 1:
                 raise EmptyPoolError(f"Cannot remove {name!r}: it is the last LLM in the pool.")
-            del self.specs[name]
+            heads = None if model.heads is None else model.heads.without(name)
+            self._model = RoutingModel(model.pool.without_llm(name), heads, model.feedback_seq)
             self.tracker.set_concurrency(name, None)
-            self._train.pop(name, None)
-            self._quality.pop(name, None)
-            self._cost.pop(name, None)
-            if self._heads is not None:
-                self._heads.remove(name)
-            self._bank = None
         return self
 
     # ------------------------------------------------------------------ predict
-    def _get_bank(self) -> tuple[list[str], PredictorBank]:
-        with self._lock:
-            if not self.specs:
-                raise EmptyPoolError("The pool is empty: add an LLM or fit on data first.")
-            names = list(self.specs)
-            if self._bank is None:
-                self._bank = PredictorBank(
-                    [self._quality[n] for n in names], [self._cost[n] for n in names]
-                )
-            return names, self._bank
-
     def c_ref(self) -> float:
         """Reference cost normalising ĉ; it never depends on the queries being routed.
 
@@ -358,42 +379,42 @@ class MixLLMRouter:
         ``ASSUMED_OUTPUT_TOKENS`` out); 1.0 when every LLM is free. A query therefore gets the
         same decision alone or inside any batch.
         """
-        if self.c_ref_ is not None and self.c_ref_ > 0:
-            return self.c_ref_
-        pool = [s.cost(REFERENCE_INPUT_TOKENS, ASSUMED_OUTPUT_TOKENS) for s in self.specs.values()]
-        top = max(pool, default=0.0)
-        return top if top > 0 else 1.0
+        return self._model.pool.reference_cost()
+
+    def _predict(
+        self, model: RoutingModel, X: np.ndarray, F: np.ndarray
+    ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        pool = model.pool
+        bank = pool.bank
+        Q_off = bank.predict_quality(X)
+        C = bank.predict_cost(F)
+        corr, U = self._route_heads(model, X.shape[1]).predict(pool.names, X)
+        Q = np.clip(Q_off + corr, 0.0, 1.0)
+        return list(pool.names), Q_off, Q, C, U
 
     def _predict_all(
         self, X: np.ndarray, F: np.ndarray
     ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        names, bank = self._get_bank()
-        Q_off = bank.predict_quality(X)
-        C = bank.predict_cost(F)
-        heads = self._heads
-        if heads is None or heads.dim != X.shape[1] or any(n not in heads for n in names):
-            heads = self._ensure_heads(X.shape[1])
-        corr, U = heads.predict(names, X)
-        Q = np.clip(Q_off + corr, 0.0, 1.0)
-        return names, Q_off, Q, C, U
+        return self._predict(self._model, X, F)
 
     def predict_features(
         self, X: np.ndarray, F: np.ndarray
     ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
         """Quality, cost and uncertainty ``(n, m)`` for precomputed features (the hot path)."""
-        names, _, Q, C, U = self._predict_all(X, F)
+        names, _, Q, C, U = self._predict(self._model, X, F)
         return names, Q, C, U
 
     def predict(self, queries: Sequence[Query]) -> dict[str, np.ndarray | list[str]]:
         """Predicted ``quality``, ``cost`` and ``uncertainty`` per query and LLM, with ``llms``."""
-        X, F = self.features([query_text(q) for q in queries])
-        names, Q, C, U = self.predict_features(X, F)
+        model = self._model
+        X, F = model.pool.features([query_text(q) for q in queries])
+        names, _, Q, C, U = self._predict(model, X, F)
         return {"llms": names, "quality": Q, "cost": C, "uncertainty": U}
 
     # ------------------------------------------------------------------ route
     def _decide(
         self,
-        names: list[str],
+        names: Sequence[str],
         q: np.ndarray,
         c: np.ndarray,
         u: np.ndarray,
@@ -401,14 +422,18 @@ class MixLLMRouter:
         c_ref: float,
         exclude: frozenset[str],
         input_tokens: float,
+        specs: Mapping[str, LLMSpec] | None = None,
     ) -> RoutingDecision:
+        specs = self._model.pool.specs if specs is None else specs
         wait = np.array([self.tracker.expected_wait(n) for n in names])
         blocked = []
         for n in names:
-            window = self.specs[n].context_window
+            window = specs[n].context_window
             too_long = window is not None and input_tokens > window
             blocked.append(
-                f"prompt of ~{input_tokens:.0f} tokens > context window {window}" if too_long else ""
+                f"prompt of ~{input_tokens:.0f} tokens > context window {window}"
+                if too_long
+                else ""
             )
         service = (
             np.array([self.tracker.service_time(n) for n in names])
@@ -434,6 +459,39 @@ class MixLLMRouter:
         p = policy or self.policy
         return p if lam is None else replace(p, lam=lam)
 
+    def _check_excluded(self, model: RoutingModel, excluded: frozenset[str]) -> None:
+        """An excluded name must be or have been in the pool (a removed one is ignored)."""
+        for name in excluded:
+            if name in model.pool.specs or name in model.pool.retired:
+                continue
+            now = self._model.pool  # an LLM added since ``model`` was read is known too
+            if name not in now.specs and name not in now.retired:
+                raise UnknownLLMError(name, now.specs)
+
+    def _decide_all(
+        self,
+        model: RoutingModel,
+        texts: list[str],
+        policy: DecisionPolicy,
+        excluded: frozenset[str],
+    ) -> tuple[list[RoutingDecision], np.ndarray, list[float]]:
+        """Every query's decision from ``model`` alone, with its representation and the
+        offline quality of its choice."""
+        pool = model.pool
+        if not pool.specs:
+            raise EmptyPoolError("The pool is empty: add an LLM or fit on data first.")
+        X, F = pool.features(texts)
+        names, Q_off, Q, C, U = self._predict(model, X, F)
+        c_ref = pool.reference_cost()
+        decisions, offline = [], []
+        for i, text in enumerate(texts):
+            d = self._decide(
+                names, Q[i], C[i], U[i], policy, c_ref, excluded, estimate_tokens(text), pool.specs
+            )
+            decisions.append(d)
+            offline.append(float(Q_off[i, names.index(d.llm)]))
+        return decisions, X, offline
+
     def route_batch(
         self,
         queries: Sequence[Query],
@@ -442,20 +500,25 @@ class MixLLMRouter:
         policy: DecisionPolicy | None = None,
         exclude: Iterable[str] = (),
     ) -> list[RoutingDecision]:
-        """Route several queries with one encoder pass and one prediction call."""
+        """Route several queries with one encoder pass and one prediction call.
+
+        Every decision reads one consistent model; when one of them names an LLM removed while
+        the batch was decided, the batch is decided again on the new pool (see
+        :meth:`remove_llm`).
+        """
         p = self._policy(lam, policy)
         excluded = frozenset(exclude)
-        for name in excluded:
-            self._check_llm(name)
         texts = [query_text(q) for q in queries]
-        X, F = self.features(texts)
-        names, Q_off, Q, C, U = self._predict_all(X, F)
-        c_ref = self.c_ref()
-        decisions = []
-        for i in range(len(texts)):
-            d = self._decide(names, Q[i], C[i], U[i], p, c_ref, excluded, estimate_tokens(texts[i]))
-            self.log.add_decision(d, texts[i], X[i], float(Q_off[i, names.index(d.llm)]))
-            decisions.append(d)
+        model = self._model
+        self._check_excluded(model, excluded)
+        for _ in range(_ROUTE_ATTEMPTS):
+            decisions, X, offline = self._decide_all(model, texts, p, excluded)
+            now = self._model
+            if now.pool is model.pool or all(d.llm in now.pool.specs for d in decisions):
+                break
+            model = now
+        for i, d in enumerate(decisions):
+            self.log.add_decision(d, texts[i], X[i], offline[i])
         return decisions
 
     def route(
@@ -472,7 +535,9 @@ class MixLLMRouter:
             query: The prompt.
             lam: Overrides the policy's λ for this call.
             policy: Overrides the whole policy for this call.
-            exclude: LLMs not to choose this time (e.g. one that just failed).
+            exclude: LLMs not to choose this time (e.g. one that just failed). A name that was
+                removed from the pool is ignored; one that was never in it raises
+                :class:`UnknownLLMError`.
         """
         return self.route_batch([query], lam=lam, policy=policy, exclude=exclude)[0]
 
@@ -483,7 +548,8 @@ class MixLLMRouter:
         """Learn from the outcome of a routed call.
 
         The feedback is written to the log first, then applied to the chosen LLM's online head
-        (so a crash in between loses nothing: the head is rebuilt from the log on start).
+        (so a crash in between loses nothing: the head is rebuilt from the log on start). It
+        never waits for a running ``refit`` and is not lost by it (see :meth:`refit`).
 
         Args:
             decision_id: ``RoutingDecision.decision_id`` of the call.
@@ -516,18 +582,26 @@ class MixLLMRouter:
                     f"Unknown decision id {decision_id!r}: it was not made by this router (or its "
                     "log), or the in-memory log has dropped it."
                 )
-            reason = (
-                "" if logged.llm in self.specs else f"LLM {logged.llm!r} is no longer in the pool"
-            )
-            seq = self.log.add_feedback(decision_id, logged.llm, value, kind, not reason, reason)
-            if not reason:
-                self._apply_feedback(logged.llm, logged.x, value - logged.offline_quality)
-            self._feedback_seq = max(self._feedback_seq, seq)
-        return FeedbackResult(decision_id, logged.llm, value, applied=not reason, reason=reason)
+            in_pool = logged.llm in self._model.pool.specs
+            reason = "" if in_pool else f"LLM {logged.llm!r} is no longer in the pool"
+            seq = self.log.add_feedback(decision_id, logged.llm, value, kind, in_pool, reason)
+            if in_pool:
+                self._learn(logged.llm, logged.x, value - logged.offline_quality, seq)
+            else:
+                self._model = replace(self._model, feedback_seq=max(self._model.feedback_seq, seq))
+        return FeedbackResult(decision_id, logged.llm, value, applied=in_pool, reason=reason)
+
+    def _learn(self, llm: str, x: np.ndarray, residual: float, seq: int) -> None:
+        """Apply one feedback to ``llm``'s online head and publish (under the lock)."""
+        model = self._model
+        heads = self._heads_for(model, int(x.shape[0])).learned(llm, x, residual)
+        self._model = RoutingModel(model.pool, heads, max(model.feedback_seq, seq))
+        if self._late is not None:  # a refit is running: it re-applies this after its swap
+            self._late.append((seq, llm, x, residual))
 
     def _apply_feedback(self, llm: str, x: np.ndarray, residual: float) -> None:
-        heads = self._ensure_heads(int(x.shape[0]))
-        heads.learn_one(llm, x, residual)
+        with self._lock:
+            self._learn(llm, x, residual, 0)
 
     def replay_log(self) -> int:
         """Apply logged feedback newer than the router's state to the online heads.
@@ -536,11 +610,13 @@ class MixLLMRouter:
         """
         applied = 0
         with self._lock:
-            for fb in self.log.feedback(since_seq=self._feedback_seq):
-                if fb.applied and fb.llm in self.specs:
-                    self._apply_feedback(fb.llm, fb.x, fb.score - fb.offline_quality)
+            for fb in self.log.feedback(since_seq=self._model.feedback_seq):
+                if fb.applied and fb.llm in self._model.pool.specs:
+                    self._learn(fb.llm, fb.x, fb.score - fb.offline_quality, fb.seq)
                     applied += 1
-                self._feedback_seq = max(self._feedback_seq, fb.seq)
+                else:
+                    model = self._model
+                    self._model = replace(model, feedback_seq=max(model.feedback_seq, fb.seq))
         return applied
 
     def refit(self, *, min_feedback: int = 20, show_progress: bool = False) -> dict[str, int]:
@@ -553,49 +629,58 @@ class MixLLMRouter:
         :class:`StaticEncoder`), the feedback queries are embedded again, so feedback logged
         before the last ``fit`` shares the current representation.
 
+        The predictors are trained outside the router's lock: routes and feedback go on meanwhile
+        and the new predictors replace the old ones in one step. Feedback that arrives after the
+        refit read the log is applied to the current heads at once and again to the fresh heads
+        after the swap, so it still counts. An LLM whose predictors ``fit``, ``add_llm`` or
+        ``remove_llm`` replaced meanwhile keeps the new ones (and is not in the result).
+
         Returns:
             The number of feedback records used per refit LLM.
         """
-        with self._lock:
-            per_llm: dict[str, list[tuple[np.ndarray, float]]] = {}
-            last = self._feedback_seq
-            feedback = list(self.log.feedback(since_seq=0))
-            stored = [i for i, fb in enumerate(feedback) if fb.query is not None]
-            X_now: dict[int, np.ndarray] = {}
-            if stored and isinstance(self.encoder, AdaptableEncoder):
-                # features that change with fit (the static encoder's corpus part): feedback
-                # logged before the last fit was embedded differently, so embed it again (a log
-                # that keeps no prompts can only offer the representation logged at the time)
-                again = self.features([feedback[i].query or "" for i in stored])[0]
-                X_now = dict(zip(stored, again))
-            for i, fb in enumerate(feedback):
-                last = max(last, fb.seq)
-                if fb.llm in self.specs:
-                    per_llm.setdefault(fb.llm, []).append((X_now.get(i, fb.x), fb.score))
-            used: dict[str, int] = {}
-            names = [  # LLMs with offline data refit on any feedback; newcomers need enough
-                n for n, obs in per_llm.items() if n in self._train or len(obs) >= min_feedback
-            ]
-            iterator: Iterable[str] = names
-            if show_progress:
-                from tqdm.auto import tqdm
+        with self._refit_lock:
+            with self._lock:
+                start = self._model.pool
+                self._late = []
+            try:
+                feedback = list(self.log.feedback(since_seq=0))
+                cut = max((fb.seq for fb in feedback), default=0)
+                fitted = refit_quality(
+                    start,
+                    feedback,
+                    self._new_quality,
+                    min_feedback=min_feedback,
+                    show_progress=show_progress,
+                )
+                with self._lock:
+                    return self._swap_refit(start, fitted, cut)
+            finally:
+                with self._lock:
+                    self._late = None
 
-                iterator = tqdm(names, desc="refitting", unit="LLM")
-            for name in iterator:
-                Xf = np.stack([x for x, _ in per_llm[name]]).astype(np.float32)
-                yf = np.array([y for _, y in per_llm[name]])
-                if name in self._train:
-                    Xf = np.vstack([self._train[name][0], Xf])
-                    yf = np.concatenate([self._train[name][1], yf])
-                self._quality[name] = self._new_quality().fit(Xf, yf)
-                used[name] = len(per_llm[name])
-            if self._heads is not None:  # what the refit LLMs' heads knew is offline now
-                for name in used:
-                    self._heads.remove(name)
-                    self._heads.add(name)
-            self._feedback_seq = last
-            self._bank = None
-        return used
+    def _swap_refit(
+        self, start: PoolModel, fitted: dict[str, tuple[QualityPredictor, int]], cut: int
+    ) -> dict[str, int]:
+        """Publish the refit predictors (under the lock); fresh heads for the refit LLMs, with
+        the feedback logged after ``cut`` applied again."""
+        model = self._model
+        pool = model.pool
+        if pool.encoder is not start.encoder:  # refit read another representation
+            fitted = {}
+        keep = {
+            n: q
+            for n, (q, _) in fitted.items()
+            if n in pool.quality and _same_predictor(pool.quality[n], start.quality[n])
+        }
+        heads = model.heads
+        if heads is not None:
+            for name in keep:
+                heads = heads.reset(name)
+            for seq, llm, x, residual in self._late or ():
+                if seq > cut and llm in keep and x.shape[0] == heads.dim:
+                    heads = heads.learned(llm, x, residual)
+        self._model = RoutingModel(pool.with_quality(keep), heads, max(model.feedback_seq, cut))
+        return {n: fitted[n][1] for n in keep}
 
     def record_outcome(
         self,
@@ -609,18 +694,29 @@ class MixLLMRouter:
     ) -> None:
         """Record what a routed call did (cost is charged to the budget).
 
-        Outcomes go to the router's log (:attr:`log`).
+        Outcomes go to the router's log (:attr:`log`). Nothing is charged or logged when a
+        value is refused.
+
+        Raises:
+            ConfigError: ``latency_s`` or ``cost`` is not a finite number >= 0, or a token count
+                is not an int >= 0.
+            FeedbackError: the log does not know ``decision_id`` (not made by this router, or
+                dropped by a bounded in-memory log).
         """
+        _check_outcome(latency_s, cost, input_tokens, output_tokens)
+        if not isinstance(decision_id, str) or self.log.get_decision(decision_id) is None:
+            raise FeedbackError(
+                f"Unknown decision id {decision_id!r}: it was not made by this router (or its "
+                "log), or the in-memory log has dropped it; no outcome was recorded."
+            )
         if cost is not None:
-            if isinstance(cost, bool) or not isinstance(cost, (int, float)) or not cost >= 0:
-                raise ConfigError(f"cost must be a number >= 0 (USD), got {cost!r}.")
-            self.budget.charge(cost)
+            self.budget.charge(float(cost))
         self.log.add_outcome(
             decision_id,
-            latency_s=latency_s,
-            cost=cost,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
+            latency_s=None if latency_s is None else float(latency_s),
+            cost=None if cost is None else float(cost),
+            input_tokens=None if input_tokens is None else int(input_tokens),
+            output_tokens=None if output_tokens is None else int(output_tokens),
             error=error,
         )
 
@@ -633,44 +729,24 @@ class MixLLMRouter:
     def get_state(self) -> RouterState:
         """Everything this router learned, as one validated :class:`RouterState`.
 
-        A consistent snapshot: taken under the router's lock, with the online heads copied (they
-        change in place); estimators and training arrays are shared, read-only.
+        Built from one published model, so it is consistent without a lock; the online heads
+        are copied, estimators and (read-only) training arrays are shared.
         """
-        with self._lock:
-            shared: dict[int, np.ndarray] = {}  # one read-only view per shared training matrix
-
-            def frozen(a: np.ndarray) -> np.ndarray:
-                if id(a) not in shared:
-                    view = a.view()
-                    view.flags.writeable = False
-                    shared[id(a)] = view
-                return shared[id(a)]
-
-            llms = tuple(
-                LLMState(
-                    spec,
-                    self._quality[name].get_state(),
-                    self._cost[name].get_state(),
-                    None
-                    if name not in self._train
-                    else (frozen(self._train[name][0]), frozen(self._train[name][1])),
-                )
-                for name, spec in self.specs.items()
-            )
-            heads = self._heads
-            return RouterState(
-                llms=llms,
-                policy=self.policy,
-                encoder_config=self.encoder.get_config(),
-                quality_model=self.quality_model,
-                quality_params=dict(self.quality_params),
-                seed=self.seed,
-                online_ridge=self.online_ridge,
-                heads=None if heads is None else heads.get_state(list(self.specs)),
-                c_ref=self.c_ref_,
-                feedback_seq=self._feedback_seq,
-                encoder=self.encoder,
-            )
+        model = self._model
+        pool = model.pool
+        return RouterState(
+            llms=model.llm_states(),
+            policy=self.policy,
+            encoder_config=pool.encoder.get_config(),
+            quality_model=self.quality_model,
+            quality_params=dict(self.quality_params),
+            seed=self.seed,
+            online_ridge=self.online_ridge,
+            heads=None if model.heads is None else model.heads.get_state(pool.names),
+            c_ref=pool.c_ref,
+            feedback_seq=model.feedback_seq,
+            encoder=pool.encoder,
+        )
 
     @classmethod
     def from_state(
@@ -710,15 +786,7 @@ class MixLLMRouter:
             tracker=tracker,
             log=log,
         )
-        for llm in state.llms:
-            router._quality[llm.name] = QualityPredictor.from_state(llm.quality)
-            router._cost[llm.name] = CostPredictor.from_state(llm.cost)
-            if llm.train is not None:
-                router._train[llm.name] = llm.train
-        router._heads = None if state.heads is None else OnlineHeads.from_state(state.heads)
-        router.c_ref_ = state.c_ref
-        router._feedback_seq = state.feedback_seq
-        router._bank = None
+        router._model = RoutingModel.from_state(state, encoder)
         return router
 
     def save(self, directory: str | Path, *, signing_key: bytes | None = None) -> Path:
