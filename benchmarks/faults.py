@@ -48,8 +48,8 @@ from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from llama_index.core.base.llms.types import CompletionResponse
 from pydantic import Field
 
+from mixllm_core.dispatch.retry import RetryPolicy
 from mixllm_core.errors import AllCandidatesFailedError
-from mixllm_core.retry import RetryPolicy
 from mixllm_core.testing import HashingEncoder
 from mixllm_langchain import MixLLMChat
 from mixllm_langchain.testing import ScriptedChatModel

@@ -23,7 +23,8 @@ from typing import Any
 
 from .data import RoutingData, load_routing_data
 from .decision import CandidateScore, DecisionPolicy, RoutingDecision
-from .dispatch import AllCandidatesFailedError, Dispatcher
+from .dispatch.dispatcher import AllCandidatesFailedError, Dispatcher
+from .dispatch.retry import RetryPolicy
 from .encoders import QueryEncoder, SentenceEncoder, StaticEncoder
 from .errors import (
     ConfigError,
@@ -34,7 +35,6 @@ from .errors import (
 )
 from .factory import build_router
 from .latency import LatencyTracker
-from .retry import RetryPolicy
 from .router import FeedbackResult, MixLLMRouter
 from .spec import LLMSpec
 

@@ -52,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
         choices=ENCODER_CHOICES,
         help="query encoder: static MiniLM token table + corpus part (default, ~1 ms/query), "
         "the static table alone, MiniLM itself, or MiniLM in ONNX Runtime int8 "
-        "(pip install 'mixllm[onnx]'); see docs/speed.md",
+        "(pip install 'mixllm[onnx]'); see docs/dev/speed.md",
     )
     b.add_argument(
         "--compare-encoders",

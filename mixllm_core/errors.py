@@ -20,10 +20,18 @@ exception a caller would naturally catch, so ``except ValueError`` keeps working
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:  # only for annotations: results.py does not import this module's users
-    from .results import Attempt
+
+class _FailedAttempt(Protocol):
+    """What an error message reads of an attempt (:class:`mixllm_core.dispatch.Attempt`)."""
+
+    @property
+    def llm(self) -> str: ...
+
+    @property
+    def error(self) -> str: ...
+
 
 __all__ = [
     "AllCandidatesFailedError",
@@ -106,7 +114,7 @@ class AllCandidatesFailedError(MixLLMError, RuntimeError):
     chained).
     """
 
-    def __init__(self, attempts: Sequence[Attempt], message: str | None = None) -> None:
+    def __init__(self, attempts: Sequence[_FailedAttempt], message: str | None = None) -> None:
         self.attempts = list(attempts)
         if message is None:
             detail = "; ".join(f"{a.llm}: {a.error}" for a in self.attempts)
@@ -123,7 +131,9 @@ class AllCoolingDownError(AllCandidatesFailedError):
     ``retry_after_s`` the shortest (None when only probes are pending).
     """
 
-    def __init__(self, attempts: Sequence[Attempt], cooling: Mapping[str, float | None]) -> None:
+    def __init__(
+        self, attempts: Sequence[_FailedAttempt], cooling: Mapping[str, float | None]
+    ) -> None:
         self.cooling = dict(cooling)
         waits = [s for s in self.cooling.values() if s is not None]
         self.retry_after_s: float | None = min(waits) if waits else None

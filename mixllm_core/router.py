@@ -32,11 +32,11 @@ from .errors import (
 from .latency import LatencyTracker
 from .log import MemoryLog, RoutingLog, SQLiteLog
 from .online import HeadsTable
-from .persistence import read_state, write_state
+from .persistence.files import read_state, write_state
+from .persistence.state import RouterState
 from .predictors import QualityPredictor
 from .snapshot import PoolModel, RoutingModel, fit_llm, refit_quality
 from .spec import LLMSpec
-from .state import RouterState
 from .text import Query, estimate_tokens, query_text
 
 __all__ = ["FeedbackResult", "MixLLMRouter"]
@@ -100,7 +100,7 @@ class MixLLMRouter:
         llms: The pool, as :class:`LLMSpec` or names. May be empty; ``fit`` takes the data's LLMs.
         encoder: A :class:`QueryEncoder`; defaults to :class:`~mixllm_core.StaticEncoder` (static
             MiniLM token table + a corpus part learned by ``fit``: about 1 ms per query, routing
-            quality within 0.5 points of MiniLM, see docs/speed.md). ``SentenceEncoder()`` runs
+            quality within 0.5 points of MiniLM, see docs/dev/speed.md). ``SentenceEncoder()`` runs
             MiniLM itself (a few hundred ms per query on two CPU cores).
         quality_model: ``"linear"`` (logistic regression, the default: best AIQ measured on
             RouterBench and LLMRouter), ``"knn"``, ``"rf"`` or ``"mlp"``.
@@ -110,7 +110,7 @@ class MixLLMRouter:
         online_ridge: Prior precision of the online heads updated by feedback. None (default):
             1 while no LLM has offline data (feedback is all a cold router learns from), 50 once
             fitted (the offline predictors are good; selection-biased feedback must not swamp
-            them — measured on RouterBench, see docs/results.md).
+            them — measured on RouterBench, see docs/dev/results.md).
         tracker: The :class:`LatencyTracker` that supplies expected waiting times.
         clock: Clock of the budget period.
         max_pending: Decisions kept by the in-memory log (oldest dropped first).

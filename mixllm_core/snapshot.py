@@ -30,9 +30,9 @@ from .encoders import AdaptableEncoder, QueryEncoder
 from .errors import ConfigError, EmptyPoolError
 from .log import LoggedFeedback
 from .online import HeadsTable
+from .persistence.state import LLMState, RouterState
 from .predictors import CostPredictor, PredictorBank, QualityPredictor, cost_features
 from .spec import LLMSpec
-from .state import LLMState, RouterState
 from .text import estimate_tokens
 
 __all__ = ["PoolModel", "RoutingModel", "fit_llm", "prior_quality", "read_only", "refit_quality"]
@@ -296,7 +296,7 @@ class RoutingModel:
             raise ConfigError(f"The online heads lack pool LLMs {missing}.")
 
     def llm_states(self) -> tuple[LLMState, ...]:
-        """Each pool LLM as a :class:`~mixllm_core.state.LLMState` (estimators and read-only
+        """Each pool LLM as a :class:`~mixllm_core.persistence.state.LLMState` (estimators and read-only
         training arrays shared, not copied)."""
         pool = self.pool
         return tuple(
@@ -306,7 +306,7 @@ class RoutingModel:
 
     @classmethod
     def from_state(cls, state: RouterState, encoder: QueryEncoder) -> RoutingModel:
-        """The model a :class:`~mixllm_core.state.RouterState` describes, read through
+        """The model a :class:`~mixllm_core.persistence.state.RouterState` describes, read through
         ``encoder``."""
         seen: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         pool = PoolModel(

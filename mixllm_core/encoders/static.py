@@ -66,7 +66,7 @@ class StaticEncoder(_WindowedEncoder):
 
     Both parts are L2-normalised on their own. About 200× faster than MiniLM per query; with the
     corpus part, held-out routing quality within 0.5 points of MiniLM on RouterBench and LLMRouter
-    (docs/speed.md). The table (30,522 × ``pca_dims``, distilled from the packaged MiniLM) ships
+    (docs/dev/speed.md). The table (30,522 × ``pca_dims``, distilled from the packaged MiniLM) ships
     in the package for the default ``pca_dims``, so loading it takes a fraction of a second and
     never imports torch; other settings distil theirs on first use (a minute or two on two CPU
     cores, needs torch) into ``cache_dir``.

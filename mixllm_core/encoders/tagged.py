@@ -27,7 +27,7 @@ sentence embedding the router computes anyway:
 
 ``mode`` chooses the representation the predictors see: ``"adapter"`` (the projection),
 ``"tags"`` (base embedding + ``tag_weight`` × tag memberships) or ``"adapter+tags"``. The default,
-``"tags"``, is the mode that measured best (docs/tags.md); whether a router should use a
+``"tags"``, is the mode that measured best (docs/dev/tags.md); whether a router should use a
 tagged encoder at all is decided by the same measurements.
 
 State is saved as ``.npz`` (``allow_pickle=False``) + JSON, and the supervised classifier with

@@ -6,8 +6,8 @@ import pytest
 
 from mixllm_core import AllCandidatesFailedError, ConfigError, Dispatcher, LLMSpec, MixLLMRouter
 from mixllm_core.dispatch import Reply
+from mixllm_core.dispatch.retry import RetryPolicy
 from mixllm_core.errors import EmptyPoolError
-from mixllm_core.retry import RetryPolicy
 from mixllm_core.testing import FakeClock, HashingEncoder
 
 
@@ -291,14 +291,14 @@ def test_an_interrupted_call_is_recorded_and_not_held_against_the_child() -> Non
     ],
 )
 def test_redact_removes_key_like_values(text: str, secret: str) -> None:
-    from mixllm_core.redact import REDACTED, redact
+    from mixllm_core.dispatch.redact import REDACTED, redact
 
     out = redact(text)
     assert secret not in out and REDACTED in out
 
 
 def test_redact_keeps_ordinary_error_text() -> None:
-    from mixllm_core.redact import redact
+    from mixllm_core.dispatch.redact import redact
 
     for text in (
         "RateLimitError: 429 Too Many Requests, retry after 20 s",

@@ -13,8 +13,8 @@ import pytest
 from mixllm_core import ConfigError, CorruptStateError, LLMSpec, MixLLMRouter
 from mixllm_core.online import HeadsState, OnlineHeads
 from mixllm_core.persistence import read_state, write_state
+from mixllm_core.persistence.state import LLMState, RouterState
 from mixllm_core.predictors import CostPredictor, QualityPredictor, QualityState
-from mixllm_core.state import LLMState, RouterState
 from mixllm_core.testing import HashingEncoder, make_synthetic_world
 
 WORLD = make_synthetic_world(400, seed=4)

@@ -22,10 +22,10 @@ from llama_index.core.base.llms.types import ChatMessage, CompletionResponse
 from pydantic import Field
 
 from mixllm_core import AllCandidatesFailedError, ConfigError, Dispatcher, LLMSpec, MixLLMRouter
+from mixllm_core.dispatch.retry import ErrorKind, RetryPolicy, classify_error, retry_after_s
+from mixllm_core.dispatch.validate import non_empty
 from mixllm_core.errors import AllCoolingDownError
-from mixllm_core.retry import ErrorKind, RetryPolicy, classify_error, retry_after_s
 from mixllm_core.testing import FakeClock, HashingEncoder
-from mixllm_core.validate import non_empty
 from mixllm_langchain import MixLLMChat
 from mixllm_langchain.testing import ScriptedChatModel
 from mixllm_llamaindex import MixLLM
@@ -663,7 +663,7 @@ def test_bad_usage_numbers_are_estimated_and_logged_not_the_users_failure(
     bad: tuple[Any, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
     llm = _mix({"cheap": BadUsageLLM(label="cheap", bad=bad)})
-    with caplog.at_level(logging.WARNING, logger="mixllm_core.run"):
+    with caplog.at_level(logging.WARNING, logger="mixllm_core.dispatch.run"):
         response = llm.complete(Q)
     info = response.additional_kwargs["mixllm"]
     assert response.text == "cheap: an answer" and info["usage_estimated"] is True

@@ -1,13 +1,13 @@
 """Answer validators: a child that answers junk has failed, and the next child is tried.
 
-A validator is any callable that takes the :class:`~mixllm_core.results.Reply` read from a
+A validator is any callable that takes the :class:`~mixllm_core.dispatch.results.Reply` read from a
 child's answer (its text, whether it calls tools, its reported tokens) and returns None or True
 when the answer is acceptable, or a reason (a string, or False) when it is not. The
 :class:`~mixllm_core.Dispatcher` records a rejected answer as a failure of that child (with the
 reason, and the tokens the answer used) and falls back; a stream is checked when it ends.
 
 Example:
-    >>> from mixllm_core.results import Reply
+    >>> from mixllm_core.dispatch.results import Reply
     >>> non_empty(Reply(" ")), non_empty(Reply("Paris."))
     ('empty answer', None)
     >>> both = all_of(non_empty, lambda r: "a refusal" if r.text.startswith("Sorry") else None)

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from .decision import RoutingDecision
-from .spec import CallUsage
+from ..decision import RoutingDecision
+from ..spec import CallUsage
 
 __all__ = ["Attempt", "DispatchResult", "Reply", "ReplyReader", "read_text"]
 
@@ -20,7 +20,7 @@ __all__ = ["Attempt", "DispatchResult", "Reply", "ReplyReader", "read_text"]
 @dataclass(frozen=True)
 class Attempt:
     """One try of one child; ``error`` (redacted) and ``kind`` are empty for the one that
-    answered. ``kind`` is an :class:`~mixllm_core.retry.ErrorKind` value (``"rate_limit"``,
+    answered. ``kind`` is an :class:`~mixllm_core.dispatch.retry.ErrorKind` value (``"rate_limit"``,
     ``"timeout"``, ``"connection"``, ``"server"``, ``"hard"``, ``"invalid"``) or
     ``"cancelled"`` for an attempt its caller gave up on."""
 

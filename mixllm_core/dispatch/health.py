@@ -1,7 +1,7 @@
 """`ChildHealth`: which children are cooling down after failures, and who may probe them.
 
 A child is healthy, cooling down, or on probation. A failure puts it on cooldown as the
-:class:`~mixllm_core.retry.RetryPolicy` says (a rate limit at once, other failures after
+:class:`~mixllm_core.dispatch.retry.RetryPolicy` says (a rate limit at once, other failures after
 ``failure_threshold`` in a row that are also ``failure_rate`` of its last 10 attempts, so that a
 child failing now and then is not cut off). While it cools down it is not routed to. When the cooldown ends
 the child is on probation: one call at a time may probe it. The probe's success makes it healthy

@@ -3,29 +3,29 @@
 `Dispatcher` is the one path from an integration (LangChain, LlamaIndex) through the core: it
 routes a query, calls the chosen child through a callable the adapter supplies and, when that
 child fails, retries it or falls back to the next best candidate, as its
-:class:`~mixllm_core.retry.RetryPolicy` says:
+:class:`~mixllm_core.dispatch.retry.RetryPolicy` says:
 
-- a failure is classified (:func:`~mixllm_core.retry.classify_error`): rate limit, timeout,
+- a failure is classified (:func:`~mixllm_core.dispatch.retry.classify_error`): rate limit, timeout,
   connection, server error, hard error, or an answer the validator rejected;
 - a retryable failure is retried on the same child after a jittered exponential backoff (or the
   provider's ``Retry-After``), ``retries_per_child`` times, while the child is not cooling down;
 - then the next best child not yet tried is called, up to ``max_retries`` other children;
-- a child cools down (:class:`~mixllm_core.health.ChildHealth`) after a rate limit or
+- a child cools down (:class:`~mixllm_core.dispatch.health.ChildHealth`) after a rate limit or
   ``failure_threshold`` failures in a row (when they are also ``failure_rate`` of its recent
   attempts), and is probed by one call when the cooldown ends; while every candidate cools down
   a call fails at once with :class:`~mixllm_core.errors.AllCoolingDownError`, calling no child
   (a call that already failed may try one child cooling down after transient errors instead).
 
-Each attempt runs under ``timeout`` (:mod:`mixllm_core.timeouts`; a stream's first chunk and
+Each attempt runs under ``timeout`` (:mod:`mixllm_core.dispatch.timeouts`; a stream's first chunk and
 each gap between chunks too), and a timeout is a failure of that child. Latency (in-flight count
 and service time) is tracked around every attempt, sync or async, whole or streamed, and every
-attempt's outcome is recorded here and only here, by :class:`~mixllm_core.run.DispatchRun`:
+attempt's outcome is recorded here and only here, by :class:`~mixllm_core.dispatch.run.DispatchRun`:
 however the attempt ends (an answer, a failure, a timeout, a cancelled call, a stream closed or
 dropped early) its slot is released and its outcome written once. The adapter supplies only how
 to read its child's answer: a :class:`ReplyReader`. Error text is redacted
-(:func:`~mixllm_core.redact.describe_error`) before it is stored or shown anywhere.
+(:func:`~mixllm_core.dispatch.redact.describe_error`) before it is stored or shown anywhere.
 
-Async calls are micro-batched (:class:`~mixllm_core.microbatch.MicroBatcher`): the first attempts
+Async calls are micro-batched (:class:`~mixllm_core.dispatch.microbatch.MicroBatcher`): the first attempts
 of the calls waiting at the same moment on one event loop are routed together by one
 ``router.route_batch`` in a worker thread, grouped by what they exclude and their routing
 arguments. A batcher lives as long as its event loop, and no longer.
@@ -48,28 +48,27 @@ from collections.abc import (
     Generator,
     Iterable,
     Iterator,
-    Mapping,
     Sequence,
 )
 from dataclasses import replace
 from functools import partial
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
-from .decision import DecisionPolicy, RoutingDecision
-from .errors import (
+from ..decision import RoutingDecision
+from ..errors import (
     AllCandidatesFailedError,
     AllCoolingDownError,
     ChildCallError,
     ConfigError,
 )
+from ..spec import CallUsage
+from ..text import Query, query_text
 from .health import ChildHealth
-from .latency import LatencyTracker
 from .microbatch import MicroBatcher
+from .protocols import DispatchRouter
 from .results import Attempt, DispatchResult, Reply, ReplyReader, read_text
 from .retry import RetryPolicy
 from .run import DispatchRun, Step, discard, price, route_only, start_batch
-from .spec import CallUsage, LLMSpec
-from .text import Query, query_text
 from .timeouts import END, WorkerThreads, anext_within, await_within, call_within, next_within
 from .validate import AnswerValidator
 
@@ -87,45 +86,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-
-
-class DispatchRouter(Protocol):
-    """What the :class:`Dispatcher` needs of a router (:class:`~mixllm_core.MixLLMRouter` has it)."""
-
-    @property
-    def specs(self) -> Mapping[str, LLMSpec]: ...
-
-    @property
-    def tracker(self) -> LatencyTracker: ...
-
-    def route(
-        self,
-        query: Query,
-        *,
-        lam: float | None = ...,
-        policy: DecisionPolicy | None = ...,
-        exclude: Iterable[str] = ...,
-    ) -> RoutingDecision: ...
-
-    def route_batch(
-        self,
-        queries: Sequence[Query],
-        *,
-        lam: float | None = ...,
-        policy: DecisionPolicy | None = ...,
-        exclude: Iterable[str] = ...,
-    ) -> list[RoutingDecision]: ...
-
-    def record_outcome(
-        self,
-        decision_id: str,
-        *,
-        latency_s: float | None = ...,
-        cost: float | None = ...,
-        input_tokens: int | None = ...,
-        output_tokens: int | None = ...,
-        error: str | None = ...,
-    ) -> None: ...
 
 
 def price_call(
@@ -198,7 +158,7 @@ class Dispatcher:
         cooldown_s: Shorthand for the policy's field (None: the policy's, 30 s).
         timeout: Seconds an attempt may take (a stream: its first chunk, and each next one)
             before it counts as a failed attempt; None: no limit.
-        validator: Judges each answer (:mod:`mixllm_core.validate`, e.g. ``non_empty``); a
+        validator: Judges each answer (:mod:`mixllm_core.dispatch.validate`, e.g. ``non_empty``); a
             rejected answer is a failure of that child. None: every answer is accepted.
         clock: Monotonic clock (injectable).
         sleep: Waits between retries in sync calls (injectable).

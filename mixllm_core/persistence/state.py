@@ -19,12 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from .decision import DecisionPolicy
-from .encoders import QueryEncoder
-from .errors import ConfigError
-from .online import HeadsState
-from .predictors import CostState, QualityPredictor, QualityState
-from .spec import LLMSpec
+from ..decision import DecisionPolicy
+from ..encoders import QueryEncoder
+from ..errors import ConfigError
+from ..online import HeadsState
+from ..predictors import CostState, QualityPredictor, QualityState
+from ..spec import LLMSpec
 
 __all__ = ["STATE_VERSION", "LLMState", "RouterState"]
 

@@ -25,7 +25,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
-from .errors import ConfigError, check_non_negative
+from ..errors import ConfigError, check_non_negative
 
 __all__ = ["RETRYABLE", "ErrorKind", "RetryPolicy", "classify_error", "retry_after_s"]
 

@@ -15,7 +15,7 @@ holds, together.
 
 A child's bad usage report (negative, NaN or non-integer token counts) or an answer its reader
 cannot read never fails the call: the tokens are estimated instead and a warning is logged
-(logger ``mixllm_core.run``). Recording is best effort for the same reason.
+(logger ``mixllm_core.dispatch.run``). Recording is best effort for the same reason.
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .decision import RoutingDecision
-from .errors import (
+from ..decision import RoutingDecision
+from ..errors import (
     AllCandidatesFailedError,
     AllCoolingDownError,
     ChildCallError,
@@ -39,15 +39,13 @@ from .errors import (
     MixLLMError,
     UnknownLLMError,
 )
+from ..spec import CallUsage, LLMSpec
+from ..text import Query
+from .protocols import DispatchRouter, RunContext
 from .redact import describe_error
 from .results import Attempt, DispatchResult, Reply
 from .retry import ErrorKind, classify_error, retry_after_s
-from .spec import CallUsage, LLMSpec
-from .text import Query
 from .validate import rejection
-
-if TYPE_CHECKING:
-    from .dispatch import Dispatcher, DispatchRouter
 
 __all__ = ["AttemptEnd", "DispatchRun", "Step", "route_only", "start_batch"]
 
@@ -198,7 +196,7 @@ class DispatchRun:
 
     def __init__(
         self,
-        dispatcher: Dispatcher,
+        dispatcher: RunContext,
         text: str,
         pin: str | None,
         exclude: frozenset[str],

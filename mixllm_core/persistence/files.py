@@ -1,4 +1,4 @@
-"""Writing a :class:`~mixllm_core.state.RouterState` to a directory and reading it back safely.
+"""Writing a :class:`~mixllm_core.persistence.state.RouterState` to a directory and reading it back safely.
 
 Layout of a saved router directory::
 
@@ -50,8 +50,8 @@ from typing import Any
 
 import numpy as np
 
-from .decision import DecisionPolicy
-from .encoders import (
+from ..decision import DecisionPolicy
+from ..encoders import (
     OnnxEncoder,
     QueryEncoder,
     SentenceEncoder,
@@ -61,12 +61,12 @@ from .encoders import (
     Tagger,
     encoder_from_config,
 )
-from .encoders.base import DEFAULT_MODEL
-from .errors import ConfigError, CorruptStateError, MissingDependencyError, MixLLMError
-from .estimator_io import check_archive, dump_estimator, load_estimator
-from .online import HeadsState
-from .predictors import CostState, QualityState
-from .spec import LLMSpec
+from ..encoders.base import DEFAULT_MODEL
+from ..errors import ConfigError, CorruptStateError, MissingDependencyError, MixLLMError
+from ..estimator_io import check_archive, dump_estimator, load_estimator
+from ..online import HeadsState
+from ..predictors import CostState, QualityState
+from ..spec import LLMSpec
 from .state import STATE_VERSION, LLMState, RouterState
 
 __all__ = ["FORMAT", "read_state", "write_state"]
