@@ -41,8 +41,8 @@ from mixllm_core import (
     RoutingDecision,
 )
 from mixllm_core.dispatch import DispatchResult, Reply
+from mixllm_core.dispatch.retry import RetryPolicy
 from mixllm_core.factory import policy_override, router_for
-from mixllm_core.retry import RetryPolicy
 
 from .callbacks import MixLLMFeedbackHandler, RunLedger
 
@@ -121,7 +121,7 @@ class MixLLMChat(BaseChatModel):
         seed: Seed of a cold-start router.
         max_retries: Other children tried after a child fails.
         retry_policy: Retries of the same child (rate limits, timeouts, connection and server
-            errors), backoff and cooldowns: a :class:`~mixllm_core.retry.RetryPolicy` (default:
+            errors), backoff and cooldowns: a :class:`~mixllm_core.dispatch.retry.RetryPolicy` (default:
             one retry, then the next child; a rate-limited child cools down for its
             ``Retry-After``, others after 3 failures in a row for 30 s).
         failure_threshold: Shorthand for ``retry_policy.failure_threshold`` (None: the policy's).
@@ -129,7 +129,7 @@ class MixLLMChat(BaseChatModel):
         timeout: Seconds a child may take to answer (a stream: to send its first chunk, and
             each next one) before MixLLMChat stops waiting and counts a failure of that child;
             None: no limit.
-        validator: Judges every answer (:mod:`mixllm_core.validate`; e.g. ``non_empty``): a
+        validator: Judges every answer (:mod:`mixllm_core.dispatch.validate`; e.g. ``non_empty``): a
             rejected answer is a failure of that child, and the next child is tried.
         temperature, max_tokens, stop: Passed to whichever child answers.
         streaming: invoke() streams from the child and aggregates.

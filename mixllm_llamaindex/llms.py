@@ -47,8 +47,8 @@ from mixllm_core import (
     RoutingDecision,
 )
 from mixllm_core.dispatch import DispatchResult, Reply
+from mixllm_core.dispatch.retry import RetryPolicy
 from mixllm_core.factory import Price, policy_override, router_for
-from mixllm_core.retry import RetryPolicy
 
 from .collect import AnswerDecisions, collecting, notify
 from .events import RoutingDecisionEvent, dispatcher
@@ -171,7 +171,7 @@ class MixLLM(FunctionCallingLLM):
         seed: Seed of the cold-start router's tie-breaking.
         max_retries: Other children tried after a child fails.
         retry_policy: Retries of the same child (rate limits, timeouts, connection and server
-            errors), backoff and cooldowns: a :class:`~mixllm_core.retry.RetryPolicy` (default:
+            errors), backoff and cooldowns: a :class:`~mixllm_core.dispatch.retry.RetryPolicy` (default:
             one retry, then the next child; a rate-limited child cools down for its
             ``Retry-After``, others after 3 failures in a row for 30 s).
         failure_threshold: Shorthand for ``retry_policy.failure_threshold`` (None: the policy's).
@@ -179,7 +179,7 @@ class MixLLM(FunctionCallingLLM):
         timeout: Seconds a child may take to answer (a stream: to send its first chunk, and
             each next one) before MixLLM stops waiting and counts a failure of that child;
             None: no limit.
-        validator: Judges every answer (:mod:`mixllm_core.validate`; e.g. ``non_empty``): a
+        validator: Judges every answer (:mod:`mixllm_core.dispatch.validate`; e.g. ``non_empty``): a
             rejected answer is a failure of that child, and the next child is tried.
         llms: Deprecated spelling of ``models``.
         max_attempts: Deprecated spelling of ``max_retries + 1``.
