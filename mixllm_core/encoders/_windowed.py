@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from .base import (
     text_key,
     window_text,
 )
+from .cache import EmbeddingCache
 
 _ARTEFACT_VERSION = 1
 
@@ -106,7 +106,7 @@ class _WindowedEncoder:
         self._loaded = False
         self._tokenizer: Any = None
         self._dim: int | None = None
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache = EmbeddingCache(cache_size)
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -159,23 +159,15 @@ class _WindowedEncoder:
         self._ensure_loaded()
         windows = [self.window_text(str(t)) for t in texts]
         keys = [text_key(w) for w in windows]
-        with self._lock:
-            hits = {k: self._cache[k] for k in keys if k in self._cache}
+        hits = self._cache.get(keys)
         todo = list(dict.fromkeys(k for k in keys if k not in hits))
         if todo:
             by_key = dict(zip(keys, windows))
-            vectors = self._embed([by_key[k] for k in todo])
-            hits.update(zip(todo, vectors))
+            fresh = dict(zip(todo, self._embed([by_key[k] for k in todo])))
+            self._cache.put(fresh)
+            hits.update(fresh)
         assert self._dim is not None
-        out = np.stack([hits[k] for k in keys]) if keys else np.zeros((0, self._dim), np.float32)
-        if self.cache_size:
-            with self._lock:
-                for k in keys:
-                    self._cache[k] = hits[k]
-                    self._cache.move_to_end(k)
-                while len(self._cache) > self.cache_size:
-                    self._cache.popitem(last=False)
-        return out
+        return np.stack([hits[k] for k in keys]) if keys else np.zeros((0, self._dim), np.float32)
 
 
 def _normalise(X: np.ndarray) -> np.ndarray:

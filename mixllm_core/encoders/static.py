@@ -17,7 +17,6 @@ import copy
 import functools
 import hashlib
 import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from ..errors import ConfigError, CorruptStateError
 from ._windowed import _model_dir, _normalise, _WindowedEncoder
 from .base import DEFAULT_MODEL
 from .build import distill_static_table, static_table_fingerprint
+from .cache import EmbeddingCache
 
 __all__ = ["LSA_MIN_DF", "SHIPPED_TABLE", "StaticEncoder"]
 
@@ -236,7 +236,7 @@ class StaticEncoder(_WindowedEncoder):
         self._ensure_loaded()  # load once, so the copy shares the table
         twin = copy.copy(self)
         twin._lock = threading.Lock()
-        twin._cache = OrderedDict()
+        twin._cache = EmbeddingCache(self.cache_size)
         return twin.adapt(texts)
 
     def _corpus_key(self, texts: Sequence[str]) -> str:
