@@ -353,6 +353,11 @@ def test_files_the_manifest_does_not_list_are_refused(saved: Path) -> None:
         MixLLMRouter.load(saved)
 
 
-def test_a_router_that_loads_routes(saved: Path) -> None:
-    loaded = MixLLMRouter.load(saved)
-    assert loaded.route("compute 2 + 2").llm in loaded.llms
+def test_a_router_that_loads_routes_as_it_was_saved(saved: Path) -> None:
+    loaded, original = MixLLMRouter.load(saved), fitted_router("linear")
+    for query in ("compute 2 + 2", "write a poem about the sea", "debug this python loop"):
+        got, want = loaded.route(query), original.route(query)
+        assert got.llm == want.llm
+        assert [c.score for c in got.candidates] == pytest.approx(
+            [c.score for c in want.candidates], abs=1e-9
+        )
