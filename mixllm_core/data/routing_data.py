@@ -189,9 +189,6 @@ class RoutingData:
         i, j = cell
         return f"query {i} ({self.sample_ids[i]!r}) for LLM {self.llms[j]!r}"
 
-    def sample_id_or(self, i: int) -> str:
-        return self.sample_ids[i] if self.sample_ids else str(i)
-
     def __len__(self) -> int:
         return len(self.queries)
 
