@@ -15,6 +15,11 @@ exception a caller would naturally catch, so ``except ValueError`` keeps working
     ├── ChildCallError       (RuntimeError)  a child's failure, its message redacted
     └── AllCandidatesFailedError (RuntimeError)  no child answered a routed call
         └── AllCoolingDownError                  every child left is cooling down: none called
+
+and one warning tree under :class:`MixLLMWarning` (a ``UserWarning``)::
+
+    MixLLMWarning
+    └── UnpricedLLMWarning   a cold-start pool with LLMs of unknown price, routed as if free
 """
 
 from __future__ import annotations
@@ -44,13 +49,29 @@ __all__ = [
     "FeedbackError",
     "MissingDependencyError",
     "MixLLMError",
+    "MixLLMWarning",
     "NotFittedError",
     "UnknownLLMError",
+    "UnpricedLLMWarning",
 ]
 
 
 class MixLLMError(Exception):
     """Base class of every error raised by mixllm on purpose."""
+
+
+class MixLLMWarning(UserWarning):
+    """Base class of every warning mixllm issues on purpose."""
+
+
+class UnpricedLLMWarning(MixLLMWarning):
+    """A cold-start router over LLMs whose price nobody gave: they are routed as if free.
+
+    With no price at all every candidate costs 0, so until feedback arrives the choice is a
+    coin flip; with some prices missing, the unpriced LLMs look cheapest. Pass ``prices=``,
+    name the LLMs ``"provider:model"`` so their list prices are looked up, or give a trained
+    router. An LLM that really is free is priced ``(0, 0)``, which silences the warning.
+    """
 
 
 class ConfigError(MixLLMError, ValueError):

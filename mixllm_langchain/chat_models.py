@@ -45,6 +45,7 @@ from mixllm_core.dispatch.retry import RetryPolicy
 from mixllm_core.factory import policy_override, router_for
 
 from .callbacks import MixLLMFeedbackHandler, RunLedger
+from .providers import resolve_models
 
 __all__ = ["MixLLMChat"]
 
@@ -106,12 +107,17 @@ class MixLLMChat(BaseChatModel):
     """Routes each call to the best of several chat models (MixLLM, Wang et al., NAACL 2025).
 
     Args:
-        models: The children, ``{name: chat model}``. Names are the router's LLM names.
+        models: The children, ``{name: chat model}``; names are the router's LLM names. A
+            child may be a ``"provider:model"`` string (built with LangChain's
+            ``init_chat_model``), and ``models`` a list of such strings
+            (:mod:`mixllm_langchain.providers`).
         router: A trained :class:`~mixllm_core.MixLLMRouter` whose LLMs are the children's names.
             None: a cold-start router (:func:`mixllm_core.factory.build_router`: price-aware prior
             plus exploration) that learns from :meth:`feedback`.
         prices: For a cold-start router, ``{name: (input $/Mtok, output $/Mtok)}`` (or LLMSpec
-            fields / an LLMSpec). Children without a price cost 0. Give a ``router`` or prices.
+            fields / an LLMSpec). A child named, or given as, ``"provider:model"`` gets its list
+            price (:mod:`mixllm_core.prices`); others without a price cost 0, with an
+            :class:`~mixllm_core.errors.UnpricedLLMWarning`. Give a ``router`` or prices.
         lam: Quality weight λ (larger: quality first). None: the router's own (a cold-start
             router's is ``DEFAULT_LAM`` = 1.0); a value overrides it for this chat's calls only.
         alpha: Exploration weight. None: the router's own (a cold-start router's is
@@ -180,6 +186,12 @@ class MixLLMChat(BaseChatModel):
     _handler: MixLLMFeedbackHandler = PrivateAttr()
 
     # ------------------------------------------------------------------ construction
+    @model_validator(mode="before")
+    @classmethod
+    def _by_name(cls, data: Any) -> Any:
+        """Children given as ``"provider:model"`` strings: built and priced (providers.py)."""
+        return resolve_models(data) if isinstance(data, dict) else data
+
     @model_validator(mode="after")
     def _build(self) -> MixLLMChat:
         if not self.models:

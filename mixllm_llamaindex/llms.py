@@ -52,6 +52,7 @@ from mixllm_core.factory import Price, policy_override, router_for
 
 from .collect import AnswerDecisions, collecting, notify
 from .events import RoutingDecisionEvent, dispatcher
+from .providers import resolve_models
 
 __all__ = ["MixLLM"]
 
@@ -155,12 +156,16 @@ class MixLLM(FunctionCallingLLM):
     It is function-calling when every child is; tools are converted by the chosen child.
 
     Args:
-        models: The children, ``{name: LLM}``.
+        models: The children, ``{name: LLM}``. A child may be a ``"provider:model"`` string
+            (built with the provider's LlamaIndex class), and ``models`` a list of such strings
+            (:mod:`mixllm_llamaindex.providers`).
         router: A trained :class:`~mixllm_core.MixLLMRouter` whose pool is exactly these names.
             Without one, a cold-start router is built (:func:`mixllm_core.factory.build_router`:
             a price-aware prior plus an exploration bonus, learning from feedback).
         prices: For the cold-start router, per child ``(input, output)`` USD per million tokens
-            (or an ``LLMSpec``, or a dict of its fields). Children not named cost 0.
+            (or an ``LLMSpec``, or a dict of its fields). A child named, or given as,
+            ``"provider:model"`` gets its list price (:mod:`mixllm_core.prices`); others without
+            a price cost 0, with an :class:`~mixllm_core.errors.UnpricedLLMWarning`.
         lam: λ, the quality/cost trade-off (larger: quality first). None: the router's own (a
             cold-start router's is ``DEFAULT_LAM`` = 1.0); a value overrides it for this LLM's
             calls only.
@@ -227,7 +232,7 @@ class MixLLM(FunctionCallingLLM):
 
     def __init__(
         self,
-        models: Mapping[str, LLM] | None = None,
+        models: Mapping[str, LLM | str] | Sequence[str] | None = None,
         *,
         router: MixLLMRouter | None = None,
         prices: Mapping[str, Price] | None = None,
@@ -256,7 +261,7 @@ class MixLLM(FunctionCallingLLM):
                 "max_attempts=n", "max_retries=n - 1 (other children tried after a failure)"
             )
             max_retries = max_attempts - 1 if isinstance(max_attempts, int) else max_attempts
-        children = dict(models or {})
+        children, prices = resolve_models(models, prices, priced=router is None)
         if not children:
             raise ConfigError("MixLLM needs at least one child LLM: models={name: LLM, ...}.")
         wrong = {n: type(c).__name__ for n, c in children.items() if not isinstance(c, LLM)}

@@ -12,7 +12,7 @@ from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.event_handlers import BaseEventHandler
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.tools import FunctionTool
-from llamaindex_helpers import make_mix
+from llamaindex_helpers import PRICES, make_mix
 
 import mixllm_llamaindex
 from mixllm_core import AllCandidatesFailedError, ConfigError, FeedbackError, LLMSpec, MixLLMRouter
@@ -283,14 +283,14 @@ def test_docstring_example_runs() -> None:
 def test_old_spellings_still_work_and_name_the_new_ones() -> None:
     children = pair()
     with pytest.warns(DeprecationWarning, match="use models="):
-        llm = MixLLM(llms=children, encoder=HashingEncoder(), prices={"small": (0.1, 0.4)})
+        llm = MixLLM(llms=children, encoder=HashingEncoder(), prices=PRICES)
     assert llm.models == children
     with pytest.warns(DeprecationWarning, match=r"use \.models"):
         assert llm.llms == children
     with pytest.warns(DeprecationWarning, match="use model=<name>"):
         assert llm.complete("hi", pin="big").text == "big: an answer"
     with pytest.warns(DeprecationWarning, match="use max_retries=n - 1"):
-        retried = MixLLM(children, encoder=HashingEncoder(), max_attempts=1)
+        retried = MixLLM(children, encoder=HashingEncoder(), prices=PRICES, max_attempts=1)
     assert retried.max_retries == 0 and retried.dispatcher.max_retries == 0
     with pytest.raises(ConfigError, match="once, as models="), pytest.warns(DeprecationWarning):
         MixLLM(children, llms=children)
@@ -298,7 +298,7 @@ def test_old_spellings_still_work_and_name_the_new_ones() -> None:
 
 def test_max_retries_bounds_the_fallback() -> None:
     children = {n: ScriptedLLM(label=n, fail=True) for n in ("small", "mid", "big")}
-    llm = make_mix(children, max_retries=1)
+    llm = make_mix(children, max_retries=1, prices={**PRICES, "mid": (1.0, 2.0)})
     with pytest.raises(AllCandidatesFailedError, match="All 2 candidate"):
         llm.complete("q")
     assert sum(len(c.calls) for c in children.values()) == 2
