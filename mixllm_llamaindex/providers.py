@@ -46,7 +46,10 @@ def llm(ref: str, **kwargs: Any) -> LLM:
 
     Args:
         ref: ``"openai:gpt-4o-mini"``, ``"anthropic:claude-3-5-haiku-latest"``...
-        **kwargs: Passed to the provider's class (``temperature``, ``http_client``...).
+        **kwargs: Passed to the provider's class (``temperature``, ``http_client``...). An
+            OpenAI LLM asks for usage in streams too (``stream_options``) unless
+            ``additional_kwargs`` is given: a streamed call is then priced from reported
+            tokens rather than estimated.
 
     Raises:
         ConfigError: ``ref`` names no provider, or one not in :data:`PROVIDERS`.
@@ -72,6 +75,8 @@ def llm(ref: str, **kwargs: Any) -> LLM:
         raise MissingDependencyError(
             f"Building {ref!r} needs {package}: pip install {package}"
         ) from exc
+    if provider == "openai":
+        kwargs.setdefault("additional_kwargs", {"stream_options": {"include_usage": True}})
     built: LLM = cls(model=model, **kwargs)
     return built
 
