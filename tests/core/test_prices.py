@@ -96,7 +96,7 @@ def test_named_children_builds_strings_and_prices_aliases() -> None:
         "openai:gpt-4o": "OPENAI:GPT-4O",
     }
     assert prices is None  # named by their references: build_router prices them
-    children, prices = named_children(  # type: ignore[misc]
+    children, prices = named_children(
         {"fast": "openai:gpt-4o-mini", "own": 42, "slow": "openai:gpt-4o"},
         build,
         prices={"slow": (9.0, 9.0)},
