@@ -3,6 +3,8 @@
 Public API::
 
     MixLLM                 the routing LLM (function-calling when every child is)
+    MixLLMSelector         a RouterQueryEngine selector: the engine whose LLM is the best trade-off
+    RoutedSelection        its result, carrying the routing decision
     AnswerDecisions        the decisions behind one answer, from ``MixLLM.collect()``
     RoutingDecisionEvent   the instrumentation event emitted for each routing decision
     __version__            the installed mixllm version
@@ -34,5 +36,13 @@ from mixllm_core import __version__
 from .collect import AnswerDecisions
 from .events import RoutingDecisionEvent
 from .llms import MixLLM
+from .selectors import MixLLMSelector, RoutedSelection
 
-__all__ = ["AnswerDecisions", "MixLLM", "RoutingDecisionEvent", "__version__"]
+__all__ = [
+    "AnswerDecisions",
+    "MixLLM",
+    "MixLLMSelector",
+    "RoutedSelection",
+    "RoutingDecisionEvent",
+    "__version__",
+]

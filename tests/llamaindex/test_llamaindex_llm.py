@@ -33,6 +33,8 @@ def test_public_api_is_pinned() -> None:
     assert sorted(mixllm_llamaindex.__all__) == [
         "AnswerDecisions",
         "MixLLM",
+        "MixLLMSelector",
+        "RoutedSelection",
         "RoutingDecisionEvent",
         "__version__",
     ]
