@@ -26,6 +26,7 @@ MODULES: tuple[str, ...] = (
     "mixllm_core.dispatch.retry",
     "mixllm_core.dispatch.validate",
     "mixllm_core.factory",
+    "mixllm_core.prices",
     "mixllm_core.persistence.state",
     "mixllm_core.latency",
     "mixllm_core.log",
@@ -37,8 +38,10 @@ MODULES: tuple[str, ...] = (
     "mixllm_core.testing",
     "mixllm_core.experiments",
     "mixllm_langchain",
+    "mixllm_langchain.providers",
     "mixllm_langchain.testing",
     "mixllm_llamaindex",
+    "mixllm_llamaindex.providers",
     "mixllm_llamaindex.testing",
 )
 
