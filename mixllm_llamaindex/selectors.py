@@ -134,7 +134,7 @@ class MixLLMSelector(BaseSelector):
         self._router = router_for(
             pool, router=router, prices=prices, lam=lam, alpha=alpha, encoder=encoder, seed=seed
         )
-        self._route_kwargs = policy_override(self._router, lam=lam, alpha=alpha)
+        self._policy = policy_override(self._router, lam=lam, alpha=alpha).get("policy")
 
     @property
     def router(self) -> MixLLMRouter:
@@ -178,7 +178,7 @@ class MixLLMSelector(BaseSelector):
     def _select(self, choices: Sequence[ToolMetadata], query: QueryBundle) -> SelectorResult:
         llms = self._llms_of(choices)
         others = [name for name in self._router.llms if name not in llms]
-        decision = self._router.route(query.query_str, exclude=others, **self._route_kwargs)
+        decision = self._router.route(query.query_str, exclude=others, policy=self._policy)
         index = llms.index(decision.llm)
         tool = choices[index].name or list(self._tools)[index]
         reason = _reason(decision, tool)
