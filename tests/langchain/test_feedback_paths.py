@@ -204,14 +204,22 @@ async def test_the_run_id_of_an_async_agent_reaches_its_model_calls() -> None:
 # ---------------------------------------------------------------------- the README snippet
 
 
-def test_the_readme_langchain_snippet_runs_verbatim(
+def test_the_readme_langchain_snippets_run_verbatim(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    blocks = re.findall(r"^```python\n(.*?)^```", readme, re.M | re.S)
-    (snippet,) = [b for b in blocks if "MixLLMChat(" in b]
+    start = readme.index("\nLangChain")
+    section = readme[start : readme.index("\nLlamaIndex:", start)]
+    blocks = [
+        (readme.count("\n", 0, start + m.start(1)), m.group(1))
+        for m in re.finditer(r"^```python\n(.*?)^```", section, re.M | re.S)
+    ]
+    assert len(blocks) == 2 and "MixLLMDecisionModel()" in blocks[1][1]
     monkeypatch.chdir(tmp_path)
+    namespace: dict[str, object] = {"__name__": "readme_langchain"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=Warning)  # the beta middleware warns
-        namespace: dict[str, object] = {"__name__": "readme_langchain"}
-        exec(compile(snippet, "README.md", "exec"), namespace)  # noqa: S102 - our own README
+        for line, code in blocks:  # one namespace, as a reader runs them; tracebacks name lines
+            compiled = compile("\n" * line + code, "README.md", "exec")
+            exec(compiled, namespace)  # noqa: S102 - our own README
+    assert namespace["state"]["model_route"].choice in {"fast", "deep"}  # type: ignore[index]
