@@ -76,7 +76,8 @@ class SharedLatencyTracker(LatencyTracker):
         self._replica_prefix = f"{prefix}:replica:"
         self._key = self._replica_prefix + replica
         self._read = link.client.register_script(_READ)
-        self._llms: set[str] = set()
+        self._llms: set[str] = set()  # every LLM this replica tracked (under _llms_lock)
+        self._llms_lock = threading.Lock()
         self._others: tuple[dict[str, int], dict[str, list[float]]] | None = None
         self._read_at = -float("inf")
         self._refreshing = threading.Lock()
@@ -96,10 +97,17 @@ class SharedLatencyTracker(LatencyTracker):
 
         self.link.call(send, None)
 
+    def _seen(self, llm: str) -> None:
+        if llm not in self._llms:
+            with self._llms_lock:
+                self._llms.add(llm)
+
     def publish_all(self) -> None:
         """Publish this replica's in-flight counts and service times (absolute values)."""
         values: dict[str, float] = {}
-        for llm in sorted(self._llms):
+        with self._llms_lock:
+            llms = sorted(self._llms)
+        for llm in llms:
             values[f"f:{llm}"] = super().in_flight(llm)
             known = self.known_service(llm)
             if known is not None:
@@ -108,7 +116,7 @@ class SharedLatencyTracker(LatencyTracker):
 
     def start(self, llm: str) -> str:
         token = super().start(llm)
-        self._llms.add(llm)
+        self._seen(llm)
         self._write({f"f:{llm}": 1}, {})
         return token
 
@@ -120,7 +128,7 @@ class SharedLatencyTracker(LatencyTracker):
 
     def observe_service(self, llm: str, seconds: float) -> None:
         super().observe_service(llm, seconds)
-        self._llms.add(llm)
+        self._seen(llm)
         known = self.known_service(llm)
         if known is not None:
             self._write({}, {f"s:{llm}": known})
