@@ -87,22 +87,43 @@ def answer(name: str, decision: Any) -> str:
     return "ok"
 
 
-def failovers(d: Dispatcher) -> int:
-    """Redis calls of ``d``'s router that timed out or failed (answered from local state)."""
+def link_counts(d: Dispatcher) -> tuple[int, int]:
+    """Round trips to Redis of ``d``'s router, and those that timed out or failed."""
     shared = d.router.shared_state  # type: ignore[attr-defined]
-    return 0 if shared is None else int(shared.link.failures)
+    return (0, 0) if shared is None else (int(shared.link.calls), int(shared.link.failures))
 
 
-def latencies(config: str, url: str, n: int) -> tuple[list[float], int]:
+def failovers(d: Dispatcher) -> int:
+    return link_counts(d)[1]
+
+
+def latencies(config: str, url: str, n: int) -> tuple[list[float], int, float]:
+    """Per-call seconds, failed Redis calls, and Redis round trips per call."""
     d = make_dispatcher(config, url)
     for q in QUERIES[:50]:  # warm up
         d.call(q, answer)
+    before = link_counts(d)[0]
     out = []
     for i in range(n):
         t0 = time.perf_counter()
         d.call(QUERIES[i % len(QUERIES)], answer)
         out.append(time.perf_counter() - t0)
-    return out, failovers(d)
+    calls, failed = link_counts(d)
+    return out, failed, (calls - before) / n
+
+
+def ping_rtt(url: str, n: int = 500) -> list[float]:
+    """Seconds per PING on a plain redis-py client: what one round trip costs on this machine."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    client.ping()
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        client.ping()
+        out.append(time.perf_counter() - t0)
+    return out
 
 
 def _worker(config: str, url: str, seconds: float, start: Any, out: Any) -> None:
@@ -156,9 +177,10 @@ def main() -> None:
     }
     try:
         latencies("local", url, 200)  # the first route imports what it needs, before forking
+        result["ping_rtt"] = pct(ping_rtt(url))
         for config in configs:
-            times, failed = latencies(config, url, args.calls)
-            result["latency"][config] = pct(times)
+            times, failed, trips = latencies(config, url, args.calls)
+            result["latency"][config] = pct(times) | {"round_trips_per_call": trips}
             result["failovers"][config] = {"latency": failed}
         for config in configs:
             result["decisions_per_s"][config] = {}
@@ -170,10 +192,18 @@ def main() -> None:
         proc.terminate()
         proc.wait()
     base = result["latency"]["local"]
-    print(f"redis-server start-up: {1e3 * startup_s:.0f} ms")
+    rtt = result["ping_rtt"]
+    print(
+        f"redis-server start-up: {1e3 * startup_s:.0f} ms; one round trip (PING): "
+        f"p50 {rtt['p50_ms']:.3f} ms, p99 {rtt['p99_ms']:.3f} ms"
+    )
     head = "".join(f"{n} proc/s".rjust(11) for n in args.processes)
-    print(f"{'config':12} {'p50 ms':>8} {'p99 ms':>8} {'+p50 ms':>8} {'+p99 ms':>8}" + head)
-    print("(+p50/+p99: added to a call over local state; processes: decisions/s summed)")
+    print(
+        f"{'config':12} {'p50 ms':>8} {'p99 ms':>8} {'+p50 ms':>8} {'+p99 ms':>8} {'trips':>6}"
+        + head
+    )
+    print("(+p50/+p99: added to a call over local state; trips: Redis round trips per call;")
+    print(" N proc/s: decisions per second summed over N processes)")
     for config in configs:
         lat = result["latency"][config]
         lat["added_p50_ms"] = lat["p50_ms"] - base["p50_ms"]
@@ -183,7 +213,7 @@ def main() -> None:
         )
         print(
             f"{config:12} {lat['p50_ms']:8.2f} {lat['p99_ms']:8.2f} {lat['added_p50_ms']:8.2f} "
-            f"{lat['added_p99_ms']:8.2f}" + rates
+            f"{lat['added_p99_ms']:8.2f} {lat['round_trips_per_call']:6.2f}" + rates
         )
     print("Redis calls answered from local state (timeouts):", json.dumps(result["failovers"]))
     args.out.write_text(json.dumps(result, indent=2))

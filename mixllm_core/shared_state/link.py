@@ -4,7 +4,7 @@ A call that fails (timeout, refused connection, a Redis error) returns the calle
 fallback instead, and the link stays *down* for ``retry_after_s``: meanwhile no call touches the
 network, so an outage costs at most one timeout per ``retry_after_s``, not one per call. The
 first failure of an outage is logged (``logging.warning``, logger ``mixllm_core.shared_state``),
-not every call; the first success after it is logged too and runs the ``on_recover`` callbacks
+not every call; the first success after it is logged (``logging.info``) and runs the ``on_recover`` callbacks
 (the shared objects publish their local state again, see :class:`SharedState`).
 """
 
@@ -95,6 +95,7 @@ class RedisLink:
         self.clock = clock
         self.client = _client(url, timeout_s)
         self.up = True  # as far as we know
+        self.calls = 0  # calls that went to Redis (round trips; for metrics)
         self.failures = 0  # calls that failed over (for tests and metrics)
         self._down_since = 0.0
         self._retry_at = 0.0
@@ -109,6 +110,7 @@ class RedisLink:
         """``fn(client)``, or ``fallback`` when Redis is down or the call fails or times out."""
         if not self.up and self.clock() < self._retry_at:
             return fallback
+        self.calls += 1
         try:
             value = fn(self.client)
         except Exception as exc:  # noqa: BLE001 - redis, socket and script errors alike
@@ -141,7 +143,7 @@ class RedisLink:
                 return
             self.up = True
             down = self.clock() - self._down_since
-        logger.warning(
+        logger.info(
             "Shared state at %s is back after %.1fs; publishing local state.",
             redact_url(self.url),
             down,
