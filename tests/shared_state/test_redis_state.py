@@ -26,7 +26,8 @@ QUERY = "Summarise the attached quarterly report in three bullet points."
 def replica(url: str, policy: DecisionPolicy | None = None, **settings: float) -> MixLLMRouter:
     """One replica of a two-LLM pool: ``cheap`` (free) and ``paid``."""
     pool = [LLMSpec("cheap"), LLMSpec("paid", input_price=500.0, output_price=500.0)]
-    state = SharedState(url, prefix="pool", refresh_s=settings.pop("refresh_s", 0.0), **settings)
+    settings = {"refresh_s": 0.0, "timeout_s": 1.0} | settings  # 1 s: no timeout on a busy CI box
+    state = SharedState(url, prefix="pool", **settings)
     return MixLLMRouter(pool, encoder=HashingEncoder(), policy=policy, shared_state=state)
 
 
