@@ -11,6 +11,7 @@ import logging
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from redis_fixture import RedisServer
@@ -195,3 +196,14 @@ def test_bad_settings_are_refused() -> None:
         SharedState("postgresql://db/x")
     with pytest.raises(ConfigError, match="prefix"):
         SharedState("redis://127.0.0.1:6379/0", prefix="two words")
+
+
+def test_routers_loaded_with_a_url_share_their_state(redis_url: str, tmp_path: Path) -> None:
+    replica(redis_url).save(tmp_path / "router")
+    a = MixLLMRouter.load(tmp_path / "router", shared_state=redis_url)
+    b = MixLLMRouter.load(tmp_path / "router", shared_state=redis_url)
+    assert a.shared_state is not None and a.shared_state.prefix == "mixllm"
+    token = a.tracker.start("paid")
+    time.sleep(0.06)  # past the default refresh_s (50 ms) of b's fleet reading
+    assert b.tracker.in_flight("paid") == 1
+    a.tracker.finish(token)
