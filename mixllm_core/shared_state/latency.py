@@ -2,12 +2,14 @@
 
 Each replica keeps its own :class:`~mixllm_core.LatencyTracker` (the local truth) and publishes
 it under its replica id: the hash ``{prefix}:replica:{id}`` holds ``f:{llm}`` (its calls in
-flight) and ``s:{llm}`` (its learned service time), and the sorted set ``{prefix}:replicas`` when
-each replica was last heard from. A route reads the fleet at most every ``refresh_s`` (one Lua
+flight) and ``s:{llm}`` (its learned service time), written whole at each change (a snapshot
+with a sequence number, so concurrent writes cannot leave an older one behind), and the sorted
+set ``{prefix}:replicas`` when each replica was last heard from. A route reads the fleet at most every ``refresh_s`` (one Lua
 call): in flight is this replica's live count plus every other live replica's, the service time
 the mean of the replicas' learned ones. A replica not heard from for ``replica_ttl_s`` (a crash,
-``kill -9``) is dropped with its counts. While Redis is down the tracker is the local one; when
-it is back (or restarted empty) each replica publishes its counts again, absolute values, so the
+``kill -9``; each of its routes and calls is a sign of life) is dropped with its counts; should
+it still be alive, its next write publishes them again. While Redis is down the tracker is the
+local one; when it is back (or restarted empty) each replica publishes its counts again, so the
 fleet view converges without double counting.
 """
 
@@ -47,6 +49,20 @@ return out
 """
 
 
+# KEYS: my replica hash, replicas zset. ARGV: seq, ttl (ms), now (ms), my id, field, value, ...
+# Writes the snapshot unless a later one is there already; refreshes my last-seen time.
+_PUBLISH = """
+local last = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
+if tonumber(ARGV[1]) > last then
+  redis.call('DEL', KEYS[1])
+  redis.call('HSET', KEYS[1], 'seq', ARGV[1], unpack(ARGV, 5))
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+return 1
+"""
+
+
 class SharedLatencyTracker(LatencyTracker):
     """A :class:`~mixllm_core.LatencyTracker` whose readings cover every replica.
 
@@ -78,60 +94,57 @@ class SharedLatencyTracker(LatencyTracker):
         self._read = link.client.register_script(_READ)
         self._llms: set[str] = set()  # every LLM this replica tracked (under _llms_lock)
         self._llms_lock = threading.Lock()
+        self._seq = 0  # of the last snapshot published (under _llms_lock)
+        self._publish = link.client.register_script(_PUBLISH)
         self._others: tuple[dict[str, int], dict[str, list[float]]] | None = None
         self._read_at = -float("inf")
         self._refreshing = threading.Lock()
         link.on_recover(self.publish_all)
 
     # ------------------------------------------------------------------ writing
-    def _write(self, inc: dict[str, int], values: dict[str, float]) -> None:
-        def send(r: Any) -> None:
-            pipe = r.pipeline(transaction=False)
-            for field, n in inc.items():
-                pipe.hincrby(self._key, field, n)
-            if values:
-                pipe.hset(self._key, mapping=values)
-            pipe.pexpire(self._key, int(self.replica_ttl_s * 1000))
-            pipe.zadd(self._replicas_key, {self.replica: int(self.wall() * 1000)})
-            pipe.execute()
-
-        self.link.call(send, None)
+    def publish_all(self) -> None:
+        """Publish this replica's in-flight counts and service times, all of them, as absolute
+        values stamped with a sequence number: Redis keeps the latest, whatever the order in
+        which concurrent writes arrive, and a lost or expired entry is whole again at once."""
+        with self._llms_lock:
+            self._seq += 1
+            seq = self._seq
+            args: list[Any] = []
+            for llm in sorted(self._llms):
+                args += [f"f:{llm}", super().in_flight(llm)]
+                known = self.known_service(llm)
+                if known is not None:
+                    args += [f"s:{llm}", repr(known)]
+        ttl_ms = int(self.replica_ttl_s * 1000)
+        now_ms = int(self.wall() * 1000)
+        self.link.call(
+            lambda r: self._publish(
+                keys=[self._key, self._replicas_key],
+                args=[seq, ttl_ms, now_ms, self.replica, *args],
+            ),
+            None,
+        )
 
     def _seen(self, llm: str) -> None:
         if llm not in self._llms:
             with self._llms_lock:
                 self._llms.add(llm)
 
-    def publish_all(self) -> None:
-        """Publish this replica's in-flight counts and service times (absolute values)."""
-        values: dict[str, float] = {}
-        with self._llms_lock:
-            llms = sorted(self._llms)
-        for llm in llms:
-            values[f"f:{llm}"] = super().in_flight(llm)
-            known = self.known_service(llm)
-            if known is not None:
-                values[f"s:{llm}"] = known
-        self._write({}, values)
-
     def start(self, llm: str) -> str:
         token = super().start(llm)
         self._seen(llm)
-        self._write({f"f:{llm}": 1}, {})
+        self.publish_all()
         return token
 
     def finish(self, token: str, *, ok: bool = True) -> CallOutcome:
         outcome = super().finish(token, ok=ok)
-        known = self.known_service(outcome.llm)
-        self._write({f"f:{outcome.llm}": -1}, {} if known is None else {f"s:{outcome.llm}": known})
+        self.publish_all()
         return outcome
 
     def observe_service(self, llm: str, seconds: float) -> None:
         super().observe_service(llm, seconds)
         self._seen(llm)
-        known = self.known_service(llm)
-        if known is not None:
-            self._write({}, {f"s:{llm}": known})
+        self.publish_all()
 
     # ------------------------------------------------------------------ reading
     def _fleet(self) -> tuple[dict[str, int], dict[str, list[float]]] | None:

@@ -207,3 +207,16 @@ def test_routers_loaded_with_a_url_share_their_state(redis_url: str, tmp_path: P
     time.sleep(0.06)  # past the default refresh_s (50 ms) of b's fleet reading
     assert b.tracker.in_flight("paid") == 1
     a.tracker.finish(token)
+
+
+def test_a_replica_dropped_while_a_call_runs_publishes_its_counts_again(redis_url: str) -> None:
+    a = replica(redis_url, replica_ttl_s=0.2)
+    b = replica(redis_url)
+    first = a.tracker.start("paid")
+    time.sleep(0.3)  # a is quiet for longer than its replica_ttl_s: b drops it
+    assert b.tracker.in_flight("paid") == 0
+    second = a.tracker.start("paid")
+    a.tracker.finish(first)  # Redis had lost a's first call: a publishes its true counts
+    assert a.tracker.in_flight("paid") == b.tracker.in_flight("paid") == 1
+    a.tracker.finish(second)
+    assert b.tracker.in_flight("paid") == 0
