@@ -119,9 +119,10 @@ class MixLLMRouter:
             a :class:`RoutingLog`, or None for an in-memory log (lost with the process).
         store_prompts: Whether the log this router builds keeps prompt texts (True, the
             default: ``refit`` can re-embed them) or only their sha256 and representation.
-        shared_state: ``"redis://host:6379/0"`` or a :class:`~mixllm_core.shared_state.SharedState`:
-            in-flight calls, service times, the budget and cooldowns are shared by every replica
-            through Redis, failing open to local state (None: this process only).
+        shared_state: ``"redis://host:6379/0"`` or a
+            :class:`~mixllm_core.shared_state.SharedState`: in-flight calls, service times, the
+            budget and cooldowns are shared by every replica through Redis, failing open to
+            local state (None: this process only). A ``tracker`` given too is used as it is.
 
     Example:
         >>> from mixllm_core.testing import HashingEncoder, make_synthetic_world
@@ -776,8 +777,8 @@ class MixLLMRouter:
         Args:
             state: A :class:`RouterState`.
             encoder: The encoder; defaults to ``state.encoder``.
-            tracker, log, shared_state: As in the constructor. Feedback in ``log`` newer than the state is not
-                applied here: call :meth:`replay_log` (``load`` does).
+            tracker, log, shared_state: As in the constructor. Feedback in ``log`` newer than
+                the state is not applied here: call :meth:`replay_log` (``load`` does).
 
         Raises:
             ConfigError: ``state`` has no encoder and none was given.
