@@ -12,7 +12,8 @@ does not hide the cost measured). Configurations:
   every 50 ms);
 - ``redis-fresh``: ``refresh_s=0`` (the fleet read on every route: the worst case).
 
-Reported: per-decision latency p50/p99 in one process and what Redis adds to it; decisions/s
+Reported: per-decision latency p50/p99 in one process (the configurations take turns, so a
+busy machine weighs on all of them alike) and what Redis adds to it; decisions/s
 summed over 1, 2 and 4 processes (forked, each calling in a loop for ``--seconds``). The script
 starts its own ``redis-server`` (or ``valkey-server``) on a free loopback port, without
 persistence, and stops it.
@@ -97,19 +98,30 @@ def failovers(d: Dispatcher) -> int:
     return link_counts(d)[1]
 
 
-def latencies(config: str, url: str, n: int) -> tuple[list[float], int, float]:
-    """Per-call seconds, failed Redis calls, and Redis round trips per call."""
-    d = make_dispatcher(config, url)
-    for q in QUERIES[:50]:  # warm up
-        d.call(q, answer)
-    before = link_counts(d)[0]
-    out = []
-    for i in range(n):
-        t0 = time.perf_counter()
-        d.call(QUERIES[i % len(QUERIES)], answer)
-        out.append(time.perf_counter() - t0)
-    calls, failed = link_counts(d)
-    return out, failed, (calls - before) / n
+def latencies(
+    configs: Sequence[str], url: str, n: int
+) -> dict[str, tuple[list[float], int, float]]:
+    """Per configuration: per-call seconds, failed Redis calls, Redis round trips per call.
+
+    The configurations take turns, 50 calls each, so that all of them see the same load on a
+    shared machine."""
+    dispatchers = {c: make_dispatcher(c, url) for c in configs}
+    for d in dispatchers.values():
+        for q in QUERIES[:50]:  # warm up
+            d.call(q, answer)
+    before = {c: link_counts(d)[0] for c, d in dispatchers.items()}
+    times: dict[str, list[float]] = {c: [] for c in configs}
+    for start in range(0, n, 50):
+        for config, d in dispatchers.items():
+            for i in range(start, min(start + 50, n)):
+                t0 = time.perf_counter()
+                d.call(QUERIES[i % len(QUERIES)], answer)
+                times[config].append(time.perf_counter() - t0)
+    out = {}
+    for config, d in dispatchers.items():
+        calls, failed = link_counts(d)
+        out[config] = (times[config], failed, (calls - before[config]) / n)
+    return out
 
 
 def ping_rtt(url: str, n: int = 500) -> list[float]:
@@ -176,10 +188,9 @@ def main() -> None:
         "failovers": {},  # Redis calls that timed out or failed: those answered from local state
     }
     try:
-        latencies("local", url, 200)  # the first route imports what it needs, before forking
+        latencies(["local"], url, 200)  # the first route imports what it needs, before forking
         result["ping_rtt"] = pct(ping_rtt(url))
-        for config in configs:
-            times, failed, trips = latencies(config, url, args.calls)
+        for config, (times, failed, trips) in latencies(configs, url, args.calls).items():
             result["latency"][config] = pct(times) | {"round_trips_per_call": trips}
             result["failovers"][config] = {"latency": failed}
         for config in configs:
