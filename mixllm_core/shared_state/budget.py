@@ -18,13 +18,14 @@ could not.
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 from ..decision import BudgetTracker
-from .link import RedisLink
+from .link import RedisLink, ReplicaName
 
 __all__ = ["SharedBudget"]
 
@@ -70,7 +71,7 @@ class SharedBudget(BudgetTracker):
         super().__init__(budget, period_s, clock)
         self.link = link
         self.prefix = prefix
-        self.replica = replica
+        self._name = ReplicaName(replica)
         self.refresh_s = refresh_s
         self.hold_ttl_s = hold_ttl_s
         self.wall = wall
@@ -79,9 +80,19 @@ class SharedBudget(BudgetTracker):
         self._left: tuple[int, float, float, float] | None = None  # period, left, mine, at
         self._unreleased: set[str] = set()  # holds Redis could not be told to release
         self._state_lock = threading.Lock()
+        self._pid = os.getpid()
         link.on_recover(self.publish)
 
+    @property
+    def replica(self) -> str:
+        """This replica's id (a process forked from this one gets its own)."""
+        return str(self._name)
+
     def _period(self) -> int:
+        if os.getpid() != self._pid:  # forked: what the parent spent stays the parent's
+            with self._state_lock:
+                self._pid = os.getpid()
+                self._mine, self._left, self._unreleased = {}, None, set()
         return math.floor(self.wall() / self.period_s)
 
     def _keys(self, period: int) -> list[str]:

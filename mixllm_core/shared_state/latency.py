@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..latency import CallOutcome, LatencyTracker
-from .link import RedisLink
+from .link import RedisLink, ReplicaName
 
 __all__ = ["SharedLatencyTracker"]
 
@@ -84,13 +84,12 @@ class SharedLatencyTracker(LatencyTracker):
     ) -> None:
         super().__init__(clock, smoothing=smoothing, default_service_s=default_service_s)
         self.link = link
-        self.replica = replica
+        self._name = ReplicaName(replica)
         self.refresh_s = refresh_s
         self.replica_ttl_s = replica_ttl_s
         self.wall = wall
         self._replicas_key = f"{prefix}:replicas"
         self._replica_prefix = f"{prefix}:replica:"
-        self._key = self._replica_prefix + replica
         self._read = link.client.register_script(_READ)
         self._llms: set[str] = set()  # every LLM this replica tracked (under _llms_lock)
         self._llms_lock = threading.Lock()
@@ -100,6 +99,15 @@ class SharedLatencyTracker(LatencyTracker):
         self._read_at = -float("inf")
         self._refreshing = threading.Lock()
         link.on_recover(self.publish_all)
+
+    @property
+    def replica(self) -> str:
+        """This replica's id (a process forked from this one gets its own)."""
+        return str(self._name)
+
+    @property
+    def _key(self) -> str:
+        return self._replica_prefix + self.replica
 
     # ------------------------------------------------------------------ writing
     def publish_all(self) -> None:

@@ -11,6 +11,7 @@ not every call; the first success after it is logged (``logging.info``) and runs
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from urllib.parse import urlsplit
 
 from ..errors import ConfigError
 
-__all__ = ["RedisLink", "redact_url"]
+__all__ = ["ReplicaName", "RedisLink", "redact_url"]
 
 logger = logging.getLogger("mixllm_core.shared_state")
 
@@ -37,6 +38,28 @@ def redact_url(url: str) -> str:
     host = parts.hostname or ""
     netloc = f"{host}:{parts.port}" if parts.port else host
     return parts._replace(netloc=netloc).geturl()
+
+
+class ReplicaName:
+    """A replica's id in the fleet: ``base`` in the process that made it, ``base:pid`` in a
+    process forked from it (each worker of a pre-forking server is a replica of its own).
+
+    Example:
+        >>> str(ReplicaName("web-1:4242:0"))
+        'web-1:4242:0'
+    """
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.pid = os.getpid()
+
+    @property
+    def forked(self) -> bool:
+        """Whether this process is not the one that made the name."""
+        return os.getpid() != self.pid
+
+    def __str__(self) -> str:
+        return f"{self.base}:{os.getpid()}" if self.forked else self.base
 
 
 def _client(url: str, timeout_s: float) -> Any:

@@ -157,3 +157,32 @@ def test_redis_stopped_mid_run_fails_no_call_and_the_fleet_converges_after_resta
     assert total > 0
     # the spend every replica published again after the restart adds up to what they spent
     assert replica(redis_url).budget.remaining() == pytest.approx(max(BUDGET - total, 0.0))
+
+
+def _forked_replica(router: MixLLMRouter, ready: Event, done: Event) -> None:
+    d = router.route(QUERY)
+    router.record_outcome(d.decision_id, cost=0.5)
+    token = router.tracker.start("paid")
+    ready.set()
+    done.wait(30)
+    router.tracker.finish(token)
+
+
+def test_a_router_built_before_a_fork_is_a_replica_of_its_own_in_each_process(
+    redis_url: str,
+) -> None:
+    router = replica(redis_url, refresh_s=0.0)  # built once, then forked (a preloading server)
+    router.record_outcome(router.route(QUERY).decision_id, cost=0.3)
+    ready, done = CTX.Event(), CTX.Event()
+    proc = CTX.Process(target=_forked_replica, args=(router, ready, done))
+    proc.start()
+    try:
+        assert ready.wait(30)
+        assert router.tracker.in_flight("paid") == 1  # the child's call, under the child's name
+        router.record_outcome(router.route(QUERY).decision_id, cost=0.1)
+        # each process published its own spend: 0.3 + 0.1 here, 0.5 in the child
+        assert router.budget.remaining() == pytest.approx(BUDGET - 0.9)
+    finally:
+        done.set()
+        proc.join(10)
+    assert proc.exitcode == 0
