@@ -2,10 +2,11 @@
 
 A call that fails (timeout, refused connection, a Redis error) returns the caller's local
 fallback instead, and the link stays *down* for ``retry_after_s``: meanwhile no call touches the
-network, so an outage costs at most one timeout per ``retry_after_s``, not one per call. The
-first failure of an outage is logged (``logging.warning``, logger ``mixllm_core.shared_state``),
-not every call; the first success after it is logged (``logging.info``) and runs the ``on_recover`` callbacks
-(the shared objects publish their local state again, see :class:`SharedState`).
+network, and after it one call at a time tries Redis again, so an outage costs at most one
+timeout per ``retry_after_s``, not one per call. The first failure of an outage is logged
+(``logging.warning``, logger ``mixllm_core.shared_state``), not every call; the first success
+after it is logged (``logging.info``) and runs the ``on_recover`` callbacks (the shared objects
+publish their local state again, see :class:`SharedState`).
 """
 
 from __future__ import annotations
@@ -123,6 +124,7 @@ class RedisLink:
         self._down_since = 0.0
         self._retry_at = 0.0
         self._lock = threading.Lock()
+        self._probe = threading.Lock()  # held by the one call that tries a down Redis again
         self._on_recover: list[Callable[[], None]] = []
 
     def on_recover(self, callback: Callable[[], None]) -> None:
@@ -131,8 +133,17 @@ class RedisLink:
 
     def call(self, fn: Callable[[Any], T], fallback: T) -> T:
         """``fn(client)``, or ``fallback`` when Redis is down or the call fails or times out."""
-        if not self.up and self.clock() < self._retry_at:
+        if self.up:
+            return self._call(fn, fallback)
+        # down: one call at a time tries Redis again, once retry_after_s has passed
+        if self.clock() < self._retry_at or not self._probe.acquire(blocking=False):
             return fallback
+        try:
+            return self._call(fn, fallback)
+        finally:
+            self._probe.release()
+
+    def _call(self, fn: Callable[[Any], T], fallback: T) -> T:
         self.calls += 1
         try:
             value = fn(self.client)

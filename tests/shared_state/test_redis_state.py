@@ -11,6 +11,7 @@ import logging
 import socket
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -220,3 +221,24 @@ def test_a_replica_dropped_while_a_call_runs_publishes_its_counts_again(redis_ur
     assert a.tracker.in_flight("paid") == b.tracker.in_flight("paid") == 1
     a.tracker.finish(second)
     assert b.tracker.in_flight("paid") == 0
+
+
+def test_while_redis_is_down_one_call_at_a_time_tries_it_again() -> None:
+    with socket.socket() as hole:  # accepts connections and never answers
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(64)
+        state = SharedState(
+            f"redis://127.0.0.1:{hole.getsockname()[1]}/0", timeout_s=0.5, retry_after_s=0.05
+        )
+        logging.disable(logging.WARNING)
+        try:
+            assert state.link.call(lambda r: r.ping(), "local") == "local"  # down now
+            time.sleep(0.06)
+            with ThreadPoolExecutor(8) as pool:  # 8 calls at once after retry_after_s
+                answers = list(
+                    pool.map(lambda _: state.link.call(lambda r: r.ping(), "local"), range(8))
+                )
+        finally:
+            logging.disable(logging.NOTSET)
+    assert answers == ["local"] * 8
+    assert state.link.calls == 2  # the first, and one retry: the 7 others did not wait
