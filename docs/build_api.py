@@ -30,6 +30,7 @@ MODULES: tuple[str, ...] = (
     "mixllm_core.persistence.state",
     "mixllm_core.latency",
     "mixllm_core.log",
+    "mixllm_core.shared_state",
     "mixllm_core.online",
     "mixllm_core.predictors",
     "mixllm_core.text",
