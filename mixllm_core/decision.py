@@ -171,6 +171,16 @@ class BudgetTracker:
             self._roll()
             self._spent += max(float(usd), 0.0)
 
+    def hold(self, decision_id: str, usd: float) -> bool:
+        """Whether the call ``decision_id``, predicted to cost ``usd``, may go ahead; a shared
+        budget reserves it (see :mod:`mixllm_core.shared_state`), this one always agrees."""
+        return True
+
+    def settle(self, decision_id: str, usd: float | None) -> None:
+        """The call ``decision_id`` finished having cost ``usd`` (None: unknown)."""
+        if usd is not None:
+            self.charge(usd)
+
 
 class DecisionMaker:
     """Applies a :class:`DecisionPolicy` to the predictions of all candidates.

@@ -149,12 +149,20 @@ class LatencyTracker:
                 seconds if old is None else (self.smoothing * seconds + (1 - self.smoothing) * old)
             )
 
-    def expected_wait(self, llm: str) -> float:
-        """Seconds a new request to ``llm`` is expected to wait before it is served."""
+    def known_service(self, llm: str) -> float | None:
+        """The service time learned for ``llm``, or None before any (no default)."""
         with self._lock:
-            busy = self._in_flight.get(llm, 0)
-            service = self._service.get(llm, self.default_service_s)
-            slots = self._concurrency.get(llm)
+            return self._service.get(llm)
+
+    def concurrency(self, llm: str) -> int | None:
+        """The concurrency limit of ``llm`` (None: unknown)."""
+        with self._lock:
+            return self._concurrency.get(llm)
+
+    def expected_wait(self, llm: str) -> float:
+        """Seconds a new request to ``llm`` is expected to wait before it is served (from
+        :meth:`in_flight`, :meth:`service_time` and :meth:`concurrency`)."""
+        busy, service, slots = self.in_flight(llm), self.service_time(llm), self.concurrency(llm)
         if slots is None:
             return busy * service
         queued = max(busy - slots + 1, 0)

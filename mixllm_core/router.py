@@ -35,6 +35,7 @@ from .online import HeadsTable
 from .persistence.files import read_state, write_state
 from .persistence.state import RouterState
 from .predictors import QualityPredictor
+from .shared_state import SharedState
 from .snapshot import PoolModel, RoutingModel, fit_llm, refit_quality
 from .spec import LLMSpec
 from .text import Query, estimate_tokens, query_text
@@ -118,6 +119,10 @@ class MixLLMRouter:
             a :class:`RoutingLog`, or None for an in-memory log (lost with the process).
         store_prompts: Whether the log this router builds keeps prompt texts (True, the
             default: ``refit`` can re-embed them) or only their sha256 and representation.
+        shared_state: ``"redis://host:6379/0"`` or a
+            :class:`~mixllm_core.shared_state.SharedState`: in-flight calls, service times, the
+            budget and cooldowns are shared by every replica through Redis, failing open to
+            local state (None: this process only). A ``tracker`` given too is used as it is.
 
     Example:
         >>> from mixllm_core.testing import HashingEncoder, make_synthetic_world
@@ -142,6 +147,7 @@ class MixLLMRouter:
         max_pending: int = 100_000,
         log: RoutingLog | str | Path | None = None,
         store_prompts: bool = True,
+        shared_state: SharedState | str | None = None,
     ) -> None:
         QualityPredictor(quality_model, **(quality_params or {}))  # validates kind and params
         specs: dict[str, LLMSpec] = {}
@@ -155,11 +161,16 @@ class MixLLMRouter:
         self.policy = policy or DecisionPolicy()
         self.seed = seed
         self.online_ridge = online_ridge
-        self.tracker = tracker or LatencyTracker()
+        self.shared_state = SharedState.of(shared_state)
+        shared = self.shared_state
+        self.tracker = tracker or (LatencyTracker() if shared is None else shared.tracker())
+        self.cooldown_board = None if shared is None else shared.cooldowns()
         self.clock = clock
         self.max_pending = max_pending
         self.maker = DecisionMaker(self.policy, seed=seed)
-        self.budget = BudgetTracker(self.policy.budget, self.policy.budget_period_s, clock)
+        self.budget = (BudgetTracker if shared is None else shared.budget)(
+            self.policy.budget, self.policy.budget_period_s, clock
+        )
         self._lock = threading.RLock()  # writers only: routes never take it
         self._refit_lock = threading.Lock()  # one refit at a time
         self._late: list[_Late] | None = None  # set while a refit runs
@@ -441,19 +452,23 @@ class MixLLMRouter:
             else None
         )
         available = np.array([n not in exclude for n in names])
-        return self.maker.decide(
-            names,
-            q,
-            c,
-            c_ref,
-            uncertainty=u,
-            wait=wait,
-            service=service,
-            available=available,
-            unavailable_reasons=blocked,
-            budget_left=self.budget.remaining(),
-            policy=policy,
-        )
+        for _ in range(_ROUTE_ATTEMPTS):  # decided again while a shared budget refuses the hold
+            decision = self.maker.decide(
+                names,
+                q,
+                c,
+                c_ref,
+                uncertainty=u,
+                wait=wait,
+                service=service,
+                available=available,
+                unavailable_reasons=blocked,
+                budget_left=self.budget.remaining(),
+                policy=policy,
+            )
+            if decision.fallback or self.budget.hold(decision.decision_id, decision.predicted_cost):
+                break
+        return decision
 
     def _policy(self, lam: float | None, policy: DecisionPolicy | None) -> DecisionPolicy:
         p = policy or self.policy
@@ -709,8 +724,7 @@ class MixLLMRouter:
                 f"Unknown decision id {decision_id!r}: it was not made by this router (or its "
                 "log), or the in-memory log has dropped it; no outcome was recorded."
             )
-        if cost is not None:
-            self.budget.charge(float(cost))
+        self.budget.settle(decision_id, None if cost is None else float(cost))
         self.log.add_outcome(
             decision_id,
             latency_s=None if latency_s is None else float(latency_s),
@@ -756,14 +770,15 @@ class MixLLMRouter:
         encoder: QueryEncoder | None = None,
         tracker: LatencyTracker | None = None,
         log: RoutingLog | str | Path | None = None,
+        shared_state: SharedState | str | None = None,
     ) -> MixLLMRouter:
         """A router that decides exactly as the one whose :meth:`get_state` gave ``state``.
 
         Args:
             state: A :class:`RouterState`.
             encoder: The encoder; defaults to ``state.encoder``.
-            tracker, log: As in the constructor. Feedback in ``log`` newer than the state is not
-                applied here: call :meth:`replay_log` (``load`` does).
+            tracker, log, shared_state: As in the constructor. Feedback in ``log`` newer than
+                the state is not applied here: call :meth:`replay_log` (``load`` does).
 
         Raises:
             ConfigError: ``state`` has no encoder and none was given.
@@ -785,6 +800,7 @@ class MixLLMRouter:
             online_ridge=state.online_ridge,
             tracker=tracker,
             log=log,
+            shared_state=shared_state,
         )
         router._model = RoutingModel.from_state(state, encoder)
         return router
@@ -807,17 +823,21 @@ class MixLLMRouter:
         tracker: LatencyTracker | None = None,
         log: RoutingLog | str | Path | None = None,
         signing_key: bytes | None = None,
+        shared_state: SharedState | str | None = None,
     ) -> MixLLMRouter:
         """Load a router saved with :meth:`save`; every file is checked before it is used.
 
         With ``encoder``, that encoder is used and the saved one is not rebuilt. With ``log``,
         feedback logged after the save is replayed into the online heads. With
-        ``signing_key``, a directory whose signature is missing or wrong is refused.
+        ``signing_key``, a directory whose signature is missing or wrong is refused. With
+        ``shared_state``, the live state is shared with the other replicas (see the constructor).
 
         Raises:
             CorruptStateError: a missing, modified, truncated or malformed file.
         """
         state = read_state(Path(directory), load_encoder=encoder is None, signing_key=signing_key)
-        router = cls.from_state(state, encoder=encoder, tracker=tracker, log=log)
+        router = cls.from_state(
+            state, encoder=encoder, tracker=tracker, log=log, shared_state=shared_state
+        )
         router.replay_log()
         return router

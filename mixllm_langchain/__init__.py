@@ -3,6 +3,7 @@
 Public API::
 
     MixLLMChat             a BaseChatModel that routes each call to one of its child chat models
+    MixLLMDecisionModel    the router as a decision model: the classifier of ModelRouterMiddleware
     MixLLMFeedbackHandler  a callback handler mapping run ids (a call's, a chain's) to decisions
     RunLedger              which decisions were made under which run (shared by the two)
     __version__            the installed mixllm version
@@ -26,5 +27,12 @@ from mixllm_core import __version__
 
 from .callbacks import MixLLMFeedbackHandler, RunLedger
 from .chat_models import MixLLMChat
+from .decisions import MixLLMDecisionModel
 
-__all__ = ["MixLLMChat", "MixLLMFeedbackHandler", "RunLedger", "__version__"]
+__all__ = [
+    "MixLLMChat",
+    "MixLLMDecisionModel",
+    "MixLLMFeedbackHandler",
+    "RunLedger",
+    "__version__",
+]

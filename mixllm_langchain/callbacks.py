@@ -6,6 +6,10 @@ another one, built on the same chat, in a chain's ``config={"callbacks": [...]}`
 the chain's runs: feedback given on the run id of the whole chain (what a trace shows the user)
 then reaches every routing decision made inside it.
 
+Inside a LangGraph graph (an agent made with ``create_agent``), every routed call is also filed
+under the graph's run id when the caller gave one (``agent.invoke(x, config={"run_id": rid})``),
+with no handler in the config: :func:`graph_run_id` reads it from the running graph.
+
 Outcomes (latency, tokens, cost, errors) are not recorded here: the core
 :class:`~mixllm_core.Dispatcher` records every attempt as it ends.
 """
@@ -22,7 +26,7 @@ from langchain_core.outputs import LLMResult
 
 from mixllm_core import FeedbackError, FeedbackResult, MixLLMRouter
 
-__all__ = ["MixLLMFeedbackHandler", "RunLedger"]
+__all__ = ["MixLLMFeedbackHandler", "RunLedger", "graph_run_id"]
 
 
 class RunLedger:
@@ -68,6 +72,30 @@ class RunLedger:
         """Decision ids made under ``run_id`` (empty when none is known)."""
         with self._lock:
             return list(self._decisions.get(run_id, ()))
+
+
+def graph_run_id() -> UUID | None:
+    """The run id the caller gave the LangGraph graph running this code, if any.
+
+    LangGraph keeps ``config["run_id"]`` of a graph's invocation in its runtime; a node (and the
+    models it calls) can read it. None outside a graph, when the caller gave no run id, or when
+    LangGraph is not installed.
+    """
+    try:
+        from langgraph.runtime import get_runtime
+    except ImportError:  # pragma: no cover - langgraph comes with the agents extra
+        return None
+    try:
+        runtime = get_runtime()
+    except (RuntimeError, KeyError):  # not inside a graph
+        return None
+    run_id = getattr(getattr(runtime, "execution_info", None), "run_id", None)
+    if run_id is None:
+        return None
+    try:
+        return run_id if isinstance(run_id, UUID) else UUID(str(run_id))
+    except ValueError:
+        return None
 
 
 def _as_uuid(run_id: UUID | str) -> UUID:

@@ -14,6 +14,7 @@ and one token stream per call.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -40,11 +41,12 @@ from mixllm_core import (
     QueryEncoder,
     RoutingDecision,
 )
+from mixllm_core.collect import AnswerDecisions, AnswerTexts, collecting, notify
 from mixllm_core.dispatch import DispatchResult, Reply
 from mixllm_core.dispatch.retry import RetryPolicy
 from mixllm_core.factory import policy_override, router_for
 
-from .callbacks import MixLLMFeedbackHandler, RunLedger
+from .callbacks import MixLLMFeedbackHandler, RunLedger, graph_run_id
 from .providers import resolve_models
 
 __all__ = ["MixLLMChat"]
@@ -145,6 +147,8 @@ class MixLLMChat(BaseChatModel):
     ``response_metadata["mixllm"]`` (decision id, chosen child, candidates, latency_s, cost,
     input/output tokens, attempts). The outcome of every attempt is recorded on the router by
     the :class:`~mixllm_core.Dispatcher`; error texts are redacted of keys and tokens.
+    :meth:`feedback` reaches a decision from the message, the text a parser made of it, a run id
+    (a call's, its chain's, an agent's) or a :meth:`collect` block around any chain.
 
     Example:
         >>> from mixllm_core.testing import HashingEncoder
@@ -184,6 +188,7 @@ class MixLLMChat(BaseChatModel):
 
     _dispatcher: Dispatcher = PrivateAttr()
     _handler: MixLLMFeedbackHandler = PrivateAttr()
+    _answers: AnswerTexts = PrivateAttr(default_factory=AnswerTexts)
 
     # ------------------------------------------------------------------ construction
     @model_validator(mode="before")
@@ -331,8 +336,19 @@ class MixLLMChat(BaseChatModel):
                 return value
         return name
 
+    def _answered(self, decision: RoutingDecision, text: str) -> None:
+        """Make a call's decision findable: by open ``collect()`` blocks, by the answer's text
+        and by the run id of the LangGraph graph it ran in."""
+        notify(self, decision)
+        if text.strip():
+            self._answers.add(text, decision.decision_id)
+        run_id = graph_run_id()
+        if run_id is not None:
+            self.ledger.add(run_id, None, decision.decision_id)
+
     def _result(self, done: DispatchResult) -> ChatResult:
         message: BaseMessage = done.value
+        self._answered(done.decision, str(message.text))
         meta = dict(message.response_metadata)
         meta["model_name"] = self._child_model_name(done.decision.llm, meta.get("model_name"))
         meta["mixllm"] = done.to_dict()
@@ -402,8 +418,47 @@ class MixLLMChat(BaseChatModel):
         yield relay.last()
 
     # ------------------------------------------------------------------ feedback
+    def collect(self) -> AbstractContextManager[AnswerDecisions]:
+        """Collect the decisions of the calls made inside a ``with`` block, for feedback on the
+        answer they produced together.
+
+        Works inside any chain (the block need not see the chat model), across ``await`` and in
+        tasks or threads LangChain starts inside the block (``batch``); concurrent tasks each see
+        only their own block. Streams must be consumed inside the block.
+
+        Example:
+            >>> from mixllm_core.testing import HashingEncoder
+            >>> from mixllm_langchain.testing import ScriptedChatModel
+            >>> from langchain_core.output_parsers import StrOutputParser
+            >>> chat = MixLLMChat(models={"a": ScriptedChatModel(model_name="a")},
+            ...                   encoder=HashingEncoder())
+            >>> with chat.collect() as answer:
+            ...     text = (chat | StrOutputParser()).invoke("hi")
+            >>> answer.llms, [r.applied for r in answer.feedback(thumbs=True)]
+            (['a'], [True])
+        """
+        return collecting(self)
+
+    def _by_text(self, text: str) -> list[str]:
+        """The one decision still waiting for feedback whose answer was exactly ``text``."""
+        ids = self._answers.decisions(text)
+        if not ids:
+            return []
+        log = self._router().log
+        waiting = [d for d in ids if not log.has_feedback(d)]
+        if len(waiting) == 1:
+            return waiting
+        if not waiting:
+            raise FeedbackError(f"The answer {text!r:.60} already received feedback.")
+        raise FeedbackError(
+            f"{len(waiting)} recent answers were exactly {text!r:.60}; say which with "
+            "`with chat.collect() as answer: ...` then answer.feedback(...), or with a run id "
+            "(chain.invoke(x, config={'run_id': run_id}) then chat.feedback(run_id, ...))."
+        )
+
     def decision_ids(self, target: BaseMessage | UUID | str) -> list[str]:
-        """The decision ids behind an answer, a run id or a decision id (see :meth:`feedback`)."""
+        """The decision ids behind an answer, its text, a run id or a decision id (see
+        :meth:`feedback`)."""
         if isinstance(target, BaseMessage):
             meta = target.response_metadata.get("mixllm")
             if isinstance(meta, dict) and "decision_id" in meta:
@@ -424,15 +479,24 @@ class MixLLMChat(BaseChatModel):
                 ids = self.ledger.decisions(UUID(target))
             except ValueError:
                 ids = []
-            return ids or [target]
+            ids = ids or self._by_text(target)
+            if ids or self._router().log.get_decision(target) is not None:
+                return ids or [target]
+            raise FeedbackError(
+                f"{target!r:.80} is not a decision id, a known run id or the text of one of this "
+                f"chat's last {self._answers.max_answers} answers. Collect the answer with "
+                "`with chat.collect() as answer: ...` then answer.feedback(...), or give the "
+                "chain a run id (config={'run_id': run_id}) and call chat.feedback(run_id, ...)."
+            )
         raise FeedbackError(
-            f"feedback() takes the returned message, a decision id (str) or a run id (UUID or "
-            f"str); got {type(target).__name__}."
+            f"feedback() takes the returned message or its text, a collected answer, a decision "
+            f"id or a run id (UUID or str); got {type(target).__name__}. For other parser "
+            "outputs, use `with chat.collect() as answer:` or a run id."
         )
 
     def feedback(
         self,
-        target: BaseMessage | UUID | str,
+        target: BaseMessage | AnswerDecisions | UUID | str,
         *,
         score: float | None = None,
         thumbs: bool | None = None,
@@ -440,10 +504,17 @@ class MixLLMChat(BaseChatModel):
         """Tell the router how good an answer was, after the fact.
 
         Args:
-            target: The message a call returned (invoke, or a stream's aggregated chunks), a
-                decision id (``response_metadata["mixllm"]["decision_id"]``), or the LangChain
-                run id of a call (or of a chain run, when a :class:`MixLLMFeedbackHandler` on
-                this chat was in the chain's callbacks).
+            target: What identifies the answer:
+
+                - the message a call returned (invoke, or a stream's aggregated chunks);
+                - the text an output parser made of it (``StrOutputParser``): the decision
+                  whose answer was exactly this text, among this chat's recent answers;
+                - an :class:`~mixllm_core.collect.AnswerDecisions` from :meth:`collect`;
+                - the LangChain run id of a call, of the chain that made it (its direct
+                  parent: ``prompt | chat | parser`` invoked with ``config={"run_id": ...}``),
+                  of a LangGraph agent run given a run id, or of any run above when a
+                  :class:`MixLLMFeedbackHandler` on this chat was in the run's callbacks;
+                - a decision id (``response_metadata["mixllm"]["decision_id"]``).
             score: A refined quality score in [0, 1], or
             thumbs: True (good) / False (bad). Give exactly one.
 
@@ -453,9 +524,14 @@ class MixLLMChat(BaseChatModel):
         Raises:
             FeedbackError: unknown target, feedback already given, or a bad score.
         """
+        if isinstance(target, AnswerDecisions):
+            return target.feedback(score=score, thumbs=thumbs)
         if isinstance(target, UUID) and not self._handler.decisions(target):
             raise FeedbackError(
-                f"No routed call of this MixLLMChat is known under run id {str(target)!r}."
+                f"No routed call of this MixLLMChat is known under run id {str(target)!r}. A "
+                "chain's run id maps to the calls made directly inside it, an agent's to all of "
+                "its calls; for deeper nesting pass MixLLMFeedbackHandler(chat) in the run's "
+                "callbacks, or use `with chat.collect() as answer:`."
             )
         return [
             self._router().feedback(d, score=score, thumbs=thumbs)
@@ -470,6 +546,7 @@ class _Relay:
         self.chat = chat
         self.model_name: Any = None
         self.done: DispatchResult | None = None
+        self.texts: list[str] = []
 
     def finished(self, done: DispatchResult) -> None:
         self.done = done
@@ -478,6 +555,7 @@ class _Relay:
         meta = dict(chunk.response_metadata)
         if "model_name" in meta:  # merged by concatenation: keep it for the last chunk only
             self.model_name = meta.pop("model_name")
+        self.texts.append(str(chunk.text))
         update: dict[str, Any] = {"id": None, "response_metadata": meta}
         if isinstance(chunk, AIMessageChunk):
             update["chunk_position"] = None
@@ -489,6 +567,7 @@ class _Relay:
     def last(self) -> ChatGenerationChunk:
         if self.done is None:  # the Dispatcher calls finished() before its stream ends
             raise RuntimeError("The child stream ended without a dispatch result.")
+        self.chat._answered(self.done.decision, "".join(self.texts))
         meta = {
             "model_name": self.chat._child_model_name(self.done.decision.llm, self.model_name),
             "mixllm": self.done.to_dict(),

@@ -37,10 +37,10 @@ from llama_index.core.schema import QueryBundle
 from llama_index.core.tools.types import ToolMetadata
 
 from mixllm_core import ConfigError, FeedbackError, FeedbackResult, MixLLMRouter, QueryEncoder
+from mixllm_core.collect import AnswerDecisions, collecting, notify
 from mixllm_core.decision import RoutingDecision
 from mixllm_core.factory import Price, policy_override, router_for
 
-from .collect import AnswerDecisions, collecting, notify
 from .events import RoutingDecisionEvent, dispatcher
 
 __all__ = ["MixLLMSelector", "RoutedSelection"]

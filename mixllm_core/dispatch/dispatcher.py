@@ -237,7 +237,7 @@ class Dispatcher:
         self.rng = random.Random(seed)
         self.micro_batch = micro_batch
         self.reader = reader
-        self.health = ChildHealth(policy, clock)
+        self.health = ChildHealth(policy, clock, board=router.cooldown_board)
         self.workers = WorkerThreads()
         # one batcher per live event loop; a batcher holds no reference to its loop when idle
         self._batchers: weakref.WeakKeyDictionary[

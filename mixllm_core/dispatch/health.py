@@ -17,6 +17,10 @@ A call that already failed and finds every child it has left cooling down may st
 them (:meth:`ChildHealth.last_resort`: cooling down after transient failures, not a rate limit
 or hard errors) rather than fail: the cooldown of a child that fails now and then is not the
 caller's loss. A call makes at most one such try, or one probe. Thread-safe.
+
+With a :class:`CooldownBoard` (a router built with ``shared_state=``), the cooldowns a health
+starts are published to every replica, and those the others started are cooled down here too
+(each replica then probes the child on its own).
 """
 
 from __future__ import annotations
@@ -26,10 +30,11 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from .retry import ErrorKind, RetryPolicy
 
-__all__ = ["ChildHealth"]
+__all__ = ["ChildHealth", "CooldownBoard"]
 
 WINDOW = 10  #: attempts per child whose failure rate is kept
 _TRANSIENT = frozenset(
@@ -47,12 +52,25 @@ class _State:
     recent: deque[bool] = field(default_factory=lambda: deque(maxlen=WINDOW))  # True: failed
 
 
+class CooldownBoard(Protocol):
+    """Cooldowns shared by several :class:`ChildHealth` (the fleet's, through Redis)."""
+
+    def publish(self, llm: str, seconds: float, kind: ErrorKind) -> None:
+        """``llm`` starts a cooldown of ``seconds`` after an error of ``kind``."""
+        ...
+
+    def cooldowns(self) -> dict[str, tuple[float, ErrorKind]]:
+        """Seconds left and error kind per child cooling down now."""
+        ...
+
+
 class ChildHealth:
     """Consecutive failures, cooldowns and probes of the children of one dispatcher.
 
     Args:
         policy: Thresholds and cooldown lengths.
         clock: Monotonic seconds (injectable).
+        board: Where cooldowns are shared with other replicas (None: this process only).
 
     Example:
         >>> from mixllm_core.latency import ManualClock
@@ -67,9 +85,16 @@ class ChildHealth:
         (set(), {'a'})
     """
 
-    def __init__(self, policy: RetryPolicy, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        board: CooldownBoard | None = None,
+    ) -> None:
         self.policy = policy
         self.clock = clock
+        self.board = board
         self._states: dict[str, _State] = {}
         self._lock = threading.Lock()
 
@@ -79,15 +104,31 @@ class ChildHealth:
             state = self._states[llm] = _State()
         return state
 
+    def _merge(self) -> None:
+        """Cool down here the children the board says cool down elsewhere."""
+        if self.board is None:
+            return
+        shared = self.board.cooldowns()
+        if not shared:
+            return
+        now = self.clock()
+        with self._lock:
+            for llm, (left, kind) in shared.items():
+                state = self._state(llm)
+                if now + left > state.until + 1e-3:
+                    state.until, state.kind, state.probation = now + left, kind, True
+
     # ------------------------------------------------------------------ reading
     def cooling_down(self) -> dict[str, float]:
         """Seconds of cooldown left per child cooling down now."""
+        self._merge()
         now = self.clock()
         with self._lock:
             return {n: s.until - now for n, s in self._states.items() if s.until > now}
 
     def remaining(self, llm: str) -> float:
         """Seconds of cooldown ``llm`` has left (0 when it is not cooling down)."""
+        self._merge()
         now = self.clock()
         with self._lock:
             state = self._states.get(llm)
@@ -97,6 +138,7 @@ class ChildHealth:
         """Of ``llms``, the child cooling down after transient failures (timeouts, connection
         or server errors, rejected answers; not a rate limit or hard errors) whose cooldown ends
         first: one more try for a call that would otherwise fail. None when there is none."""
+        self._merge()
         now = self.clock()
         with self._lock:
             spare = [
@@ -117,6 +159,7 @@ class ChildHealth:
 
         With an ``owner``, every child on probation that it may use is reserved for it.
         """
+        self._merge()
         now = self.clock()
         out: set[str] = set()
         with self._lock:
@@ -184,4 +227,6 @@ class ChildHealth:
             seconds = policy.cooldown(kind, retry_after)
             state.until = max(state.until, now + seconds)
             state.kind, state.probation = kind, True
-            return seconds
+        if self.board is not None:
+            self.board.publish(llm, seconds, kind)
+        return seconds

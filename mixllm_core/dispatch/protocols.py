@@ -15,7 +15,7 @@ from ..decision import DecisionPolicy, RoutingDecision
 from ..latency import LatencyTracker
 from ..spec import LLMSpec
 from ..text import Query
-from .health import ChildHealth
+from .health import ChildHealth, CooldownBoard
 from .results import ReplyReader
 from .retry import RetryPolicy
 from .validate import AnswerValidator
@@ -31,6 +31,11 @@ class DispatchRouter(Protocol):
 
     @property
     def tracker(self) -> LatencyTracker: ...
+
+    @property
+    def cooldown_board(self) -> CooldownBoard | None:
+        """Where the dispatcher shares cooldowns with other replicas (None: nowhere)."""
+        ...
 
     def route(
         self,

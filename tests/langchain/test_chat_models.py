@@ -54,6 +54,7 @@ def test_public_api_is_pinned() -> None:
 
     assert sorted(mixllm_langchain.__all__) == [
         "MixLLMChat",
+        "MixLLMDecisionModel",
         "MixLLMFeedbackHandler",
         "RunLedger",
         "__version__",
@@ -309,7 +310,7 @@ def test_feedback_errors_name_the_target() -> None:
     chat = make_chat()
     with pytest.raises(FeedbackError, match="not produced by this MixLLMChat"):
         chat.feedback(AIMessage("hi", id="elsewhere"), thumbs=True)
-    with pytest.raises(FeedbackError, match="Unknown decision id 'nope'"):
+    with pytest.raises(FeedbackError, match="'nope' is not a decision id.*collect"):
         chat.feedback("nope", thumbs=True)
     with pytest.raises(FeedbackError, match="run id"):
         chat.feedback(uuid.uuid4(), thumbs=True)
