@@ -1,8 +1,4 @@
-"""The ``mixllm`` command: ``train``, ``route``, ``bench`` and ``simulate``.
-
-Every ``--help`` shows each option's default. Errors name the bad value and what is allowed, and
-exit with status 2 without a traceback.
-"""
+"""The ``mixllm`` command: ``mixllm train`` and ``mixllm bench``."""
 
 from __future__ import annotations
 
@@ -263,6 +259,72 @@ def _bench_encoders(name: str, data: Any = None, cache_dir: str | None = None) -
     raise ConfigError(f"Invalid encoder {name!r}. Available encoders are {list(ENCODER_CHOICES)}.")
 
 
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "bench" and args.seeds and not args.compare_encoders:
+        parser.error(
+            f"--seeds {' '.join(map(str, args.seeds))} only applies with --compare-encoders "
+            f"ENCODER ... (choices: {', '.join(ENCODER_CHOICES)}); use --seed for one bench run"
+        )
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "simulate":
+            return _simulate(args)
+        if args.command == "train":
+            return _train(args)
+        if args.command == "route":
+            return _route(args)
+        from .data import load_routing_data
+        from .experiments.bench import (
+            compare_encoders,
+            format_encoder_table,
+            format_table,
+            run_bench,
+        )
+        from .experiments.synthetic import make_synthetic_world
+        from .router import MixLLMRouter
+
+        data = load_routing_data(args.data) if args.data else make_synthetic_world(seed=args.seed)
+        encoders = _bench_encoders(args.encoder, data, args.cache_dir)
+        result = run_bench(
+            data,
+            args.out,
+            encoder=encoders[0],
+            timing_encoder=encoders[1],
+            reference=args.reference,
+            seed=args.seed,
+            n_timed=args.n_timed,
+            show_progress=not args.no_progress,
+            cache_dir=args.cache_dir,
+            online=args.online,
+            pool_change=args.pool_change,
+            stream_lam=args.stream_lam,
+            embedding=args.embedding,
+            make_router=lambda: MixLLMRouter(quality_model=args.quality_model, seed=args.seed),
+        )
+        print(format_table(result.summary))
+        print(f"wrote {Path(args.out) / 'decisions.csv'}, summary.json and pareto.png")
+        if args.compare_encoders:
+            import json
+
+            comparison = compare_encoders(
+                data,
+                {n: _bench_encoders(n, data, args.cache_dir) for n in args.compare_encoders},
+                seeds=args.seeds or [args.seed],
+                reference=args.reference,
+                quality_model=args.quality_model,
+                n_timed=args.n_timed,
+            )
+            (Path(args.out) / "encoders.json").write_text(json.dumps(comparison, indent=1))
+            print(format_encoder_table(comparison))
+            print(f"wrote {Path(args.out) / 'encoders.json'}")
+        return 0
+    except MixLLMError as exc:
+        print(f"mixllm: error: {exc}", file=sys.stderr)
+        return 2
+
+
 def _read_prices(args: argparse.Namespace) -> dict[str, Any]:
     """``--prices FILE`` then ``--price NAME=IN,OUT`` (the latter wins), by LLM name."""
     import json
@@ -377,72 +439,6 @@ def _route(args: argparse.Namespace) -> int:
         " + exploration − latency penalty"
     )
     return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    if args.command == "bench" and args.seeds and not args.compare_encoders:
-        parser.error(
-            f"--seeds {' '.join(map(str, args.seeds))} only applies with --compare-encoders "
-            f"ENCODER ... (choices: {', '.join(ENCODER_CHOICES)}); use --seed for one bench run"
-        )
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        if args.command == "simulate":
-            return _simulate(args)
-        if args.command == "train":
-            return _train(args)
-        if args.command == "route":
-            return _route(args)
-        from .data import load_routing_data
-        from .experiments.bench import (
-            compare_encoders,
-            format_encoder_table,
-            format_table,
-            run_bench,
-        )
-        from .experiments.synthetic import make_synthetic_world
-        from .router import MixLLMRouter
-
-        data = load_routing_data(args.data) if args.data else make_synthetic_world(seed=args.seed)
-        encoders = _bench_encoders(args.encoder, data, args.cache_dir)
-        result = run_bench(
-            data,
-            args.out,
-            encoder=encoders[0],
-            timing_encoder=encoders[1],
-            reference=args.reference,
-            seed=args.seed,
-            n_timed=args.n_timed,
-            show_progress=not args.no_progress,
-            cache_dir=args.cache_dir,
-            online=args.online,
-            pool_change=args.pool_change,
-            stream_lam=args.stream_lam,
-            embedding=args.embedding,
-            make_router=lambda: MixLLMRouter(quality_model=args.quality_model, seed=args.seed),
-        )
-        print(format_table(result.summary))
-        print(f"wrote {Path(args.out) / 'decisions.csv'}, summary.json and pareto.png")
-        if args.compare_encoders:
-            import json
-
-            comparison = compare_encoders(
-                data,
-                {n: _bench_encoders(n, data, args.cache_dir) for n in args.compare_encoders},
-                seeds=args.seeds or [args.seed],
-                reference=args.reference,
-                quality_model=args.quality_model,
-                n_timed=args.n_timed,
-            )
-            (Path(args.out) / "encoders.json").write_text(json.dumps(comparison, indent=1))
-            print(format_encoder_table(comparison))
-            print(f"wrote {Path(args.out) / 'encoders.json'}")
-        return 0
-    except MixLLMError as exc:
-        print(f"mixllm: error: {exc}", file=sys.stderr)
-        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover
