@@ -269,12 +269,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
+        if args.command == "route":
+            return _route(args)
         if args.command == "simulate":
             return _simulate(args)
         if args.command == "train":
-            return _train(args)
-        if args.command == "route":
-            return _route(args)
+            from .data import load_routing_data
+            from .decision import DecisionPolicy
+            from .router import MixLLMRouter
+
+            data = load_routing_data(args.data, trust_pickle=args.trust_pickle)
+            train, _ = (data, None) if data.split is None else data.train_test_split(seed=args.seed)
+            router = MixLLMRouter(
+                _priced_specs(train, _read_prices(args)),
+                encoder=_train_encoder(args.encoder),
+                quality_model=args.quality_model,
+                seed=args.seed,
+                policy=DecisionPolicy(lam=args.lam),
+            )
+            router.fit(train, show_progress=True)
+            path = router.save(args.out)
+            print(
+                f"saved a router over {len(router.llms)} LLMs ({', '.join(router.llms)}) to {path}"
+            )
+            return 0
         from .data import load_routing_data
         from .experiments.bench import (
             compare_encoders,
@@ -366,32 +384,18 @@ def _train_encoder(name: str) -> Any:
     raise ConfigError(f"Invalid encoder {name!r}. Available encoders are {list(ENCODER_CHOICES)}.")
 
 
-def _train(args: argparse.Namespace) -> int:
-    from .data import load_routing_data
-    from .decision import DecisionPolicy
+def _priced_specs(data: Any, prices: dict[str, Any]) -> list[Any]:
+    """The pool of ``mixllm train``: each LLM of ``data`` with its given price, else the data's."""
     from .factory import spec_from_price
-    from .router import MixLLMRouter
 
-    prices = _read_prices(args)  # before the data: a typo fails fast
-    data = load_routing_data(args.data, trust_pickle=args.trust_pickle)
     unknown = sorted(set(prices) - set(data.llms))
     if unknown:
         raise ConfigError(
             f"Prices given for {unknown}, which the data does not have; its LLMs are {data.llms}."
         )
-    specs = [spec_from_price(n, prices[n]) if n in prices else data.specs.get(n) for n in data.llms]
-    train, _ = (data, None) if data.split is None else data.train_test_split(seed=args.seed)
-    router = MixLLMRouter(
-        [s if s is not None else n for s, n in zip(specs, data.llms)],
-        encoder=_train_encoder(args.encoder),
-        quality_model=args.quality_model,
-        seed=args.seed,
-        policy=DecisionPolicy(lam=args.lam),
-    )
-    router.fit(train, show_progress=True)
-    path = router.save(args.out)
-    print(f"saved a router over {len(router.llms)} LLMs ({', '.join(router.llms)}) to {path}")
-    return 0
+    return [
+        spec_from_price(n, prices[n]) if n in prices else data.specs.get(n, n) for n in data.llms
+    ]
 
 
 def _route(args: argparse.Namespace) -> int:
