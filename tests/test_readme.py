@@ -32,9 +32,10 @@ def _blocks(text: str) -> list[dict[str, Any]]:
     blocks = []
     for m in _BLOCK.finditer(text):
         prose = _BLOCK.sub("", text[: m.start()])  # a "# comment" in code is no heading
-        before = [line for line in prose.splitlines() if line.strip()]
-        heading = next((line.lstrip("# ") for line in reversed(before) if line.startswith("#")), "")
-        above = before[-1] if before else ""
+        headings = [line.lstrip("# ") for line in prose.splitlines() if line.startswith("#")]
+        heading = headings[-1] if headings else ""
+        before = [line for line in text[: m.start()].splitlines() if line.strip()]
+        above = before[-1] if before and not before[-1].startswith("```") else ""
         marked = _NOT_RUN.search(above)
         label = above if not above.startswith("#") and not marked else heading
         blocks.append(
