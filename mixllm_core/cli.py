@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import logging
 import sys
 from collections.abc import Sequence
@@ -17,10 +18,63 @@ __all__ = ["main"]
 #: ``--encoder`` values: the default static encoder (table + corpus part), the table alone,
 #: MiniLM itself, MiniLM int8 in ONNX Runtime (64 tokens).
 ENCODER_CHOICES = ("static", "static-plain", "minilm", "onnx")
+_ENCODER_HELP = (
+    "query encoder: static MiniLM token table + corpus part (~1 ms/query), the static table "
+    "alone, MiniLM itself, or MiniLM in ONNX Runtime int8 (pip install 'mixllm[onnx]')"
+)
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows every option's default, with or without a help text (not None, False or [])."""
+
+    def _format_action(self, action: argparse.Action) -> str:
+        if action.help is None and _shows_default(action):
+            action = copy.copy(action)
+            action.help = "(default: %(default)s)"
+        return super()._format_action(action)
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if not _shows_default(action):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _shows_default(action: argparse.Action) -> bool:
+    default = action.default
+    return not (
+        default is None or default is False or default == [] or default == argparse.SUPPRESS
+    )
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose help shows defaults; subcommand parsers inherit the class."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+def _price_arg(text: str) -> tuple[str, tuple[float, float]]:
+    """``NAME=INPUT,OUTPUT`` (USD per million tokens) from ``--price``."""
+    name, sep, values = text.rpartition("=")
+    parts = values.split(",")
+    try:
+        if not sep or not name.strip() or len(parts) != 2:
+            raise ValueError(text)
+        price = (float(parts[0]), float(parts[1]))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=INPUT,OUTPUT in USD per million tokens (e.g. gpt-4o=2.5,10), "
+            f"got {text!r}"
+        ) from None
+    return name.strip(), price
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mixllm", description="MixLLM query router.")
+    from . import __version__
+
+    p = _Parser(prog="mixllm", description="MixLLM query router.")
+    p.add_argument("--version", action="version", version=f"mixllm {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="fit a router on a routing-data file and save it")
@@ -30,6 +84,31 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--lam", type=float, default=1.0, help="default λ (quality weight)")
     t.add_argument("--trust-pickle", action="store_true", help="allow a .pkl data file you trust")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--encoder", default="static", choices=ENCODER_CHOICES, help=_ENCODER_HELP)
+    t.add_argument(
+        "--prices",
+        default=None,
+        metavar="FILE",
+        help='JSON prices per LLM, USD per million tokens: {"NAME": [INPUT, OUTPUT], ...} '
+        "(or LLMSpec fields per NAME); overrides prices from the data",
+    )
+    t.add_argument(
+        "--price",
+        action="append",
+        type=_price_arg,
+        default=[],
+        metavar="NAME=IN,OUT",
+        help="the price of one LLM in USD per million input and output tokens (repeatable; "
+        "overrides --prices)",
+    )
+
+    r = sub.add_parser(
+        "route", help="route one query with a saved router and show why (per-candidate breakdown)"
+    )
+    r.add_argument("query", help="the query text")
+    r.add_argument("--router", required=True, metavar="DIR", help="a saved router directory")
+    r.add_argument("--lam", type=float, default=None, help="λ (default: the router's own)")
+    r.add_argument("--json", action="store_true", help="print the decision as JSON")
 
     b = sub.add_parser(
         "bench", help="benchmark mixllm against baselines (synthetic data by default)"
@@ -50,9 +129,7 @@ def _parser() -> argparse.ArgumentParser:
         "--encoder",
         default="static",
         choices=ENCODER_CHOICES,
-        help="query encoder: static MiniLM token table + corpus part (default, ~1 ms/query), "
-        "the static table alone, MiniLM itself, or MiniLM in ONNX Runtime int8 "
-        "(pip install 'mixllm[onnx]'); see docs/dev/speed.md",
+        help=_ENCODER_HELP + "; see docs/dev/speed.md",
     )
     b.add_argument(
         "--compare-encoders",
@@ -69,7 +146,8 @@ def _parser() -> argparse.ArgumentParser:
         nargs="+",
         type=int,
         default=None,
-        help="split seeds of --compare-encoders (default: --seed); quality is averaged over them",
+        help="split seeds of --compare-encoders (default: --seed); quality is averaged over them; "
+        "only with --compare-encoders",
     )
     b.add_argument(
         "--embedding",
@@ -182,9 +260,17 @@ def _bench_encoders(name: str, data: Any = None, cache_dir: str | None = None) -
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "bench" and args.seeds and not args.compare_encoders:
+        parser.error(
+            f"--seeds {' '.join(map(str, args.seeds))} only applies with --compare-encoders "
+            f"ENCODER ... (choices: {', '.join(ENCODER_CHOICES)}); use --seed for one bench run"
+        )
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
+        if args.command == "route":
+            return _route(args)
         if args.command == "simulate":
             return _simulate(args)
         if args.command == "train":
@@ -195,6 +281,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             data = load_routing_data(args.data, trust_pickle=args.trust_pickle)
             train, _ = (data, None) if data.split is None else data.train_test_split(seed=args.seed)
             router = MixLLMRouter(
+                _priced_specs(train, _read_prices(args)),
+                encoder=_train_encoder(args.encoder),
                 quality_model=args.quality_model,
                 seed=args.seed,
                 policy=DecisionPolicy(lam=args.lam),
@@ -253,6 +341,108 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MixLLMError as exc:
         print(f"mixllm: error: {exc}", file=sys.stderr)
         return 2
+
+
+def _read_prices(args: argparse.Namespace) -> dict[str, Any]:
+    """``--prices FILE`` then ``--price NAME=IN,OUT`` (the latter wins), by LLM name."""
+    import json
+
+    prices: dict[str, Any] = {}
+    if args.prices is not None:
+        path = Path(args.prices)
+        if not path.is_file():
+            raise ConfigError(f"--prices {str(path)!r} does not exist or is not a file.")
+        try:
+            prices = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise ConfigError(f"--prices {str(path)!r} is not valid JSON: {exc}") from exc
+        if not isinstance(prices, dict):
+            raise ConfigError(
+                f"--prices {str(path)!r} must hold a JSON object "
+                f'{{"NAME": [INPUT, OUTPUT], ...}}, got a {type(prices).__name__}.'
+            )
+    prices.update(dict(args.price))
+    return prices
+
+
+def _train_encoder(name: str) -> Any:
+    """A fresh encoder for ``mixllm train --encoder``; None: the router's default."""
+    if name == "static":
+        return None
+    if name == "static-plain":
+        from .encoders import StaticEncoder
+
+        return StaticEncoder(lsa_dims=0)
+    if name == "minilm":
+        from .encoders import SentenceEncoder
+
+        return SentenceEncoder()
+    if name == "onnx":
+        from .encoders import OnnxEncoder
+
+        return OnnxEncoder(quantize=True, max_seq_length=64)
+    raise ConfigError(f"Invalid encoder {name!r}. Available encoders are {list(ENCODER_CHOICES)}.")
+
+
+def _priced_specs(data: Any, prices: dict[str, Any]) -> list[Any]:
+    """The pool of ``mixllm train``: each LLM of ``data`` with its given price, else the data's."""
+    from .factory import spec_from_price
+
+    unknown = sorted(set(prices) - set(data.llms))
+    if unknown:
+        raise ConfigError(
+            f"Prices given for {unknown}, which the data does not have; its LLMs are {data.llms}."
+        )
+    return [
+        spec_from_price(n, prices[n]) if n in prices else data.specs.get(n, n) for n in data.llms
+    ]
+
+
+def _route(args: argparse.Namespace) -> int:
+    import json
+    from dataclasses import asdict, replace
+
+    import numpy as np
+
+    from .router import MixLLMRouter
+
+    router = MixLLMRouter.load(args.router)
+    policy = router.policy if args.lam is None else replace(router.policy, lam=args.lam)
+    decision = router.route(args.query, policy=policy)
+    # a zero-quality, zero-cost call scores its exploration bonus or latency penalty alone
+    zeros = np.zeros(len(decision.candidates))
+    waits = np.array([c.wait_s for c in decision.candidates])
+    spread = np.array([c.uncertainty for c in decision.candidates])
+    penalty = 0.0 - router.maker.scores(zeros, zeros, 1.0, wait=waits, policy=policy)
+    bonus = 0.0 + router.maker.scores(zeros, zeros, 1.0, uncertainty=spread, policy=policy)
+    rows = [
+        {**asdict(c), "exploration_bonus": float(b), "latency_penalty": float(pen)}
+        for c, b, pen in zip(decision.candidates, bonus, penalty)
+    ]
+    if args.json:
+        out = {**decision.to_dict(), "query": args.query, "candidates": rows}
+        print(json.dumps(out, indent=1))
+        return 0
+    print(f"routed to {decision.llm} (λ={decision.lam:g}, decision {decision.decision_id})")
+    if decision.fallback:
+        print(f"fallback: {decision.fallback}")
+    print(
+        f"  {'llm':<24} {'quality':>8} {'cost (USD)':>11} {'exploration':>11} "
+        f"{'latency pen.':>12} {'score':>8}  eligible"
+    )
+    for row in sorted(rows, key=lambda r: -r["score"]):
+        mark = "*" if row["llm"] == decision.llm else " "
+        eligible = "yes" if row["eligible"] else f"no: {row['reason']}"
+        print(
+            f"{mark} {row['llm']:<24} {row['quality']:>8.4f} {row['cost']:>11.3g} "
+            f"{row['exploration_bonus']:>11.4g} {row['latency_penalty']:>12.4g} "
+            f"{row['score']:>8.4f}  {eligible}"
+        )
+    print(
+        f"score = λ/(1+λ)·quality − 1/(1+λ)·cost/{router.c_ref():.3g} (reference cost)"
+        " + exploration − latency penalty"
+    )
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,7 +8,10 @@ A file read here is treated as hostile until checked:
 2. Every node of the skops schema must be one of :data:`TRUSTED_NODES`: the exact
    ``(loader, type)`` pairs that the estimators mixllm fits are made of. skops' own default trust
    (any scikit-learn estimator, any numpy ufunc, ...) is wider than that and is not relied on.
-3. skops loads the file, trusting exactly those types (``trusted=[...]``).
+3. skops loads the file, trusting exactly those types (``trusted=[...]``). A file that is one
+   logistic regression whose attributes are JSON values and plain arrays (the default quality
+   model) is read here instead, without skops: importing skops imports every scikit-learn module
+   (and torch, when it is installed), which made a saved router's first route take seconds.
 4. The loaded estimator is checked structurally: finite parameters with consistent shapes,
    decision trees whose child and feature indices stay in range (scikit-learn follows them
    without bounds checks), and one prediction on a zero row. A neighbours model is rebuilt from
@@ -19,6 +22,7 @@ Anything else raises :class:`CorruptStateError`; nothing in a file can run code 
 
 from __future__ import annotations
 
+import io
 import json
 import zipfile
 from pathlib import Path
@@ -147,16 +151,65 @@ def _schema_nodes(path: Path) -> set[tuple[str, str]]:
     return found
 
 
+def _check_nodes(path: Path) -> None:
+    """Refuse a schema with a node outside :data:`TRUSTED_NODES`."""
+    bad = sorted(f"{t} (as {loader})" for loader, t in _schema_nodes(path) - TRUSTED_NODES)
+    if bad:
+        raise _corrupt(path, f"holds types mixllm does not load: {bad}.")
+
+
 def _check_types(path: Path) -> list[str]:
     """The skops types of ``path`` that skops does not trust by default, all of them ours."""
     import skops.io as sio
 
-    bad = sorted(f"{t} (as {loader})" for loader, t in _schema_nodes(path) - TRUSTED_NODES)
+    _check_nodes(path)
     untrusted = list(sio.get_untrusted_types(file=path))
-    bad += sorted(set(untrusted) - TRUSTED_TYPES)
+    bad = sorted(set(untrusted) - TRUSTED_TYPES)
     if bad:
         raise _corrupt(path, f"holds types mixllm does not load: {bad}.")
     return untrusted
+
+
+_LOGISTIC = ("ObjectNode", "sklearn.linear_model._logistic", "LogisticRegression")
+
+
+def _flat_logistic(path: Path) -> Any:
+    """The logistic regression in ``path`` read without skops, or None when it is not one.
+
+    Only a file whose root is a ``LogisticRegression`` with a flat dict of attributes, each a
+    JSON value or a plain (non-object) numpy array, is read here; it is built as skops builds it
+    (``__new__`` then ``__setstate__``). Any other file (None) is left to skops.
+    """
+    with zipfile.ZipFile(path) as archive:
+        schema = json.loads(archive.read("schema.json"))
+        root = schema if isinstance(schema, dict) else {}
+        if tuple(root.get(k) for k in ("__loader__", "__module__", "__class__")) != _LOGISTIC:
+            return None
+        attrs_node = root.get("content")
+        if not isinstance(attrs_node, dict) or attrs_node.get("__loader__") != "DictNode":
+            return None
+        nodes = attrs_node.get("content")
+        if not isinstance(nodes, dict):
+            return None
+        attrs: dict[str, Any] = {}
+        for key, node in nodes.items():
+            kind = node.get("__loader__") if isinstance(node, dict) else None
+            if kind == "JsonNode" and node.get("is_json") is True:
+                attrs[key] = json.loads(str(node["content"]))
+            elif (
+                kind == "NdArrayNode"
+                and node.get("type") == "numpy"
+                and (node.get("__module__"), node.get("__class__")) == ("numpy", "ndarray")
+            ):
+                data = archive.read(str(node["file"]))  # check_archive vetted every member
+                attrs[key] = np.load(io.BytesIO(data), allow_pickle=False)
+            else:
+                return None
+    from sklearn.linear_model import LogisticRegression
+
+    est = LogisticRegression.__new__(LogisticRegression)
+    est.__setstate__(attrs)
+    return est
 
 
 def dump_estimator(estimator: Any, path: Path) -> None:
@@ -182,13 +235,16 @@ def load_estimator(path: Path) -> Any:
         CorruptStateError: the file is damaged, holds anything outside :data:`TRUSTED_NODES`,
             or the estimator in it is inconsistent.
     """
-    import skops.io as sio
-
     path = Path(path)
     check_archive(path)
     try:
-        trusted = _check_types(path)
-        return _checked(sio.load(path, trusted=trusted))
+        _check_nodes(path)
+        est = _flat_logistic(path)
+        if est is None:
+            import skops.io as sio
+
+            est = sio.load(path, trusted=_check_types(path))
+        return _checked(est)
     except MixLLMError:
         raise
     except Exception as exc:  # skops and scikit-learn parse hostile input: any failure is ours
@@ -230,18 +286,21 @@ def _check_tree(tree: Any, n_features: int) -> None:
         raise CorruptStateError("A decision tree has values for a different number of nodes.")
 
 
-def _checked(est: Any) -> Any:
-    """``est`` after the structural checks of its type (a neighbours model is rebuilt)."""
-    from sklearn.ensemble import RandomForestRegressor
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.neighbors import KNeighborsRegressor
-    from sklearn.neural_network import MLPClassifier, MLPRegressor
-    from sklearn.tree import DecisionTreeRegressor
+def _type_name(obj: Any) -> str:
+    return f"{type(obj).__module__}.{type(obj).__qualname__}"
 
+
+def _checked(est: Any) -> Any:
+    """``est`` after the structural checks of its type (a neighbours model is rebuilt).
+
+    Types are told apart by their full names, so checking a logistic regression imports no
+    other part of scikit-learn.
+    """
     d = est.n_features_in_
     if isinstance(d, bool) or not isinstance(d, int) or d < 1:
         raise CorruptStateError(f"The estimator's n_features_in_ is {d!r}.")
-    if type(est) is LogisticRegression:
+    kind = _type_name(est)
+    if kind == "sklearn.linear_model._logistic.LogisticRegression":
         classes = np.asarray(est.classes_)  # labels: numbers, or the tagger's tag names
         k = 1 if len(classes) == 2 else len(classes)
         if (
@@ -253,7 +312,9 @@ def _checked(est: Any) -> Any:
             raise CorruptStateError(f"LogisticRegression.classes_ is {classes!r}.")
         _finite("LogisticRegression.coef_", est.coef_, (k, d))
         _finite("LogisticRegression.intercept_", est.intercept_, (k,))
-    elif type(est) is KNeighborsRegressor:
+    elif kind == "sklearn.neighbors._regression.KNeighborsRegressor":
+        from sklearn.neighbors import KNeighborsRegressor
+
         X = _finite("KNeighborsRegressor._fit_X", est._fit_X)
         y = _finite("KNeighborsRegressor._y", est._y, (X.shape[0],))
         k, weights = est.n_neighbors, est.weights
@@ -262,15 +323,19 @@ def _checked(est: Any) -> Any:
         if weights not in ("uniform", "distance"):
             raise CorruptStateError(f"KNeighborsRegressor.weights is {weights!r}.")
         est = KNeighborsRegressor(n_neighbors=k, weights=weights).fit(X, y)
-    elif type(est) is RandomForestRegressor:
+    elif kind == "sklearn.ensemble._forest.RandomForestRegressor":
         trees = list(est.estimators_)
-        if not trees or any(type(t) is not DecisionTreeRegressor for t in trees):
+        tree_kind = "sklearn.tree._classes.DecisionTreeRegressor"
+        if not trees or any(_type_name(t) != tree_kind for t in trees):
             raise CorruptStateError("RandomForestRegressor.estimators_ is not a list of trees.")
         for t in trees:
             if t.n_features_in_ != d:
                 raise CorruptStateError("A tree of the forest reads another number of features.")
             _check_tree(t.tree_, d)
-    elif type(est) in (MLPClassifier, MLPRegressor):
+    elif kind in (
+        "sklearn.neural_network._multilayer_perceptron.MLPClassifier",
+        "sklearn.neural_network._multilayer_perceptron.MLPRegressor",
+    ):
         coefs, intercepts = list(est.coefs_), list(est.intercepts_)
         sizes = [d] + [np.asarray(c).shape[-1] for c in coefs]
         if len(coefs) != len(intercepts) or len(coefs) < 1 or sizes[-1] != 1:
