@@ -45,6 +45,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -56,6 +57,7 @@ from ..errors import ConfigError
 from ..metrics import aiq, cost_to_reach, quality_at_cost
 from ..router import MixLLMRouter
 from .baselines import BASELINES, duplicate_groups, sweep
+from .bench import LAMBDA_GRID
 from .replay import choose_indices
 
 __all__ = [
@@ -63,8 +65,11 @@ __all__ = [
     "CVReport",
     "CVSplit",
     "Fold",
+    "bench_cv",
     "RouterFactory",
     "cv_folds",
+    "fold_metrics",
+    "format_cv_table",
     "mixllm_router",
     "run_cv",
     "score_router",
@@ -410,6 +415,9 @@ def format_cv_table(report: Mapping[str, Any]) -> str:
     protocol = "task shift (whole tasks left out)" if s["task_shift"] else "random, stratified"
     n_folds = len(report["folds"])
     lines = [
+        f"data: {s.get('data', '?')}  ({len(s['llms'])} LLMs; mixllm: "
+        f"{s.get('quality_model', '?')} quality model, {s.get('embedding', 'plain')} embedding, "
+        f"{s['encoder'].get('type', '?')} encoder)",
         f"cross-validation: {protocol}; {s['k']} folds × {s['repeats_run']} repeats = {n_folds} "
         f"folds over {s['n_rows']} rows (seed {s['seed']}); reference LLM {s['reference_llm']}",
         "mean ± s.e. over folds (Nadeau–Bengio corrected); Δ = "
@@ -501,7 +509,6 @@ def run_cv(
     from tqdm.auto import tqdm
 
     from ..encoders import StaticEncoder
-    from .bench import LAMBDA_GRID
 
     if data.split is not None and "test" in data.split:
         data = data.subset([i for i, s in enumerate(data.split) if s != "test"])
@@ -552,4 +559,59 @@ def run_cv(
             }
         )
     bar.close()
+    return report
+
+
+def bench_cv(
+    data: RoutingData,
+    out: str | Path,
+    *,
+    k: int = 5,
+    repeats: int = 2,
+    task_shift: bool = False,
+    seed: int = 0,
+    encoder: QueryEncoder | None = None,
+    reference: str | None = None,
+    quality_model: str = "linear",
+    embedding: str = "plain",
+    show_progress: bool = True,
+    data_name: str | None = None,
+) -> CVReport:
+    """What ``mixllm bench --cv K --repeats R [--task-shift]`` runs: mixllm (``quality_model``,
+    ``embedding`` ``"plain"`` or ``"tags"``) and :func:`standard_routers` through :func:`run_cv`;
+    writes ``cv.json`` into ``out``."""
+    import json
+
+    from ..errors import check_choice
+
+    check_choice("embedding", embedding, ("plain", "tags"))
+
+    def make(fold: Fold) -> MixLLMRouter:
+        enc: QueryEncoder = fold.encoder
+        if embedding == "tags":
+            from ..encoders import TaggedEncoder
+
+            enc = TaggedEncoder(fold.encoder, mode="tags", seed=fold.seed).fit(
+                fold.train.queries, fold.train.tasks, show_progress=False
+            )
+        return MixLLMRouter(encoder=enc, quality_model=quality_model, seed=fold.seed)
+
+    routers = {"mixllm": mixllm_router(make), **standard_routers()}
+    report = run_cv(
+        data,
+        routers,
+        k,
+        repeats,
+        task_shift,
+        seed,
+        encoder=encoder,
+        reference=reference,
+        show_progress=show_progress,
+    )
+    report.settings.update(
+        {"quality_model": quality_model, "embedding": embedding, "data": data_name or data.source}
+    )
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "cv.json").write_text(json.dumps(report.to_dict(), indent=1))
     return report
