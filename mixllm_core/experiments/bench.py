@@ -3,6 +3,7 @@
 Trains on the ``train`` rows and evaluates on ``test`` (a seeded 80/20 split when the data has no
 test rows), sweeping λ. Writes ``decisions.csv`` (router, lambda, sample_id, model),
 ``summary.json`` and ``pareto.png`` into the output directory and prints a table.
+``mixllm bench --cv K`` cross-validates instead (:mod:`.cv`).
 """
 
 from __future__ import annotations
@@ -521,7 +522,7 @@ def _plot(path: Path, summary: dict[str, Any], title: str) -> None:
             markersize=4 if len(pts) > 1 else 12,
             linewidth=2.5 if name == "mixllm" else 1.0,
         )
-    colours = plt.get_cmap("tab20")
+    colours = plt.get_cmap("tab20b")  # not the routers' tab10 colours
     for i, (name, info) in enumerate(singles.items()):
         p = info["points"][0]
         short = name.split(":", 1)[1].split("/")[-1]

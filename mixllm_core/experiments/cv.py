@@ -69,6 +69,7 @@ __all__ = [
     "RouterFactory",
     "cv_folds",
     "fold_metrics",
+    "format_cv_markdown",
     "format_cv_table",
     "mixllm_router",
     "run_cv",
@@ -451,6 +452,34 @@ def format_cv_table(report: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def format_cv_markdown(report: Mapping[str, Any]) -> str:
+    """A :meth:`CVReport.to_dict` as a Markdown table (for docs): mean ± s.e. per router, by mean
+    AIQ, with the paired differences from the baseline router."""
+    summary, diffs, base = report["summary"], report["differences"], report["baseline"]
+
+    def cell(stat: Mapping[str, Any] | None, signed: bool = False) -> str:
+        if stat is None or stat["mean"] is None:
+            return "–"
+        return f"{stat['mean']:{'+' if signed else ''}.2f} ± {stat['se']:.2f}"
+
+    n = len(report["folds"])
+    lines = [
+        f"| router | AIQ × 100 | Δ AIQ ({base} − router) | Q% @ 25% cost | Δ Q% @ 25% | "
+        "cost % for 97% Q (folds reaching it) |",
+        "|---|---|---|---|---|---|",
+    ]
+    order = sorted(summary, key=lambda r: -(summary[r]["aiq_x100"]["mean"] or -np.inf))
+    for r in order:
+        row, d = summary[r], diffs.get(r)
+        name = f"**{r}**" if r == base else r
+        lines.append(
+            f"| {name} | {cell(row['aiq_x100'])} | {cell(d and d['aiq_x100'], True)} | "
+            f"{cell(row['q_pct_at_25'])} | {cell(d and d['q_pct_at_25'], True)} | "
+            f"{cell(row['cost_pct_for_97'])} ({row['cost_pct_for_97']['n']}/{n}) |"
+        )
+    return "\n".join(lines)
+
+
 # --------------------------------------------------------------------------- run
 def _reference_index(data: RoutingData, reference: str | None) -> int:
     if reference is None:
@@ -476,6 +505,7 @@ def run_cv(
     lambdas: Sequence[float] | None = None,
     baseline: str = "mixllm",
     show_progress: bool = False,
+    on_fold: Callable[[CVReport], None] | None = None,
 ) -> CVReport:
     """Cross-validate ``routers`` on ``data``: every router fitted and scored on every fold.
 
@@ -490,6 +520,7 @@ def run_cv(
         lambdas: The λ sweep (default the bench's ``LAMBDA_GRID``).
         baseline: The router paired differences are taken from.
         show_progress: A progress bar over folds × routers.
+        on_fold: Called with the report after each fold (e.g. to save partial results).
 
     Returns:
         A :class:`CVReport`.
@@ -558,6 +589,8 @@ def run_cv(
                 "metrics": metrics,
             }
         )
+        if on_fold is not None:
+            on_fold(report)
     bar.close()
     return report
 
@@ -579,7 +612,7 @@ def bench_cv(
 ) -> CVReport:
     """What ``mixllm bench --cv K --repeats R [--task-shift]`` runs: mixllm (``quality_model``,
     ``embedding`` ``"plain"`` or ``"tags"``) and :func:`standard_routers` through :func:`run_cv`;
-    writes ``cv.json`` into ``out``."""
+    writes ``cv.json`` into ``out`` after every fold (the folds so far)."""
     import json
 
     from ..errors import check_choice
@@ -597,7 +630,19 @@ def bench_cv(
         return MixLLMRouter(encoder=enc, quality_model=quality_model, seed=fold.seed)
 
     routers = {"mixllm": mixllm_router(make), **standard_routers()}
-    report = run_cv(
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    extra = {
+        "quality_model": quality_model,
+        "embedding": embedding,
+        "data": data_name or data.source,
+    }
+
+    def write(report: CVReport) -> None:
+        report.settings.update(extra)
+        (out / "cv.json").write_text(json.dumps(report.to_dict(), indent=1))
+
+    return run_cv(
         data,
         routers,
         k,
@@ -607,11 +652,5 @@ def bench_cv(
         encoder=encoder,
         reference=reference,
         show_progress=show_progress,
+        on_fold=write,
     )
-    report.settings.update(
-        {"quality_model": quality_model, "embedding": embedding, "data": data_name or data.source}
-    )
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "cv.json").write_text(json.dumps(report.to_dict(), indent=1))
-    return report

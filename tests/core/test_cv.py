@@ -16,6 +16,7 @@ from mixllm_core.experiments.baselines import (
 )
 from mixllm_core.experiments.cv import (
     cv_folds,
+    format_cv_markdown,
     mixllm_router,
     run_cv,
     score_router,
@@ -109,6 +110,8 @@ def test_every_router_is_scored_on_every_fold_and_the_held_out_split_is_never_us
     json.dumps(report.to_dict())  # JSON-ready
     table = report.format_table()
     assert "mixllm" in table and "± " in table
+    markdown = format_cv_markdown(report.to_dict()).splitlines()
+    assert len(markdown) == 2 + len(routers) and markdown[2].startswith("| oracle |")
 
 
 def test_score_router_sweeps_a_predictor_over_lambda() -> None:
