@@ -168,3 +168,21 @@ def test_cli_cross_validates_and_writes_cv_json(tmp_path: Path, capsys) -> None:
     assert len(report["folds"]) == 3 and "mixllm − router" in capsys.readouterr().out
     assert main([*args, "--repeats", "2"]) == 2
     assert "--repeats needs --cv" in capsys.readouterr().err
+
+
+@pytest.mark.real_data
+def test_task_shift_folds_on_llmrouter_hold_out_whole_tasks() -> None:
+    from mixllm_core import load_routing_data
+    from tests.conftest import LLMROUTER, require_shared
+
+    data = load_routing_data(require_shared(LLMROUTER))
+    tasks = np.asarray(data.tasks)
+    folds = cv_folds(data, k=5, repeats=2, task_shift=True)
+    assert len(folds) == 10
+    for r in (0, 1):  # each repeat holds every task out once, in groups of similar size
+        held = [t for f in folds if f.repeat == r for t in f.held_out_tasks]
+        assert sorted(held) == sorted(set(tasks))
+        sizes = [len(f.test) for f in folds if f.repeat == r]
+        assert max(sizes) < 1.6 * min(sizes)  # measured 990–1,446 rows
+    for f in folds:
+        assert not set(tasks[f.train]) & set(f.held_out_tasks)
