@@ -3,10 +3,12 @@
 Trains on the ``train`` rows and evaluates on ``test`` (a seeded 80/20 split when the data has no
 test rows), sweeping λ. Writes ``decisions.csv`` (router, lambda, sample_id, model),
 ``summary.json`` and ``pareto.png`` into the output directory and prints a table.
+``mixllm bench --cv K`` cross-validates instead (:mod:`.cv`).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import time
@@ -24,6 +26,7 @@ from ..metrics import aiq, cost_to_reach, quality_at_cost
 from ..predictors import cost_features
 from ..router import MixLLMRouter
 from ..text import estimate_tokens
+from .baselines import BASELINES, sweep
 from .replay import StreamReport, choose_indices
 from .synthetic import make_synthetic_world
 
@@ -95,10 +98,7 @@ def _baseline_runs(
     c_ref: float,
     seed: int,
 ) -> list[RouterRun]:
-    """Single LLMs, random, oracle, RouterBench's KNN and MLP routers and a cost-aware KNN."""
-    from sklearn.neighbors import KNeighborsRegressor
-    from sklearn.neural_network import MLPRegressor
-
+    """Single LLMs, random, oracle and the learned baselines (:mod:`.baselines`)."""
     m, n = len(test.llms), len(test)
     runs = [RouterRun(f"single:{name}", {None: np.full(n, j)}) for j, name in enumerate(test.llms)]
     runs.append(RouterRun("random", {None: np.random.default_rng(seed).integers(0, m, size=n)}))
@@ -106,36 +106,9 @@ def _baseline_runs(
     test_cost = test.cost if test.cost is not None else np.zeros_like(test.quality)
     oracle_cost = np.where(test.quality >= best - 1e-12, test_cost, np.inf)
     runs.append(RouterRun("oracle", {None: np.argmin(oracle_cost, axis=1)}))
-
-    train_cost = train.cost if train.cost is not None else np.zeros_like(train.quality)
-    mean_cost = np.nanmean(train_cost, axis=0)
-
-    def sweep(name: str, Q: np.ndarray, C: np.ndarray) -> RouterRun:
-        choices: dict[Any, np.ndarray] = {}
-        for lam in lambdas:
-            s = lam / (1 + lam) * Q - 1 / (1 + lam) * C / c_ref
-            choices[lam] = np.argmax(s, axis=1)
-        return RouterRun(name, choices)
-
-    knn = KNeighborsRegressor(n_neighbors=min(40, len(train))).fit(Xtr, train.quality)
-    runs.append(sweep("knn", knn.predict(Xte), np.tile(mean_cost, (n, 1))))
-    mlp_q = np.column_stack(
-        [
-            np.clip(
-                MLPRegressor(
-                    hidden_layer_sizes=(100,), max_iter=300, early_stopping=True, random_state=seed
-                )
-                .fit(Xtr, train.quality[:, j])
-                .predict(Xte),
-                0,
-                1,
-            )
-            for j in range(m)
-        ]
-    )
-    runs.append(sweep("mlp", mlp_q, np.tile(mean_cost, (n, 1))))
-    knn_cost = KNeighborsRegressor(n_neighbors=min(40, len(train))).fit(Xtr, train_cost)
-    runs.append(sweep("knn-cost", knn.predict(Xte), knn_cost.predict(Xte)))
+    for name, baseline in BASELINES.items():
+        Q, C = baseline(train, Xtr, Xte, seed)
+        runs.append(RouterRun(name, sweep(Q, C, lambdas, c_ref)))
     return runs
 
 
@@ -449,10 +422,26 @@ def _stage_times(
     return encode, predict, decide
 
 
+def _timing_twin(router_encoder: QueryEncoder, timing_encoder: QueryEncoder) -> QueryEncoder:
+    """The uncached timing encoder in the router's representation: for a router with tag
+    features, a copy of its :class:`~mixllm_core.encoders.TaggedEncoder` (same tagger, same
+    dimensions) over the timing encoder, so swapping it in changes where the embeddings come
+    from, never what the predictors read."""
+    from ..encoders import TaggedEncoder
+
+    if isinstance(router_encoder, TaggedEncoder) and router_encoder.base is not timing_encoder:
+        twin = copy.copy(router_encoder)
+        twin.base = timing_encoder
+        return twin
+    return timing_encoder
+
+
 def _timings(
     router: MixLLMRouter, texts: Sequence[str], timing_encoder: QueryEncoder, n_timed: int
 ) -> dict[str, Any]:
-    """Per-stage routing time per query (embedding measured on an uncached encoder)."""
+    """Per-stage routing time per query (embedding measured on an uncached encoder, wrapped in
+    the router's tag features when it has them)."""
+    timing_encoder = _timing_twin(router.encoder, timing_encoder)
     texts = list(texts)[:n_timed]
     encode, predict, decide = _stage_times(router, texts)  # encode: the cache lookup here
     embed = _fixed_encoder_time(timing_encoder, texts[: max(1, n_timed // 4)])
@@ -511,12 +500,13 @@ def _write_decisions(path: Path, runs: Sequence[RouterRun], test: RoutingData) -
 
 
 def _plot(path: Path, summary: dict[str, Any], title: str) -> None:
+    """Every router's points, every single LLM in the legend, the legend outside the axes."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(9, 6))
+    fig, ax = plt.subplots(figsize=(11, 6))
     singles = {k: v for k, v in summary["routers"].items() if k.startswith("single:")}
     for name, info in summary["routers"].items():
         if name in singles:
@@ -532,19 +522,84 @@ def _plot(path: Path, summary: dict[str, Any], title: str) -> None:
             markersize=4 if len(pts) > 1 else 12,
             linewidth=2.5 if name == "mixllm" else 1.0,
         )
-    for name, info in singles.items():
+    colours = plt.get_cmap("tab20b")  # not the routers' tab10 colours
+    for i, (name, info) in enumerate(singles.items()):
         p = info["points"][0]
-        ax.scatter(p["cost"], p["quality"], marker="s", color="grey", s=18)
-        ax.annotate(name.split(":", 1)[1].split("/")[-1], (p["cost"], p["quality"]), fontsize=7)
+        short = name.split(":", 1)[1].split("/")[-1]
+        ax.scatter(
+            p["cost"], p["quality"], marker="s", s=30, color=colours(i % 20), label=f"LLM: {short}"
+        )
     ax.set_xscale("log")
     ax.set_xlabel("mean cost per query (USD, log scale)")
     ax.set_ylabel("mean quality")
-    ax.set_title(title)
+    ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    # outside the axes, so it never hides a point or a label
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
+
+
+def _notes(summary: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
+    """Footnote marks per router and the notes under the table: why a single LLM's AIQ (the
+    priciest's above all) is what it is, why a router has no point at 25% of the reference's
+    cost, and which routers beat mixllm."""
+    routers, ref_cost = summary["routers"], summary["reference_cost"]
+    ref = summary["reference_llm"]
+    marks: dict[str, str] = {}
+    notes: list[str] = []
+    singles = [n for n in routers if n.startswith("single:")]
+    if singles:
+        priciest = max(singles, key=lambda n: routers[n]["points"][0]["cost"])
+        for n in singles:
+            marks[n] = "a"
+        notes.append(
+            "[a] A single LLM is one point. AIQ is the area under a router's cost-quality hull "
+            "from cost 0 to the priciest LLM's mean cost, and a hull has no area left of its "
+            "cheapest point, so one LLM scores its quality × (1 − its cost / the priciest's): "
+            f"0 by construction for the priciest ({priciest.split(':', 1)[1]})."
+        )
+    late = {
+        n: 100 * min(p["cost"] for p in r["points"]) / ref_cost
+        for n, r in routers.items()
+        if ref_cost > 0
+        and r["quality_pct_at_25pct_cost"] == 0
+        and min(p["cost"] for p in r["points"]) > 0.25 * ref_cost
+    }
+    if late:
+        for n in late:
+            marks[n] = marks.get(n, "") + "b"
+        shown = ", ".join(f"{n.removeprefix('single:')} {pct:.0f}%" for n, pct in late.items())
+        notes.append(
+            f"[b] Q% @25% is 0: the router's cheapest point costs more than 25% of {ref}'s cost, "
+            f"so it has no point there (cheapest point, % of {ref}'s cost: {shown})."
+            + (
+                " Random choice is one point: the mean cost of a uniform pick."
+                if "random" in late
+                else ""
+            )
+        )
+    if "mixllm" in routers:
+        mine = routers["mixllm"]["aiq"]
+        ahead = sorted(
+            (
+                (n, r["aiq"])
+                for n, r in routers.items()
+                if n not in ("mixllm", "oracle") and r["aiq"] > mine
+            ),
+            key=lambda kv: -kv[1],
+        )
+        if ahead:
+            shown = ", ".join(f"{n} ({100 * (a - mine):+.2f} points)" for n, a in ahead)
+            notes.append(
+                f"mixllm loses here: its AIQ {mine:.4f} is below {shown} on these "
+                f"{summary['n_test']} test rows. One split is noisy; `mixllm bench --cv 5` gives "
+                "mean ± s.e. and paired differences over folds."
+            )
+        else:
+            notes.append(f"mixllm has the highest AIQ ({mine:.4f}) of every router but the oracle.")
+    return marks, notes
 
 
 def format_table(summary: dict[str, Any]) -> str:
@@ -557,14 +612,17 @@ def format_table(summary: dict[str, Any]) -> str:
         f"{'router':<42} {'AIQ':>7} {'Q% @25%cost':>12} {'cost% for 97%Q':>15} {'max Q%':>7}",
     ]
     rows = sorted(summary["routers"].items(), key=lambda kv: -kv[1]["aiq"])
+    marks, notes = _notes(summary)
     for name, r in rows:
         reach = (
             "-" if r["cost_pct_to_reach_97pct"] is None else f"{r['cost_pct_to_reach_97pct']:.2f}"
         )
+        label = f"{name} [{marks[name]}]" if name in marks else name
         lines.append(
-            f"{name:<42} {r['aiq']:>7.4f} {r['quality_pct_at_25pct_cost']:>12.2f} "
+            f"{label:<42} {r['aiq']:>7.4f} {r['quality_pct_at_25pct_cost']:>12.2f} "
             f"{reach:>15} {r['max_quality_pct']:>7.2f}"
         )
+    lines += notes
     t = summary.get("timing", {})
     if t:
         lines.append(
@@ -710,6 +768,10 @@ def run_bench(
     }
     _write_decisions(out / "decisions.csv", runs, test)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    title = f"{'SYNTHETIC data' if summary['synthetic'] else summary['data']}: quality vs cost (test rows)"
+    title = (
+        f"{'SYNTHETIC data' if summary['synthetic'] else summary['data']}: quality vs cost "
+        f"({len(test)} test rows); mixllm: {router.encoder.get_config().get('type', '?')} "
+        f"encoder, {embedding} embedding, {router.quality_model} quality model"
+    )
     _plot(out / "pareto.png", summary, title)
     return BenchResult(summary, runs, out)

@@ -36,7 +36,9 @@ def test_bench_writes_one_decision_per_router_lambda_query(bench) -> None:
     _, test = data.train_test_split()
     df = pd.read_csv(result.out / "decisions.csv", keep_default_na=False)
     assert list(df.columns) == ["router", "lambda", "sample_id", "model"]
-    assert {"mixllm", "knn", "mlp", "knn-cost", "oracle", "random"} <= set(df.router)
+    assert {"mixllm", "knn", "mlp", "knn-cost", "knn-cv", "mf", "oracle", "random"} <= set(
+        df.router
+    )
     assert {f"single:{m}" for m in data.llms} <= set(df.router)
     counts = df.groupby(["router", "lambda"]).sample_id.agg(["count", "nunique"])
     assert (counts["count"] == len(test)).all() and (counts["nunique"] == len(test)).all()

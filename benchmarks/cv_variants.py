@@ -1,0 +1,118 @@
+"""Cross-validate variants of the mixllm router alone, on the folds of ``mixllm bench --cv``.
+
+Same data, ``--cv``/``--repeats``/``--task-shift``/``--seed`` give the same folds as the bench, so
+the per-fold results pair with a ``cv.json`` the bench wrote (``--pair-with``): the baselines need
+not be fitted again. Prints a table and writes JSON.
+
+    python benchmarks/cv_variants.py --data ../shared/data/llmrouter_nim/llmrouter_dcrouter_scores.parquet \
+        --reference llama-3.1-nemotron-51b-instruct --cv 5 --repeats 1 --variants tags \
+        --pair-with bench-out/cv.json --out cv-tags.json
+
+Variants: ``plain`` (the default router), ``tags`` (``--embedding tags``), or a quality model
+(``knn``, ``rf``, ``mlp``) with the plain embedding; ``--encoder`` as in ``mixllm bench`` (the
+baselines of a ``--pair-with`` file read the bench's encoder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mixllm_core import MixLLMRouter
+from mixllm_core.cli import ENCODER_CHOICES, _bench_encoders
+from mixllm_core.data import load_routing_data
+from mixllm_core.encoders import QueryEncoder, TaggedEncoder
+from mixllm_core.experiments.cv import CVReport, Fold, RouterFactory, mixllm_router, run_cv
+
+VARIANTS = ("plain", "tags", "knn", "rf", "mlp")
+
+
+def variant(name: str) -> RouterFactory:
+    def make(fold: Fold) -> MixLLMRouter:
+        enc: QueryEncoder = fold.encoder
+        if name == "tags":
+            enc = TaggedEncoder(fold.encoder, mode="tags", seed=fold.seed).fit(
+                fold.train.queries, fold.train.tasks, show_progress=False
+            )
+        model = name if name in ("knn", "rf", "mlp") else "linear"
+        return MixLLMRouter(encoder=enc, quality_model=model, seed=fold.seed)
+
+    return mixllm_router(make)
+
+
+def paired(report: CVReport, other: dict[str, Any], router: str = "mixllm") -> dict[str, Any]:
+    """Per variant: mean ± s.e. of (variant − ``router`` of ``other``) over the common folds."""
+    theirs = {(f["repeat"], f["fold"]): f["metrics"][router] for f in other["folds"]}
+    out: dict[str, Any] = {}
+    for name in report.routers:
+        d = {"aiq_x100": [], "q_pct_at_25": []}  # type: dict[str, list[float]]
+        ratio = []
+        for f in report.folds:
+            key = (f["repeat"], f["fold"])
+            if key in theirs:
+                ratio.append(f["n_test"] / f["n_train"])
+                for m in d:
+                    d[m].append(f["metrics"][name][m] - theirs[key][m])
+        out[name] = {
+            m: {
+                "mean": float(np.mean(v)),
+                "se": float(np.sqrt((1 / len(v) + np.mean(ratio)) * np.var(v, ddof=1)))
+                if len(v) > 1
+                else None,
+                "n": len(v),
+            }
+            for m, v in d.items()
+            if v
+        }
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", required=True)
+    p.add_argument("--reference", default=None)
+    p.add_argument("--cv", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--task-shift", action="store_true")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--variants", nargs="+", default=["tags"], choices=VARIANTS)
+    p.add_argument("--encoder", default="static", choices=ENCODER_CHOICES)
+    p.add_argument("--pair-with", default=None, help="a cv.json of mixllm bench on the same folds")
+    p.add_argument("--out", default="cv-variants.json")
+    args = p.parse_args()
+    data = load_routing_data(args.data)
+    encoder = _bench_encoders(args.encoder, data)[0]
+    other = json.loads(Path(args.pair_with).read_text()) if args.pair_with else None
+    out = Path(args.out)
+
+    def write(report: CVReport) -> None:
+        result = report.to_dict()
+        if other is not None:
+            result["paired_with"] = {"file": args.pair_with, "diff": paired(report, other)}
+        out.write_text(json.dumps(result, indent=1))
+
+    report = run_cv(
+        data,
+        {f"mixllm-{v}": variant(v) for v in args.variants},
+        args.cv,
+        args.repeats,
+        args.task_shift,
+        args.seed,
+        encoder=encoder,
+        reference=args.reference,
+        baseline=f"mixllm-{args.variants[0]}",
+        on_fold=write,
+    )
+    print(report.format_table())
+    if other is not None:
+        for name, d in paired(report, other).items():
+            print(name, "− bench mixllm:", {m: (v["mean"], v["se"], v["n"]) for m, v in d.items()})
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
