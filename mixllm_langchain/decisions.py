@@ -54,6 +54,7 @@ from mixllm_core import (
     ConfigError,
     FeedbackError,
     FeedbackResult,
+    LLMSpec,
     MixLLMRouter,
     QueryEncoder,
     RoutingDecision,
@@ -61,6 +62,7 @@ from mixllm_core import (
 from mixllm_core.collect import AnswerDecisions, collecting, notify
 from mixllm_core.factory import Price, build_router, policy_override, spec_from_price
 from mixllm_core.log import RoutingLog
+from mixllm_core.prices import is_model_ref, spec_of
 from mixllm_core.text import query_text
 
 from .callbacks import RunLedger, graph_run_id
@@ -129,7 +131,9 @@ class MixLLMDecisionModel(BaseDecisionModel):
         router: A router whose LLMs include every label it will be asked about. None: a
             cold-start router over the labels, built at the first question.
         prices: For the cold-start router, ``{label: (input $/Mtok, output $/Mtok)}`` (or
-            LLMSpec fields). Labels without a price cost 0: the criteria prior and feedback
+            LLMSpec fields). A label without one named ``"provider:model"`` (e.g.
+            ``"openai:gpt-4o-mini"``) gets its list price (:mod:`mixllm_core.prices`), whether
+            it is asked about first or later; any other costs 0: the criteria prior and feedback
             alone then decide.
         lam: Quality weight λ (larger: quality first). None: the router's own (a cold-start
             router's is 1.0); a value applies to this model's decisions only.
@@ -196,9 +200,12 @@ class MixLLMDecisionModel(BaseDecisionModel):
         return "mixllm"
 
     # ------------------------------------------------------------------ the pool and its prior
-    def _spec(self, label: str) -> Any:
+    def _spec(self, label: str) -> LLMSpec:
+        """The spec of a label joining the pool: its given price, else its list price."""
         prices = self.prices or {}
-        return spec_from_price(label, prices[label]) if label in prices else label
+        if label in prices:
+            return spec_from_price(label, prices[label])
+        return spec_of(label) if is_model_ref(label) else LLMSpec(label)
 
     def _pool(self, criteria: dict[str, str]) -> MixLLMRouter:
         """The router, holding every label of ``criteria`` and primed with their prior."""
@@ -261,7 +268,7 @@ class MixLLMDecisionModel(BaseDecisionModel):
         decision = router.route(
             text,
             exclude=[n for n in router.llms if n not in criteria],
-            **policy_override(router, lam=self.lam, alpha=self.alpha),
+            policy=policy_override(router, lam=self.lam, alpha=self.alpha).get("policy"),
         )
         notify(self, decision)
         for run_id in runs:

@@ -18,6 +18,7 @@ from langchain_core.decisions import Choice, Noul
 
 from mixllm_core import ConfigError, FeedbackError
 from mixllm_core.factory import build_router
+from mixllm_core.prices import price_of
 from mixllm_core.testing import HashingEncoder
 from mixllm_langchain import MixLLMDecisionModel
 from mixllm_langchain.decisions import MixLLMChoiceAnswer
@@ -213,6 +214,31 @@ def test_labels_asked_later_join_and_labels_not_asked_are_never_chosen() -> None
     only = Choice(instructions=INSTRUCTIONS, criteria={"small": CRITERIA["small"], "poet": None})
     answer = classifier.invoke({"state": MATHY, "questions": {"route": only}}).choices["route"]
     assert set(answer.probabilities) == {"small", "poet"} and answer.choice in {"small", "poet"}
+
+
+def test_provider_model_labels_get_their_list_price_when_asked_first_or_later() -> None:
+    mini, haiku = "openai:gpt-4o-mini", "anthropic:claude-3-5-haiku-latest"
+    classifier = MixLLMDecisionModel(encoder=HashingEncoder(), prices={"poet": (1.0, 2.0)})
+    first = Choice(instructions=INSTRUCTIONS, criteria={mini: CRITERIA["small"], "big": None})
+    classifier.invoke({"state": CHATTY, "questions": {"route": first}})
+    later = Choice(
+        instructions=INSTRUCTIONS,
+        criteria={mini: CRITERIA["small"], haiku: CRITERIA["large"], "poet": "poems"},
+    )
+    answer = classifier.invoke({"state": MATHY, "questions": {"route": later}}).choices["route"]
+    assert set(answer.probabilities) == {mini, haiku, "poet"}
+    assert classifier.router is not None
+    specs = classifier.router.specs
+    for label in (mini, haiku):  # the second joined through add_llm
+        price = (specs[label].input_price, specs[label].output_price)
+        assert price == price_of(label) and 0 < price[0] <= price[1]
+    assert (specs["poet"].input_price, specs["poet"].output_price) == (1.0, 2.0)
+    assert (specs["big"].input_price, specs["big"].output_price) == (0.0, 0.0)
+    unknown = Choice(
+        instructions=INSTRUCTIONS, criteria={mini: None, "openai:gpt-9-imaginary": None}
+    )
+    with pytest.raises(ConfigError, match=r"No price is known for 'openai:gpt-9-imaginary'"):
+        classifier.invoke({"state": MATHY, "questions": {"route": unknown}})
 
 
 def test_a_given_router_is_used_as_it_is() -> None:

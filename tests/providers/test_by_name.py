@@ -8,23 +8,25 @@ from provider_fakes import FakeAPI
 
 from mixllm_core import LLMSpec, MixLLMRouter
 from mixllm_core.errors import MissingDependencyError
+from mixllm_core.prices import price_of
 from mixllm_core.testing import HashingEncoder
 from mixllm_langchain import MixLLMChat
 from mixllm_langchain.providers import chat_model
 from mixllm_llamaindex import MixLLM
 from mixllm_llamaindex.providers import llm
 
+MINI = "openai:gpt-4o-mini"
+
 
 def test_an_alias_is_built_from_its_reference_and_priced_under_its_own_name(
     openai_api: FakeAPI,
 ) -> None:
-    chat = MixLLMChat(
-        models={"fast": "openai:gpt-4o-mini", "strong": "openai:gpt-4o"}, encoder=HashingEncoder()
-    )
+    chat = MixLLMChat(models={"fast": MINI, "strong": "openai:gpt-4o"}, encoder=HashingEncoder())
     assert isinstance(chat.models["fast"], ChatOpenAI)
     assert chat.models["fast"].model_name == "gpt-4o-mini"
     spec = chat._router().specs["fast"]
-    assert (spec.name, spec.input_price, spec.output_price) == ("fast", 0.15, 0.6)
+    assert (spec.name, (spec.input_price, spec.output_price)) == ("fast", price_of(MINI))
+    assert 0 < spec.input_price <= spec.output_price
     reply = chat.invoke("hi", model="fast")
     assert reply.response_metadata["mixllm"]["cost"] == pytest.approx(spec.cost(1200, 300))
 
@@ -63,8 +65,8 @@ def test_llamaindex_providers_by_name() -> None:
         llm("nowhere:model")
     with pytest.raises(MissingDependencyError, match="pip install llama-index-llms-anthropic"):
         llm("anthropic:claude-3-5-haiku-latest")
-    mix = MixLLM(
-        {"fast": "openai:gpt-4o-mini", "strong": "openai:gpt-4o"}, encoder=HashingEncoder()
-    )
-    assert mix.router.specs["fast"].output_price == 0.6
+    mix = MixLLM({"fast": MINI, "strong": "openai:gpt-4o"}, encoder=HashingEncoder())
+    spec = mix.router.specs["fast"]
+    assert (spec.input_price, spec.output_price) == price_of(MINI)
+    assert 0 < spec.input_price <= spec.output_price
     assert mix.models["fast"].model == "gpt-4o-mini"
