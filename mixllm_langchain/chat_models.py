@@ -84,7 +84,9 @@ def _isolated() -> RunnableConfig:
     return {"callbacks": []}
 
 
-def _unwrap(runnable: Runnable, kwargs: dict[str, Any]) -> tuple[Runnable, dict[str, Any]]:
+def _unwrap(
+    runnable: Runnable[Any, Any], kwargs: dict[str, Any]
+) -> tuple[Runnable[Any, Any], dict[str, Any]]:
     """Strip RunnableBindings (they re-read the chain's callbacks) and keep their kwargs."""
     while isinstance(runnable, RunnableBinding):
         kwargs = {**runnable.kwargs, **kwargs}
@@ -307,9 +309,11 @@ class MixLLMChat(BaseChatModel):
             route_kwargs,
         )
 
-    def _child(self, decision: RoutingDecision, call: _Call) -> tuple[Runnable, dict[str, Any]]:
+    def _child(
+        self, decision: RoutingDecision, call: _Call
+    ) -> tuple[Runnable[Any, Any], dict[str, Any]]:
         name = decision.llm
-        runnable: Runnable = self.models[name]
+        runnable: Runnable[Any, Any] = self.models[name]
         if call.tools is not None:
             extra = {} if call.tool_choice is None else {"tool_choice": call.tool_choice}
             runnable = self.models[name].bind_tools(call.tools, **extra)

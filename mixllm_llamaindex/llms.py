@@ -17,7 +17,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, 
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 from llama_index.core.base.llms.types import (
     ChatMessage,
@@ -375,44 +375,58 @@ class MixLLM(FunctionCallingLLM):
     # ------------------------------------------------------------------ LlamaIndex API
     @llm_chat_callback()
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        return self._call(self._plan("chat", messages, kwargs))
+        return cast(ChatResponse, self._call(self._plan("chat", messages, kwargs)))
 
     @llm_chat_callback()
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        return await self._acall(self._plan("achat", messages, kwargs))
+        return cast(ChatResponse, await self._acall(self._plan("achat", messages, kwargs)))
 
     @llm_chat_callback()
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
-        return self._stream(self._plan("stream_chat", messages, kwargs))
+        return cast(ChatResponseGen, self._stream(self._plan("stream_chat", messages, kwargs)))
 
     @llm_chat_callback()
     async def astream_chat(
         self, messages: Sequence[ChatMessage], **kwargs: Any
     ) -> ChatResponseAsyncGen:
-        return await self._astream(self._plan("astream_chat", messages, kwargs))
+        return cast(
+            ChatResponseAsyncGen, await self._astream(self._plan("astream_chat", messages, kwargs))
+        )
 
     @llm_completion_callback()
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
-        return self._call(self._plan_completion("complete", prompt, formatted, kwargs))
+        return cast(
+            CompletionResponse,
+            self._call(self._plan_completion("complete", prompt, formatted, kwargs)),
+        )
 
     @llm_completion_callback()
     async def acomplete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponse:
-        return await self._acall(self._plan_completion("acomplete", prompt, formatted, kwargs))
+        return cast(
+            CompletionResponse,
+            await self._acall(self._plan_completion("acomplete", prompt, formatted, kwargs)),
+        )
 
     @llm_completion_callback()
     def stream_complete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseGen:
-        return self._stream(self._plan_completion("stream_complete", prompt, formatted, kwargs))
+        return cast(
+            CompletionResponseGen,
+            self._stream(self._plan_completion("stream_complete", prompt, formatted, kwargs)),
+        )
 
     @llm_completion_callback()
     async def astream_complete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseAsyncGen:
-        return await self._astream(
-            self._plan_completion("astream_complete", prompt, formatted, kwargs)
+        return cast(
+            CompletionResponseAsyncGen,
+            await self._astream(
+                self._plan_completion("astream_complete", prompt, formatted, kwargs)
+            ),
         )
 
     # ------------------------------------------------------------------ tools
