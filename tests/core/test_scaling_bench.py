@@ -59,11 +59,11 @@ def test_extrapolation_is_a_line_in_the_llm_count(scaling: ModuleType) -> None:
 
 def test_tiny_run_writes_every_cell(scaling: ModuleType, tmp_path: Path) -> None:
     out = tmp_path / "scaling.json"
-    argv = ["--llms", "2", "--rows", "120", "--n-timed", "4", "--n-batch", "3", "--inline"]
+    argv = ["--llms", "2", "--rows", "60", "--n-timed", "4", "--n-batch", "3", "--inline"]
     result = scaling.main([*argv, "--out", str(out)])
     assert json.loads(out.read_text()) == json.loads(json.dumps(result))
     cells = result["cells"]
-    assert list(cells) == ["2x120", "budget", "baseline-again"]
+    assert list(cells) == ["2x60", "budget", "baseline-again"]
     assert cells["budget"]["llms"] == scaling.BUDGET_LLMS
     for cell in cells.values():
         assert cell["fit_s"] > 0 and cell["fit_peak_mb"] > 0
