@@ -419,6 +419,36 @@ def _feedback_block(
     return texts, per_llm
 
 
+def _feedback_helps(
+    new_quality: Callable[[], QualityPredictor],
+    training: tuple[np.ndarray, np.ndarray, np.ndarray],
+    X_f: np.ndarray,
+    y_f: np.ndarray,
+    w_f: np.ndarray,
+    base: QualityPredictor,
+    folds: int = 3,
+) -> bool:
+    """Whether adding the feedback ``(X_f, y_f)`` (weights ``w_f``) to ``training`` predicts
+    held-out feedback better than ``base``, fit on ``training`` alone (k-fold, weighted squared
+    error)."""
+    n = len(y_f)
+    if n < 2 * folds:
+        return False
+    X_o, y_o, w_o = training
+    fold = np.arange(n) % folds
+    err_new = 0.0
+    for k in range(folds):
+        held = fold == k
+        model = new_quality().fit(
+            np.vstack([X_o, X_f[~held]]),
+            np.concatenate([y_o, y_f[~held]]),
+            sample_weight=np.concatenate([w_o, w_f[~held]]),
+        )
+        err_new += float(np.sum(w_f[held] * (model.predict(X_f[held]) - y_f[held]) ** 2))
+    err_base = float(np.sum(w_f * (base.predict(X_f) - y_f) ** 2))
+    return err_new < err_base
+
+
 def refit_pool(
     pool: PoolModel,
     feedback: Sequence[LoggedFeedback],
@@ -426,6 +456,7 @@ def refit_pool(
     *,
     min_feedback: int,
     clip: float = DEFAULT_CLIP,
+    validate: bool = True,
 ) -> tuple[PoolModel, dict[str, int]] | None:
     """Everything ``fit`` learned, learned again from ``pool.data`` plus ``feedback``.
 
@@ -434,7 +465,11 @@ def refit_pool(
     its feedback, each feedback row weighted by its inverse propensity (clipped at ``clip``,
     self-normalised: see :func:`~mixllm_core.offpolicy.ips_weights`); cost predictors are fit
     again on the offline rows. An LLM without offline data needs ``min_feedback`` records, or
-    keeps what it has. Returns the new pool with the feedback count per refit LLM, or None when
+    keeps what it has. With ``validate``, an LLM with training rows takes its feedback only when
+    that lowers the error on held-out feedback (3-fold, squared error weighted by the same inverse
+    propensities, against the predictor fit on its training rows alone): a refit never trades
+    a good offline predictor for one that selection-biased feedback pulled off; the count of
+    such an LLM is 0. Returns the new pool with the feedback count per refit LLM, or None when
     this is not possible (no offline data kept, an LLM trained on data the pool does not hold,
     or feedback whose prompt was not stored): :func:`refit_quality` is then the way.
     """
@@ -457,8 +492,9 @@ def refit_pool(
     seen: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for name, spec in pool.specs.items():
         obs = per_llm.get(name, [])
+        base = None
         if name in pool.train:
-            _, cost[name], (X_o, y_o) = fit_llm(spec, X_off, F_off, data, new_quality(), seen)
+            base, cost[name], (X_o, y_o) = fit_llm(spec, X_off, F_off, data, new_quality(), seen)
             rows = data.observed_rows(name)
             j = data.llms.index(name)
             w_o = np.ones(len(rows))
@@ -468,14 +504,22 @@ def refit_pool(
             X_o, y_o, w_o = X_off[:0], np.zeros(0), np.zeros(0)
         else:
             continue
-        rows_fb = [n_off + i for i, _, _ in obs]
-        Xq = np.vstack([X_o, X_all[rows_fb]]) if obs else X_o
-        yq = np.concatenate([y_o, [y for _, y, _ in obs]])
-        wq = np.concatenate([w_o, ips_weights([p for _, _, p in obs], clip=clip)])
-        quality[name] = new_quality().fit(Xq, yq, sample_weight=wq)
+        X_f = X_all[[n_off + i for i, _, _ in obs]]
+        y_f = np.array([y for _, y, _ in obs], dtype=float)
+        w_f = ips_weights([p for _, _, p in obs], clip=clip)
+        training = (X_o, y_o, w_o)
+        if (
+            base is not None
+            and validate
+            and not _feedback_helps(new_quality, training, X_f, y_f, w_f, base)
+        ):
+            quality[name], counts[name] = base, 0  # learned again, on the training rows only
+        else:
+            Xq = np.vstack([X_o, X_f])
+            yq, wq = np.concatenate([y_o, y_f]), np.concatenate([w_o, w_f])
+            quality[name], counts[name] = new_quality().fit(Xq, yq, sample_weight=wq), len(obs)
         if name in pool.train:
             train[name] = (X_o, y_o)
-        counts[name] = len(obs)
     refit = PoolModel(
         pool.specs, quality, cost, train, encoder, pool.c_ref, pool.retired, pool.data
     )
