@@ -295,3 +295,18 @@ def test_concat_marks_missing_pairs_unobserved() -> None:
     assert both.cost is not None and np.isnan(both.cost[2]).all()
     assert both.propensity is not None and both.propensity[2, 1] == 0.25
     assert both.observed_rows("x").tolist() == [0, 1]
+
+
+def test_refit_takes_truthful_feedback(world: RoutingData) -> None:
+    """Feedback that tells the truth lowers the held-out error of some LLM, which takes it."""
+    offline, stream = world.subset(range(100)), world.subset(range(100, 400))
+    policy = DecisionPolicy(explore="epsilon", epsilon=0.5)
+    router = MixLLMRouter(encoder=HashingEncoder(), policy=policy).fit(offline)
+    given: dict[str, int] = {}
+    for i, q in enumerate(stream.queries):
+        d = router.route(q)
+        router.feedback(d.decision_id, score=float(stream.quality[i, stream.llms.index(d.llm)]))
+        given[d.llm] = given.get(d.llm, 0) + 1
+    used = router.refit()
+    assert max(used.values()) > 0
+    assert all(n in (0, given.get(name, 0)) for name, n in used.items())
