@@ -114,7 +114,7 @@ def dr_mean(y: np.ndarray, chosen: np.ndarray, propensity: np.ndarray, direct: n
 
     Example:
         >>> y, chosen = np.array([1.0, 0.0]), np.array([True, False])
-        >>> dr_mean(y, chosen, np.array([0.5, 0.5]), np.array([0.8, 0.6]))
+        >>> round(dr_mean(y, chosen, np.array([0.5, 0.5]), np.array([0.8, 0.6])), 6)
         0.9
     """
     chosen = np.asarray(chosen, dtype=bool)
