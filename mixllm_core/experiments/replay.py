@@ -9,7 +9,8 @@ While streaming, the router explores ε-greedily (``STREAM_EPSILON``) and logs t
 each choice, so that its refits can weigh the feedback by inverse propensities (see
 :mod:`mixllm_core.offpolicy`); the evaluation itself is greedy. Measured on RouterBench (seed 0,
 docs/dev/learning.md): greedy streaming with the refit of the time lost 1.3 AIQ points to no
-feedback; ε = 0.2 with the weighted, validated refit gains 0.08.
+feedback; ε = 0.2 with the weighted, validated refit gains 0.08 there, but still loses on other
+splits (RouterBench seed 2, nim seed 0).
 """
 
 from __future__ import annotations
