@@ -78,7 +78,13 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="fit a router on a routing-data file and save it")
-    t.add_argument("--data", required=True, help="routing data (RouterBench, LLMRouter or generic)")
+    t.add_argument("--data", default=None, help="routing data (RouterBench, LLMRouter or generic)")
+    t.add_argument(
+        "--log",
+        default=None,
+        help="a router's SQLite log: also train on the feedback it logged in production, "
+        "weighted by the logged propensities (alone, without --data: the log only)",
+    )
     t.add_argument("--out", required=True, help="directory to save the router into")
     t.add_argument("--quality-model", default="linear", choices=["linear", "knn", "rf", "mlp"])
     t.add_argument("--lam", type=float, default=1.0, help="default λ (quality weight)")
@@ -316,12 +322,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "simulate":
             return _simulate(args)
         if args.command == "train":
-            from .data import load_routing_data
+            from .data import load_routing_data, load_routing_log
             from .decision import DecisionPolicy
             from .router import MixLLMRouter
 
-            data = load_routing_data(args.data, trust_pickle=args.trust_pickle)
-            train, _ = (data, None) if data.split is None else data.train_test_split(seed=args.seed)
+            train = None
+            if args.data is not None:
+                data = load_routing_data(args.data, trust_pickle=args.trust_pickle)
+                train = data if data.split is None else data.train_test_split(seed=args.seed)[0]
+            if args.log is not None:
+                logged = load_routing_log(args.log)
+                train = logged if train is None else train.concat(logged)
+            if train is None:
+                raise ConfigError("mixllm train needs --data, --log or both.")
             router = MixLLMRouter(
                 _priced_specs(train, _read_prices(args)),
                 encoder=_train_encoder(args.encoder),

@@ -5,7 +5,14 @@ For candidate ``i`` (``../shared/DESIGN.md``)::
     s_i = λ/(1+λ)·q̂_i − 1/(1+λ)·ĉ_i/c_ref + α·u_i − β·exp(γ·(w_i − ξ·τ))
 
 A larger λ puts quality first. Hard constraints (cost per query, a budget over a period, a time
-limit τ, availability) remove candidates before the argmax; ties are broken by a seeded generator.
+limit τ, availability) remove candidates before the choice.
+
+The choice itself is the policy's ``explore`` rule: ``"greedy"`` (the default) takes the best
+score, ties broken by a seeded generator; ``"softmax"`` draws candidate ``i`` with probability
+``∝ exp(s_i / temperature)``; ``"epsilon"`` takes the best score except with probability ε, when
+it draws uniformly among the eligible. Every decision records the probability with which its LLM
+was chosen (``RoutingDecision.propensity``): what an off-policy refit needs to undo the bias of
+learning only about the LLMs that were chosen.
 """
 
 from __future__ import annotations
@@ -20,15 +27,20 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError, EmptyPoolError, check_non_negative
+from .errors import ConfigError, EmptyPoolError, check_choice, check_non_negative
 
 __all__ = [
+    "EXPLORE_RULES",
     "BudgetTracker",
     "CandidateScore",
     "DecisionMaker",
     "DecisionPolicy",
     "RoutingDecision",
+    "choice_probabilities",
 ]
+
+#: How a decision picks among the eligible candidates (see the module docstring).
+EXPLORE_RULES = ("greedy", "softmax", "epsilon")
 
 
 @dataclass(frozen=True)
@@ -44,10 +56,17 @@ class DecisionPolicy:
         max_cost_per_query: Candidates predicted to cost more (USD) are filtered out.
         budget: USD allowed per ``budget_period_s`` seconds (None: no budget).
         budget_period_s: Length of the budget period.
+        explore: ``"greedy"`` (best score; deterministic up to ties), ``"softmax"`` (draw with
+            probability ``∝ exp(s / temperature)``) or ``"epsilon"`` (best score, or with
+            probability ``epsilon`` a uniform draw among the eligible).
+        temperature: Temperature of ``"softmax"``, on the score scale (> 0).
+        epsilon: Exploration probability of ``"epsilon"``, in [0, 1].
 
     Example:
         >>> DecisionPolicy(lam=2.0).quality_weight
         0.6666666666666666
+        >>> DecisionPolicy(explore="softmax", temperature=0.02).explore
+        'softmax'
     """
 
     lam: float = 1.0
@@ -59,8 +78,20 @@ class DecisionPolicy:
     max_cost_per_query: float | None = None
     budget: float | None = None
     budget_period_s: float = 3600.0
+    explore: str = "greedy"
+    temperature: float = 0.02
+    epsilon: float = 0.1
 
     def __post_init__(self) -> None:
+        check_choice("DecisionPolicy.explore", self.explore, EXPLORE_RULES)
+        if not (isinstance(self.temperature, (int, float)) and self.temperature > 0):
+            raise ConfigError(
+                f"DecisionPolicy.temperature must be a number > 0, got {self.temperature!r}."
+            )
+        if not (isinstance(self.epsilon, (int, float)) and 0.0 <= self.epsilon <= 1.0):
+            raise ConfigError(
+                f"DecisionPolicy.epsilon must be a number in [0, 1], got {self.epsilon!r}."
+            )
         for name in ("lam", "alpha", "beta", "gamma", "xi"):
             check_non_negative(f"DecisionPolicy.{name}", getattr(self, name))
         for name in ("tau", "max_cost_per_query", "budget"):
@@ -104,6 +135,8 @@ class RoutingDecision:
 
     ``candidates`` holds every LLM's predicted quality, cost, uncertainty, expected wait and score;
     ``eligible`` is False (with a ``reason``) for those the hard constraints removed.
+    ``propensity`` is the probability with which ``llm`` was chosen (1.0 for a greedy choice
+    without ties or a fallback; see :func:`choice_probabilities`).
     """
 
     decision_id: str
@@ -112,6 +145,7 @@ class RoutingDecision:
     lam: float
     fallback: str = ""
     created_at: float = field(default_factory=time.time)
+    propensity: float = 1.0
 
     @property
     def chosen(self) -> CandidateScore:
@@ -132,8 +166,41 @@ class RoutingDecision:
             "llm": self.llm,
             "lam": self.lam,
             "fallback": self.fallback,
+            "propensity": self.propensity,
             "candidates": [asdict(c) for c in self.candidates],
         }
+
+
+def choice_probabilities(
+    scores: np.ndarray, eligible: np.ndarray, policy: DecisionPolicy
+) -> np.ndarray:
+    """The probability of choosing each candidate of one query under ``policy``'s rule.
+
+    Ineligible candidates get 0; the probabilities of the eligible sum to 1. Greedy splits its
+    mass evenly among tied best scores.
+
+    Example:
+        >>> s, ok = np.array([0.5, 0.4, 0.1]), np.array([True, True, False])
+        >>> choice_probabilities(s, ok, DecisionPolicy()).tolist()
+        [1.0, 0.0, 0.0]
+        >>> choice_probabilities(s, ok, DecisionPolicy(explore="epsilon", epsilon=0.2)).tolist()
+        [0.9, 0.1, 0.0]
+    """
+    eligible = np.asarray(eligible, dtype=bool)
+    if not eligible.any():
+        raise EmptyPoolError("No eligible candidate to choose from.")
+    masked = np.where(eligible, np.asarray(scores, dtype=float), -np.inf)
+    best = masked >= masked.max() - 1e-12
+    greedy = best / best.sum()
+    if policy.explore == "softmax":
+        z = np.exp(np.where(eligible, (masked - masked.max()) / policy.temperature, -np.inf))
+        p: np.ndarray = z / z.sum()
+        return p
+    if policy.explore == "epsilon":
+        uniform = eligible / eligible.sum()
+        mixed: np.ndarray = (1.0 - policy.epsilon) * greedy + policy.epsilon * uniform
+        return mixed
+    return np.asarray(greedy, dtype=float)
 
 
 class BudgetTracker:
@@ -227,6 +294,22 @@ class DecisionMaker:
         with self._lock:
             return int(self._rng.choice(best))
 
+    def draw(
+        self, scores: np.ndarray, eligible: np.ndarray, policy: DecisionPolicy | None = None
+    ) -> tuple[int, float]:
+        """One query's choice under ``policy``'s exploration rule, with its probability."""
+        policy = policy or self.policy
+        p = choice_probabilities(scores, eligible, policy)
+        if policy.explore == "greedy":  # the seeded tie-break of ``choose``
+            idx = self.choose(scores, eligible)
+            return idx, float(p[idx])
+        support = np.flatnonzero(p > 0)
+        if len(support) == 1:
+            return int(support[0]), 1.0
+        with self._lock:
+            idx = int(self._rng.choice(len(p), p=p))
+        return idx, float(p[idx])
+
     def choose_batch(self, scores: np.ndarray, eligible: np.ndarray | None = None) -> np.ndarray:
         """Row-wise :meth:`choose` for ``(n, m)`` scores."""
         if eligible is None:
@@ -283,9 +366,9 @@ class DecisionMaker:
             elif p.tau is not None and expected[i] > p.tau:
                 reasons[i] = f"expected time {expected[i]:.3g}s > tau {p.tau:.3g}s"
         eligible = np.array([r == "" for r in reasons])
-        fallback = ""
+        fallback, propensity = "", 1.0
         if eligible.any():
-            idx = self.choose(s, eligible)
+            idx, propensity = self.draw(s, eligible, p)
         else:
             timed_out = np.array([r.startswith("expected time") for r in reasons])
             if timed_out.any():
@@ -315,4 +398,5 @@ class DecisionMaker:
             candidates=cands,
             lam=p.lam,
             fallback=fallback,
+            propensity=propensity,
         )

@@ -287,5 +287,5 @@ def policy_override(
         >>> policy_override(router, lam=3.0)["policy"].lam, policy_override(router)
         (3.0, {})
     """
-    overrides = {k: v for k, v in (("lam", lam), ("alpha", alpha)) if v is not None}
+    overrides: dict[str, Any] = {k: v for k, v in (("lam", lam), ("alpha", alpha)) if v is not None}
     return {"policy": replace(router.policy, **overrides)} if overrides else {}

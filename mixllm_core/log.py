@@ -7,7 +7,9 @@ retrains the offline predictors from the logged feedback. ``MemoryLog`` keeps th
 memory (the default when no path is given).
 
 Tables: ``decisions`` (id, time, llm, lam, predicted quality/cost, the query text and its
-sha256, its representation as float32 bytes, the candidate breakdown as JSON), ``feedback``
+sha256, its representation as float32 bytes, the candidate breakdown as JSON, the propensity:
+the probability with which the policy chose that LLM, NULL in rows logged before it was
+recorded), ``feedback``
 (decision id, score, kind, applied) and ``outcomes`` (latency, cost, tokens, error).
 
 Prompts are stored in full by default (``refit`` re-embeds them when the encoder has changed).
@@ -41,7 +43,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS decisions (
     decision_id TEXT PRIMARY KEY, time REAL, llm TEXT, lam REAL, predicted_quality REAL,
     offline_quality REAL, predicted_cost REAL, query TEXT, x BLOB, candidates TEXT,
-    query_hash TEXT);
+    query_hash TEXT, propensity REAL);
 CREATE TABLE IF NOT EXISTS feedback (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, decision_id TEXT UNIQUE, time REAL, llm TEXT,
     score REAL, kind TEXT, applied INTEGER, reason TEXT);
@@ -58,13 +60,15 @@ def text_sha256(text: str) -> str:
 
 @dataclass(frozen=True)
 class LoggedDecision:
-    """A logged decision; ``query`` is None when the log stores no prompts."""
+    """A logged decision; ``query`` is None when the log stores no prompts, ``propensity`` when
+    it was logged before propensities were recorded."""
 
     decision_id: str
     llm: str
     query: str | None
     x: np.ndarray
     offline_quality: float
+    propensity: float | None = None
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,7 @@ class LoggedFeedback:
     query: str | None
     x: np.ndarray
     offline_quality: float
+    propensity: float | None = None
 
 
 class RoutingLog:
@@ -158,6 +163,8 @@ class SQLiteLog(RoutingLog):
         columns = {r[1] for r in self._conn.execute("PRAGMA table_info(decisions)")}
         if "query_hash" not in columns:  # a log written before prompts could be left out
             self._conn.execute("ALTER TABLE decisions ADD COLUMN query_hash TEXT")
+        if "propensity" not in columns:  # a log written before propensities: old rows NULL
+            self._conn.execute("ALTER TABLE decisions ADD COLUMN propensity REAL")
 
     def _write(self, sql: str, params: tuple[Any, ...]) -> int:
         with self._lock:
@@ -175,8 +182,8 @@ class SQLiteLog(RoutingLog):
     ) -> None:
         self._write(
             "INSERT INTO decisions (decision_id, time, llm, lam, predicted_quality, "
-            "offline_quality, predicted_cost, query, x, candidates, query_hash) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            "offline_quality, predicted_cost, query, x, candidates, query_hash, propensity) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 decision.decision_id,
                 decision.created_at,
@@ -189,19 +196,21 @@ class SQLiteLog(RoutingLog):
                 np.asarray(x, dtype=np.float32).tobytes(),
                 json.dumps(decision.to_dict()["candidates"]),
                 text_sha256(query),
+                decision.propensity,
             ),
         )
 
     def get_decision(self, decision_id: str) -> LoggedDecision | None:
         with self._lock:
             row = self._conn.execute(
-                "SELECT decision_id, llm, query, x, offline_quality FROM decisions WHERE decision_id=?",
+                "SELECT decision_id, llm, query, x, offline_quality, propensity FROM decisions "
+                "WHERE decision_id=?",
                 (decision_id,),
             ).fetchone()
         if row is None:
             return None
         return LoggedDecision(
-            row[0], row[1], row[2], np.frombuffer(row[3], dtype=np.float32), row[4]
+            row[0], row[1], row[2], np.frombuffer(row[3], dtype=np.float32), row[4], row[5]
         )
 
     def add_feedback(
@@ -242,7 +251,8 @@ class SQLiteLog(RoutingLog):
         with self._lock:
             rows = self._conn.execute(
                 "SELECT f.seq, f.decision_id, f.llm, f.score, f.kind, f.applied, d.query, d.x, "
-                "d.offline_quality FROM feedback f JOIN decisions d USING (decision_id) "
+                "d.offline_quality, d.propensity FROM feedback f JOIN decisions d "
+                "USING (decision_id) "
                 "WHERE f.seq > ? ORDER BY f.seq",
                 (since_seq,),
             ).fetchall()
@@ -257,6 +267,7 @@ class SQLiteLog(RoutingLog):
                 r[6],
                 np.frombuffer(r[7], dtype=np.float32),
                 r[8],
+                r[9],
             )
 
     def get_meta(self, key: str) -> str | None:
@@ -343,8 +354,11 @@ class MemoryLog(RoutingLog):
             "predicted_cost": decision.predicted_cost,
             "query": text,
             "query_hash": text_sha256(query),
+            "propensity": decision.propensity,
         }
-        logged = LoggedDecision(decision.decision_id, decision.llm, text, vector, offline_quality)
+        logged = LoggedDecision(
+            decision.decision_id, decision.llm, text, vector, offline_quality, decision.propensity
+        )
         with self._lock:
             self._decisions[decision.decision_id] = (logged, row, size)
             self.nbytes += size
@@ -407,6 +421,7 @@ class MemoryLog(RoutingLog):
                 d.query,
                 d.x,
                 d.offline_quality,
+                d.propensity,
             )
 
     def get_meta(self, key: str) -> str | None:

@@ -234,8 +234,14 @@ class QualityPredictor:
             early_stopping=n >= 50,
         )
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> QualityPredictor:
-        """Fit on representations ``X`` (n, d) and observed qualities ``y`` (n,)."""
+    def fit(
+        self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None
+    ) -> QualityPredictor:
+        """Fit on representations ``X`` (n, d) and observed qualities ``y`` (n,).
+
+        ``sample_weight`` (n,) weighs the rows (e.g. inverse propensities of logged feedback);
+        ``"knn"`` ignores it (a local average is little affected by where rows were sampled).
+        """
         X = np.asarray(X, dtype=np.float32)
         y = np.asarray(y, dtype=float)
         if X.ndim != 2 or y.shape != (X.shape[0],):
@@ -244,9 +250,15 @@ class QualityPredictor:
             )
         if X.shape[0] == 0:
             raise ConfigError("fit needs at least one observation, got 0.")
+        w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+        if w.shape != y.shape or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+            raise ConfigError(
+                f"sample_weight must be {len(y)} finite numbers >= 0 with a positive sum, got "
+                f"shape {w.shape}."
+            )
         self.n_features_in_ = X.shape[1]
         self.n_samples_ = X.shape[0]
-        self.mean_ = float(np.clip(y.mean(), 0.0, 1.0))
+        self.mean_ = float(np.clip(np.average(y, weights=w), 0.0, 1.0))
         binary = bool(np.isin(y, (0.0, 1.0)).all())
         if np.unique(y).size < 2:  # nothing to learn: every answer scored the same
             self.estimator_ = None
@@ -260,10 +272,14 @@ class QualityPredictor:
             est.fit(
                 np.vstack([X, X]),
                 np.r_[np.ones(len(p)), np.zeros(len(p))].astype(int),
-                sample_weight=np.r_[p, 1.0 - p],
+                sample_weight=np.r_[w * p, w * (1.0 - p)],
             )
         else:
-            est.fit(X, y.astype(int) if binary and self.kind in ("linear", "mlp") else y)
+            target = y.astype(int) if binary and self.kind in ("linear", "mlp") else y
+            if self.kind == "knn" or sample_weight is None:
+                est.fit(X, target)
+            else:
+                est.fit(X, target, sample_weight=w)
         self.estimator_ = est
         self.train_fingerprint_ = _fingerprint(X) if self.kind == "knn" else ""
         return self

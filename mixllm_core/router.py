@@ -36,7 +36,7 @@ from .persistence.files import read_state, write_state
 from .persistence.state import RouterState
 from .predictors import QualityPredictor
 from .shared_state import SharedState
-from .snapshot import PoolModel, RoutingModel, fit_llm, refit_quality
+from .snapshot import PoolModel, RoutingModel, fit_llm, refit_pool, refit_quality
 from .spec import LLMSpec
 from .text import Query, estimate_tokens, query_text
 
@@ -315,7 +315,8 @@ class MixLLMRouter:
                 )
             observed = data.select_llms(list(specs)).mean_cost()
             c_ref = float(np.nanmax(observed)) if np.isfinite(observed).any() else None
-            pool = PoolModel(specs, quality, cost, train, encoder, c_ref, model.pool.retired)
+            kept = data.select_llms(list(specs))
+            pool = PoolModel(specs, quality, cost, train, encoder, c_ref, model.pool.retired, kept)
             for name in specs.keys() - model.pool.specs.keys():
                 self.tracker.set_concurrency(name, specs[name].max_concurrency)
             heads = HeadsTable.empty(X.shape[1], ridge=self._head_ridge(pool))
@@ -635,14 +636,24 @@ class MixLLMRouter:
         return applied
 
     def refit(self, *, min_feedback: int = 20, show_progress: bool = False) -> dict[str, int]:
-        """Retrain the offline quality predictors on the training data plus all logged feedback.
+        """Learn again what ``fit`` learned, from the training data plus all logged feedback.
 
+        Feedback is partial: only the chosen LLM's answer is scored, and the chosen one is the one
+        the router favoured. Refit is therefore an off-policy estimator: each feedback row is
+        weighted by the inverse of the probability with which its LLM was chosen (logged with
+        the decision; clipped and self-normalised, see :mod:`mixllm_core.offpolicy`). Decisions
+        logged without a propensity count as chosen with probability 1.
+
+        With the training data ``fit`` kept (a router fit in this process), everything is
+        learned again: an adaptable encoder's corpus part (the default :class:`StaticEncoder`)
+        from the training and feedback queries together, then every LLM's quality predictor
+        from its training rows plus its weighted feedback and its cost predictor from its
+        training rows. Without it (a router loaded from a file) only the quality predictors of
+        LLMs with feedback are refit, on the stored training sets plus the weighted feedback.
         Each LLM is refit on its own observations only. An LLM added without data needs
         ``min_feedback`` of them first (below that it keeps its prior and online head). The refit
         LLMs' online heads restart from zero, since what they had learned is now part of the
-        offline predictors. With an encoder that ``fit`` adapts (the default
-        :class:`StaticEncoder`), the feedback queries are embedded again, so feedback logged
-        before the last ``fit`` shares the current representation.
+        offline predictors.
 
         The predictors are trained outside the router's lock: routes and feedback go on meanwhile
         and the new predictors replace the old ones in one step. Feedback that arrives after the
@@ -660,6 +671,10 @@ class MixLLMRouter:
             try:
                 feedback = list(self.log.feedback(since_seq=0))
                 cut = max((fb.seq for fb in feedback), default=0)
+                whole = refit_pool(start, feedback, self._new_quality, min_feedback=min_feedback)
+                if whole is not None:
+                    with self._lock:
+                        return self._swap_pool(start, *whole, cut)
                 fitted = refit_quality(
                     start,
                     feedback,
@@ -696,6 +711,24 @@ class MixLLMRouter:
                     heads = heads.learned(llm, x, residual)
         self._model = RoutingModel(pool.with_quality(keep), heads, max(model.feedback_seq, cut))
         return {n: fitted[n][1] for n in keep}
+
+    def _swap_pool(
+        self, start: PoolModel, pool: PoolModel, counts: dict[str, int], cut: int
+    ) -> dict[str, int]:
+        """Publish a pool that ``refit`` learned again from ``start`` (under the lock), unless
+        ``fit``, ``add_llm``, ``remove_llm`` or a new encoder replaced ``start`` meanwhile."""
+        model = self._model
+        if model.pool is not start:
+            return {}
+        heads = model.heads
+        if heads is not None:
+            for name in counts:
+                heads = heads.reset(name)
+            for seq, llm, x, residual in self._late or ():
+                if seq > cut and llm in counts and x.shape[0] == heads.dim:
+                    heads = heads.learned(llm, x, residual)
+        self._model = RoutingModel(pool, heads, max(model.feedback_seq, cut))
+        return counts
 
     def record_outcome(
         self,

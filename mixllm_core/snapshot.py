@@ -27,8 +27,9 @@ import numpy as np
 
 from .data import ASSUMED_OUTPUT_TOKENS, REFERENCE_INPUT_TOKENS, RoutingData
 from .encoders import AdaptableEncoder, QueryEncoder
-from .errors import ConfigError, EmptyPoolError
+from .errors import ConfigError, DataFormatError, EmptyPoolError
 from .log import LoggedFeedback
+from .offpolicy import DEFAULT_CLIP, ips_weights
 from .online import HeadsTable
 from .persistence.state import LLMState, RouterState
 from .predictors import CostPredictor, PredictorBank, QualityPredictor, cost_features
@@ -108,6 +109,8 @@ class PoolModel:
         encoder: The encoder the predictors read.
         c_ref: The reference cost learned by ``fit`` (None: derived from the pool's prices).
         retired: Names of LLMs that were removed from the pool (excluding one is not an error).
+        data: The routing data ``fit`` learned from (``refit`` learns again from it plus the
+            feedback, the encoder's corpus part included); None for a pool read from a file.
 
     Example:
         >>> from mixllm_core.testing import HashingEncoder
@@ -123,6 +126,7 @@ class PoolModel:
     encoder: QueryEncoder
     c_ref: float | None = None
     retired: frozenset[str] = frozenset()
+    data: RoutingData | None = None
     _bank: PredictorBank | None = field(default=None, init=False, repr=False)
     _dims: frozenset[int] | None = field(default=None, init=False, repr=False)
 
@@ -333,8 +337,14 @@ def fit_llm(
     ``F``); returns them with the training set to keep, read-only (``X`` is not copied; pass
     one ``seen`` for all LLMs of one fit and they share one view of it)."""
     j = data.llms.index(spec.name)
+    if not data.is_complete:  # partial feedback: this LLM's observed rows only
+        rows = data.observed_rows(spec.name)
+        if len(rows) == 0:
+            raise DataFormatError(f"The data has no observed quality for LLM {spec.name!r}.")
+        X, F, data = X[rows], F[rows], data.subset(rows)
     y = np.asarray(data.quality[:, j], dtype=float)
-    quality.fit(X, y)
+    weights = None if data.propensity is None else ips_weights(data.propensity[:, j])
+    quality.fit(X, y, sample_weight=weights)
     out_tok = None if data.output_tokens is None else data.output_tokens[:, j]
     priced = bool(spec.input_price or spec.output_price)
     if priced and data.has_tokens and out_tok is not None and np.isfinite(out_tok).any():
@@ -355,6 +365,7 @@ def refit_quality(
     *,
     min_feedback: int,
     show_progress: bool = False,
+    clip: float = DEFAULT_CLIP,
 ) -> dict[str, tuple[QualityPredictor, int]]:
     """New quality predictors for ``pool``'s LLMs from their training sets plus ``feedback``,
     with the number of feedback records each used.
@@ -368,10 +379,10 @@ def refit_quality(
     if stored and isinstance(pool.encoder, AdaptableEncoder):
         again = pool.features([feedback[i].query or "" for i in stored])[0]
         X_now = dict(zip(stored, again))
-    per_llm: dict[str, list[tuple[np.ndarray, float]]] = {}
+    per_llm: dict[str, list[tuple[np.ndarray, float, float | None]]] = {}
     for i, fb in enumerate(feedback):
         if fb.llm in pool.specs:
-            per_llm.setdefault(fb.llm, []).append((X_now.get(i, fb.x), fb.score))
+            per_llm.setdefault(fb.llm, []).append((X_now.get(i, fb.x), fb.score, fb.propensity))
     names = [n for n, obs in per_llm.items() if n in pool.train or len(obs) >= min_feedback]
     iterator: Iterable[str] = names
     if show_progress:
@@ -380,10 +391,136 @@ def refit_quality(
         iterator = tqdm(names, desc="refitting", unit="LLM")
     fitted = {}
     for name in iterator:
-        Xf = np.stack([x for x, _ in per_llm[name]]).astype(np.float32)
-        yf = np.array([y for _, y in per_llm[name]])
+        Xf = np.stack([x for x, _, _ in per_llm[name]]).astype(np.float32)
+        yf = np.array([y for _, y, _ in per_llm[name]])
+        wf = ips_weights([p for _, _, p in per_llm[name]], clip=clip)
         if name in pool.train:
             Xf = np.vstack([pool.train[name][0], Xf])
             yf = np.concatenate([pool.train[name][1], yf])
-        fitted[name] = (new_quality().fit(Xf, yf), len(per_llm[name]))
+            wf = np.concatenate([np.ones(len(pool.train[name][1])), wf])
+        fitted[name] = (new_quality().fit(Xf, yf, sample_weight=wf), len(per_llm[name]))
     return fitted
+
+
+def _feedback_block(
+    pool: PoolModel, feedback: Sequence[LoggedFeedback]
+) -> tuple[list[str], dict[str, list[tuple[int, float, float | None]]]] | None:
+    """The texts of ``feedback`` on pool LLMs, with per LLM (row, score, propensity); None when
+    a record kept no prompt (its query cannot be embedded again)."""
+    texts: list[str] = []
+    per_llm: dict[str, list[tuple[int, float, float | None]]] = {}
+    for fb in feedback:
+        if fb.llm not in pool.specs:
+            continue
+        if fb.query is None:
+            return None
+        per_llm.setdefault(fb.llm, []).append((len(texts), fb.score, fb.propensity))
+        texts.append(fb.query)
+    return texts, per_llm
+
+
+def _feedback_helps(
+    new_quality: Callable[[], QualityPredictor],
+    training: tuple[np.ndarray, np.ndarray, np.ndarray],
+    X_f: np.ndarray,
+    y_f: np.ndarray,
+    w_f: np.ndarray,
+    base: QualityPredictor,
+    folds: int = 3,
+) -> bool:
+    """Whether adding the feedback ``(X_f, y_f)`` (weights ``w_f``) to ``training`` predicts
+    held-out feedback better than ``base``, fit on ``training`` alone (k-fold, weighted squared
+    error)."""
+    n = len(y_f)
+    if n < 2 * folds:
+        return False
+    X_o, y_o, w_o = training
+    fold = np.arange(n) % folds
+    err_new = 0.0
+    for k in range(folds):
+        held = fold == k
+        model = new_quality().fit(
+            np.vstack([X_o, X_f[~held]]),
+            np.concatenate([y_o, y_f[~held]]),
+            sample_weight=np.concatenate([w_o, w_f[~held]]),
+        )
+        err_new += float(np.sum(w_f[held] * (model.predict(X_f[held]) - y_f[held]) ** 2))
+    err_base = float(np.sum(w_f * (base.predict(X_f) - y_f) ** 2))
+    return err_new < err_base
+
+
+def refit_pool(
+    pool: PoolModel,
+    feedback: Sequence[LoggedFeedback],
+    new_quality: Callable[[], QualityPredictor],
+    *,
+    min_feedback: int,
+    clip: float = DEFAULT_CLIP,
+    validate: bool = True,
+) -> tuple[PoolModel, dict[str, int]] | None:
+    """Everything ``fit`` learned, learned again from ``pool.data`` plus ``feedback``.
+
+    The encoder's corpus part is adapted to the offline and the feedback queries together, every
+    query is embedded again, and each LLM's quality predictor is fit on its offline rows plus
+    its feedback, each feedback row weighted by its inverse propensity (clipped at ``clip``,
+    self-normalised: see :func:`~mixllm_core.offpolicy.ips_weights`); cost predictors are fit
+    again on the offline rows. An LLM without offline data needs ``min_feedback`` records, or
+    keeps what it has. With ``validate``, an LLM with training rows takes its feedback only when
+    that lowers the error on held-out feedback (3-fold, squared error weighted by the same inverse
+    propensities, against the predictor fit on its training rows alone): a refit never trades
+    a good offline predictor for one that selection-biased feedback pulled off; the count of
+    such an LLM is 0. Returns the new pool with the feedback count per refit LLM, or None when
+    this is not possible (no offline data kept, an LLM trained on data the pool does not hold,
+    or feedback whose prompt was not stored): :func:`refit_quality` is then the way.
+    """
+    data = pool.data
+    if data is None or not set(pool.train) <= set(data.llms):
+        return None
+    block = _feedback_block(pool, feedback)
+    if block is None:
+        return None
+    fb_texts, per_llm = block
+    texts = list(data.queries) + fb_texts
+    encoder = pool.encoder
+    if isinstance(encoder, AdaptableEncoder):
+        encoder = encoder.adapted(texts)
+    X_all, F_all = pool.with_encoder(encoder).features(texts, check=False)
+    n_off = len(data)
+    X_off, F_off = X_all[:n_off], F_all[:n_off]
+    quality, cost, train = dict(pool.quality), dict(pool.cost), {}
+    counts: dict[str, int] = {}
+    seen: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for name, spec in pool.specs.items():
+        obs = per_llm.get(name, [])
+        base = None
+        if name in pool.train:
+            base, cost[name], (X_o, y_o) = fit_llm(spec, X_off, F_off, data, new_quality(), seen)
+            rows = data.observed_rows(name)
+            j = data.llms.index(name)
+            w_o = np.ones(len(rows))
+            if data.propensity is not None:
+                w_o = ips_weights(data.propensity[rows, j], clip=clip)
+        elif len(obs) >= min_feedback and obs:
+            X_o, y_o, w_o = X_off[:0], np.zeros(0), np.zeros(0)
+        else:
+            continue
+        X_f = X_all[[n_off + i for i, _, _ in obs]]
+        y_f = np.array([y for _, y, _ in obs], dtype=float)
+        w_f = ips_weights([p for _, _, p in obs], clip=clip)
+        training = (X_o, y_o, w_o)
+        if (
+            base is not None
+            and validate
+            and not _feedback_helps(new_quality, training, X_f, y_f, w_f, base)
+        ):
+            quality[name], counts[name] = base, 0  # learned again, on the training rows only
+        else:
+            Xq = np.vstack([X_o, X_f])
+            yq, wq = np.concatenate([y_o, y_f]), np.concatenate([w_o, w_f])
+            quality[name], counts[name] = new_quality().fit(Xq, yq, sample_weight=wq), len(obs)
+        if name in pool.train:
+            train[name] = (X_o, y_o)
+    refit = PoolModel(
+        pool.specs, quality, cost, train, encoder, pool.c_ref, pool.retired, pool.data
+    )
+    return refit, counts

@@ -9,17 +9,27 @@ Formats read by :func:`load_routing_data` (the format is detected from the colum
   turns; optional ``eval_name``, ``sample_id``, ``split``.
 * **LLMRouter** (``ulab-uiuc/LLMRouter``, as in ``llmrouter_nim``): ``question``, ``task_name``,
   ``score__<model>`` columns, prices in a ``default_llm.json`` beside the file.
+* **a router's own log** (:func:`load_routing_log`): the feedback it received, one LLM per
+  query, with the logged propensities.
 * **generic** (ours), long format, one row per (query, LLM)::
 
       sample_id, query, llm, quality            required; quality in [0, 1]
       cost, input_tokens, output_tokens,        optional; cost in USD per call
       latency, task, split                      optional; split is "train" / "test"
+      propensity, timestamp                     optional; see below
+
+  A query needs rows only for the LLMs that answered it: a production log where each prompt was
+  answered by one LLM and rated is valid, and the (query, LLM) pairs without a row are
+  unobserved (each LLM's predictors learn from its own rows). ``propensity`` in (0, 1] is the
+  probability with which the logging policy chose that LLM (training weighs the row by its
+  inverse; empty: unknown, weight 1); ``timestamp`` is when it was logged (seconds since the
+  epoch or ISO 8601; queries are ordered oldest first).
 
   as CSV, parquet or JSON lines. Prices may come in a ``prices.json`` beside it:
   ``{"llm": {"input_price": 0.15, "output_price": 0.6}}`` (USD per million tokens).
 
 What is allowed: quality is a finite number in [0, 1]; cost, token counts and latency are finite
-numbers >= 0; every query has a score for every LLM; a sample id names one query (its rows agree
+numbers >= 0; a sample id names one query (its rows agree
 on the text, task and split) and each (sample id, LLM) pair appears once; prices are finite
 numbers >= 0. Anything else — a file that cannot be parsed, a missing column, a cell of the wrong
 type, a value out of range — raises :class:`~mixllm_core.errors.DataFormatError` naming the file,
@@ -38,6 +48,7 @@ from .loaders import (
     load_routerbench,
     load_routerbench_hub,
     load_routing_data,
+    load_routing_log,
 )
 from .routing_data import ASSUMED_OUTPUT_TOKENS, REFERENCE_INPUT_TOKENS, RoutingData
 
@@ -52,4 +63,5 @@ __all__ = [
     "load_routerbench",
     "load_routerbench_hub",
     "load_routing_data",
+    "load_routing_log",
 ]

@@ -141,6 +141,25 @@ def _numbers(df: Any, column: str, where: str) -> np.ndarray:
     return values
 
 
+def _timestamps(df: Any, column: str, where: str) -> np.ndarray:
+    """A time column as seconds since the epoch: numbers as they are, dates and ISO 8601 texts
+    converted (UTC unless they say otherwise); an empty cell is NaN."""
+    import pandas as pd
+
+    series = df[column]
+    if pd.api.types.is_numeric_dtype(series.dtype):
+        return _numbers(df, column, where)
+    try:
+        stamps = pd.to_datetime(series, utc=True, format="ISO8601")
+    except (ValueError, TypeError) as exc:
+        raise DataFormatError(
+            f"{where}, column {column!r}: cells must be seconds since the epoch or ISO 8601 "
+            f"times ({exc})."
+        ) from exc
+    seconds = (stamps - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
+    return np.array(seconds.to_numpy(dtype=float, na_value=np.nan), dtype=float)
+
+
 def _column_texts(df: Any, column: str, where: str, *, nonblank: bool = False) -> list[str]:
     """The column as text; an empty cell (or a blank one, with ``nonblank``) raises."""
     series = df[column]
@@ -483,7 +502,11 @@ def _from_generic_frame(df: Any, path: Path, prices: str | Path | None) -> Routi
         )
     ids = _column_texts(df, "sample_id", where)
     llm_of_row = _column_texts(df, "llm", where, nonblank=True)
-    numeric = {c: _numbers(df, c, where) for c in _MATRICES if c in df.columns}
+    numeric = {
+        c: _timestamps(df, c, where) if c == "timestamp" else _numbers(df, c, where)
+        for c in _MATRICES
+        if c in df.columns
+    }
     for name, column_values in numeric.items():
         _check_values(
             column_values,
@@ -515,20 +538,25 @@ def _from_generic_frame(df: Any, path: Path, prices: str | Path | None) -> Routi
     r = np.array([row_of[s] for s in ids])
     c = np.array([col_of[name] for name in llm_of_row])
     filled = np.zeros((len(samples), len(llms)), dtype=bool)
-    filled[r, c] = True
-    if not filled.all():
-        i, j = np.argwhere(~filled)[0]
-        raise DataFormatError(
-            f"{where}: every query needs a quality for every LLM (or a NaN-free file): sample "
-            f"{samples[i]!r} has none for LLM {llms[j]!r}."
-        )
+    filled[r, c] = True  # a (query, LLM) pair without a row is unobserved
 
     def grid(values: np.ndarray) -> np.ndarray:
-        out = np.empty(filled.shape)
+        out = np.full(filled.shape, np.nan)
         out[r, c] = values
         return out
 
     firsts = [first[s] for s in samples]
+    if "timestamp" in numeric:  # oldest first
+        stamps = grid(numeric["timestamp"])
+        with np.errstate(all="ignore"):
+            when = np.where(np.isfinite(stamps), stamps, np.inf).min(axis=1)
+        order = np.argsort(when, kind="stable")
+        samples, firsts, filled = (
+            [samples[i] for i in order],
+            [firsts[i] for i in order],
+            filled[order],
+        )
+        r = np.argsort(order)[r]
     matrices = {name: grid(values) for name, values in numeric.items()}
     return RoutingData(
         queries=[per_sample["query"][i] for i in firsts],
@@ -543,6 +571,9 @@ def _from_generic_frame(df: Any, path: Path, prices: str | Path | None) -> Routi
         latency=matrices.get("latency"),
         specs=_prices_beside(path, prices, "prices.json"),
         source="generic",
+        observed=filled,
+        propensity=matrices.get("propensity"),
+        timestamp=matrices.get("timestamp"),
     )
 
 
@@ -577,4 +608,84 @@ def load_routing_data(path: str | Path, *, trust_pickle: bool = False) -> Routin
         f"Cannot tell the format of {str(path)!r} from its columns {columns[:12]}. Expected "
         "RouterBench ('<model>|total_cost'), LLMRouter ('score__<model>') or the generic long "
         f"format ({list(_GENERIC_REQUIRED)})." + _delimiter_hint(columns)
+    )
+
+
+def load_routing_log(log: Any) -> RoutingData:
+    """The feedback a router logged in production as partial routing data.
+
+    One row per decision that received feedback: its prompt, the chosen LLM, the score, the
+    propensity with which the LLM was chosen (NaN when it was logged without one), when it was
+    decided, and the cost, tokens and latency of its recorded outcome when there is one. Every
+    other (query, LLM) pair is unobserved.
+
+    Args:
+        log: A :class:`~mixllm_core.log.RoutingLog`, or the path of a SQLite log file.
+
+    Raises:
+        DataFormatError: the file does not exist, or no feedback with a stored prompt is logged
+            (a log written with ``store_prompts=False`` cannot be trained on).
+
+    Example:
+        >>> from mixllm_core.log import MemoryLog
+        >>> load_routing_log(MemoryLog())
+        Traceback (most recent call last):
+        ...
+        mixllm_core.errors.DataFormatError: The routing log holds no feedback on a decision with a stored prompt; nothing to train on.
+    """
+    from ..log import RoutingLog, SQLiteLog
+
+    if not isinstance(log, RoutingLog):
+        path = Path(log)
+        if not path.is_file():
+            raise DataFormatError(f"Routing log {str(path)!r} does not exist.")
+        log = SQLiteLog(path)
+    tables = log.rows()
+    decisions = {row["decision_id"]: row for row in tables["decisions"]}
+    outcomes = {row["decision_id"]: row for row in tables["outcomes"]}  # the latest wins
+    rows = []
+    for fb in tables["feedback"]:
+        d = decisions.get(fb["decision_id"])
+        if d is None or d.get("query") is None:
+            continue
+        out = outcomes.get(fb["decision_id"], {})
+        rows.append((d, fb, out))
+    if not rows:
+        raise DataFormatError(
+            "The routing log holds no feedback on a decision with a stored prompt; nothing to "
+            "train on."
+        )
+    llms = list(dict.fromkeys(d["llm"] for d, _, _ in rows))
+    n, m = len(rows), len(llms)
+    observed = np.zeros((n, m), bool)
+    cells = {name: np.full((n, m), np.nan) for name in _MATRICES}
+    for i, (d, fb, out) in enumerate(rows):
+        j = llms.index(d["llm"])
+        observed[i, j] = True
+        values = {
+            "quality": fb["score"],
+            "propensity": d.get("propensity"),
+            "timestamp": d.get("time"),
+            "cost": out.get("cost"),
+            "input_tokens": out.get("input_tokens"),
+            "output_tokens": out.get("output_tokens"),
+            "latency": out.get("latency_s"),
+        }
+        for name, value in values.items():
+            if value is not None:
+                cells[name][i, j] = float(value)
+    present = {k: v if np.isfinite(v).any() else None for k, v in cells.items()}
+    return RoutingData(
+        queries=[d["query"] for d, _, _ in rows],
+        llms=llms,
+        quality=cells["quality"],
+        sample_ids=[f"log:{d['decision_id']}" for d, _, _ in rows],
+        source="log",
+        observed=observed,
+        cost=present["cost"],
+        input_tokens=present["input_tokens"],
+        output_tokens=present["output_tokens"],
+        latency=present["latency"],
+        propensity=present["propensity"],
+        timestamp=present["timestamp"],
     )

@@ -150,8 +150,12 @@ def test_generic_long_format_and_errors(tmp_path: Path) -> None:
     assert data.llms == ["a", "b"] and data.queries == ["hi", "yo"]
     np.testing.assert_allclose(data.cost, [[0.1, 0.2], [0.1, 0.3]])
     pd.DataFrame(rows[:3]).to_csv(tmp_path / "missing.csv", index=False)
-    with pytest.raises(DataFormatError, match="'q2' has none for LLM 'b'"):
-        load_generic(tmp_path / "missing.csv")
+    partial = load_generic(tmp_path / "missing.csv")  # q2 has no row for b: unobserved
+    assert partial.observed is not None and partial.observed.tolist() == [
+        [True, True],
+        [True, False],
+    ]
+    assert np.isnan(partial.quality[1, 1]) and partial.observed_rows("b").tolist() == [0]
     pd.DataFrame([{k: v for k, v in r.items() if k != "quality"} for r in rows]).to_csv(
         tmp_path / "noq.csv", index=False
     )

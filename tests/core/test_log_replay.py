@@ -94,8 +94,10 @@ def test_refit_retrains_on_training_data_plus_feedback(world) -> None:
     report = stream_feedback(router, stream.subset(range(200)), "refined", lam=5.0)
     per_llm = {n: int(c) for n, c in zip(router._heads.names, router._heads.n_updates)}
     used = router.refit()
-    assert set(used) == {n for n, c in per_llm.items() if c > 0}  # all have offline data
-    for name, n in used.items():
+    assert set(used) == set(router.llms)  # every LLM is learned again (all have offline data)
+    assert {n for n, c in used.items() if c} <= {n for n, c in per_llm.items() if c > 0}
+    for name, n in used.items():  # n: its feedback, or 0 where it did not help (validated)
+        assert n in (0, per_llm[name])
         assert router._quality[name].n_samples_ == before[name] + n
     assert int(router._heads.n_updates.sum()) == 0  # their knowledge moved into the offline model
     router.add_llm(LLMSpec("newcomer", 1.0, 1.0))

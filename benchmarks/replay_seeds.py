@@ -1,0 +1,122 @@
+"""The continual-learning replay over several split seeds, lean: no baselines, no timing.
+
+Per data set and seed: split train/test as ``mixllm bench`` does, fit on 30% of the training
+rows, stream the other 70% with none / refined / binary feedback (as ``mixllm bench --online``),
+and score AIQ on the test rows. Prints a table and writes JSON.
+
+    python benchmarks/replay_seeds.py --seeds 0 1 2 3 4 --out replay.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from mixllm_core import MixLLMRouter
+from mixllm_core.data import load_routing_data
+from mixllm_core.encoders import StaticEncoder
+from mixllm_core.experiments.bench import LAMBDA_GRID, REFIT_EVERY
+from mixllm_core.experiments.replay import (
+    evaluate_choices,
+    split_offline_stream,
+    stream_feedback,
+)
+from mixllm_core.metrics import aiq
+
+DATA = {
+    "routerbench": "../shared/data/routerbench_subset/routerbench_arc_mbpp_winogrande.parquet",
+    "nim": "../shared/data/llmrouter_nim/llmrouter_dcrouter_scores.parquet",
+}
+
+
+class _Fixed:
+    """An encoder whose corpus part is fixed (``fit`` does not adapt it again)."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    @property
+    def dim(self) -> int:
+        return self.inner.dim
+
+    def encode(self, texts, *, show_progress=False):
+        return self.inner.encode(texts, show_progress=show_progress)
+
+    def get_config(self):
+        return self.inner.get_config()
+
+
+def score(router: MixLLMRouter, test, max_cost: float) -> float:
+    X, F = router.features(test.queries)
+    choices = evaluate_choices(router, test, X, F, LAMBDA_GRID, router.c_ref())
+    rows = np.arange(len(test))
+    cost = test.cost if test.cost is not None else np.zeros_like(test.quality)
+    costs = [float(cost[rows, idx].mean()) for idx in choices.values()]
+    quals = [float(test.quality[rows, idx].mean()) for idx in choices.values()]
+    return aiq(costs, quals, max_cost)
+
+
+def run(name: str, seed: int, kinds: list[str], stream_lam: float, alpha: float, **explore) -> dict:
+    data = load_routing_data(DATA[name])
+    train, test = data.train_test_split(seed=seed)
+    offline, stream = split_offline_stream(train, 0.3, seed)
+    cost = test.cost if test.cost is not None else np.zeros_like(test.quality)
+    max_cost = float(cost.mean(axis=0).max())
+    out = {}
+    for kind in kinds:
+        t0 = time.perf_counter()
+        router = MixLLMRouter(encoder=StaticEncoder(), seed=seed)
+        router.policy = router.maker.policy = replace(router.policy, alpha=alpha, **explore)
+        if kind == "full":
+            router.fit(train)
+        elif kind == "adapt":  # no feedback, corpus part learned from every training query
+            router.encoder = _Fixed(StaticEncoder().adapted(train.queries))
+            router.fit(offline)
+        else:
+            router.fit(offline)
+            if kind != "none":
+                stream_feedback(router, stream, kind, lam=stream_lam, refit_every=REFIT_EVERY)
+                router.refit()
+        out[kind] = score(router, test, max_cost)
+        print(
+            f"{name} seed {seed} {kind:8s} AIQ {out[kind]:.4f} ({time.perf_counter() - t0:.0f}s)",
+            flush=True,
+        )
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--data", nargs="+", default=list(DATA))
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    p.add_argument("--kinds", nargs="+", default=["none", "refined", "binary"])
+    p.add_argument("--stream-lam", type=float, default=5.0)
+    p.add_argument("--alpha", type=float, default=0.05)
+    p.add_argument("--explore", default="greedy")
+    p.add_argument("--temperature", type=float, default=0.02)
+    p.add_argument("--epsilon", type=float, default=0.1)
+    p.add_argument("--out", default="replay-seeds.json")
+    args = p.parse_args()
+    explore = {"explore": args.explore, "temperature": args.temperature, "epsilon": args.epsilon}
+    result = {
+        name: {
+            s: run(name, s, args.kinds, args.stream_lam, args.alpha, **explore) for s in args.seeds
+        }
+        for name in args.data
+    }
+    for name, per_seed in result.items():
+        print(f"\n{name}: seed " + " ".join(f"{k:>8s}" for k in args.kinds))
+        for s, r in per_seed.items():
+            print(f"{s:>4d}   " + " ".join(f"{r[k]:8.4f}" for k in args.kinds))
+        means = {k: float(np.mean([r[k] for r in per_seed.values()])) for k in args.kinds}
+        print("mean   " + " ".join(f"{means[k]:8.4f}" for k in args.kinds))
+    Path(args.out).write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
