@@ -107,3 +107,22 @@ def test_pick_lambda_prefers_quality_under_the_cost_and_cost_over_the_quality() 
     assert (missed.lam, missed.met) == (3.0, False)
     with pytest.raises(ConfigError, match="one non-empty length"):
         pick_lambda([0.0], [1.0, 2.0], [0.5], target_cost=1.0)
+
+
+def test_cli_calibrate_prints_and_applies_lambda(parts, tmp_path, capsys) -> None:
+    from mixllm_core.cli import main
+    from tests.conftest import write_long_csv
+
+    router, val, _ = parts
+    saved = router.save(tmp_path / "r")
+    csv = write_long_csv(val, tmp_path / "val.csv")
+    assert val.cost is not None
+    target = 0.5 * float(val.cost.mean(axis=0).max())
+    args = ["calibrate", "--router", str(saved), "--data", str(csv), "--target-cost", str(target)]
+    assert main([*args, "--apply"]) == 0
+    out = capsys.readouterr().out
+    assert "met" in out and "saved λ" in out
+    lam = MixLLMRouter.load(saved).policy.lam
+    assert lam == router.calibrate(val, target_cost=target).lam != 1.0
+    assert main([*args[:-1], "0"]) == 1  # a zero budget cannot be met
+    assert "NOT met" in capsys.readouterr().out
