@@ -126,6 +126,87 @@ def isotonic(Xtr: np.ndarray, Ytr: np.ndarray, Xte: np.ndarray, Q_lin: np.ndarra
     return out
 
 
+_OOF: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _oof(Xtr: np.ndarray, Ytr: np.ndarray, inner: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold linear and KNN predictions of the training rows (inner folds; cached per
+    outer fold)."""
+    from sklearn.model_selection import KFold
+
+    key = id(Xtr)
+    if key not in _OOF:
+        lin, knn = np.empty_like(Ytr), np.empty_like(Ytr)
+        for a, b in KFold(inner, shuffle=True, random_state=0).split(Xtr):
+            for j in range(Ytr.shape[1]):
+                lin[b, j] = QualityPredictor("linear").fit(Xtr[a], Ytr[a, j]).predict(Xtr[b])
+                knn[b, j] = QualityPredictor("knn").fit(Xtr[a], Ytr[a, j]).predict(Xtr[b])
+        _OOF.clear()
+        _OOF[key] = (lin, knn)
+    return _OOF[key]
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-4, 1 - 1e-4)
+    return np.log(p / (1 - p))
+
+
+def _weighted_logistic(Z: np.ndarray, y: np.ndarray, Zte: np.ndarray) -> np.ndarray:
+    """Logistic regression of fractional ``y`` on ``Z`` (rows twice, weighted y and 1 − y)."""
+    from sklearn.linear_model import LogisticRegression
+
+    y = np.clip(y, 0, 1)
+    if np.unique(y).size < 2:
+        return np.full(len(Zte), y.mean())
+    lr = LogisticRegression(C=10.0, max_iter=1000).fit(
+        np.vstack([Z, Z]), np.r_[np.ones(len(y)), np.zeros(len(y))], sample_weight=np.r_[y, 1 - y]
+    )
+    return lr.predict_proba(Zte)[:, 1]  # type: ignore[no-any-return]
+
+
+def platt(Xtr: np.ndarray, Ytr: np.ndarray, Xte: np.ndarray, Q_lin: np.ndarray) -> np.ndarray:
+    """Per-LLM Platt scaling of the linear model, fit on out-of-fold predictions."""
+    lin, _ = _oof(Xtr, Ytr)
+    return np.column_stack(
+        [
+            _weighted_logistic(_logit(lin[:, [j]]), Ytr[:, j], _logit(Q_lin[:, [j]]))
+            for j in range(Ytr.shape[1])
+        ]
+    )
+
+
+def isotonic_oof(
+    Xtr: np.ndarray, Ytr: np.ndarray, Xte: np.ndarray, Q_lin: np.ndarray
+) -> np.ndarray:
+    from sklearn.isotonic import IsotonicRegression
+
+    lin, _ = _oof(Xtr, Ytr)
+    return np.column_stack(
+        [
+            IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1)
+            .fit(lin[:, j], Ytr[:, j])
+            .predict(Q_lin[:, j])
+            for j in range(Ytr.shape[1])
+        ]
+    )
+
+
+def stack(Xtr: np.ndarray, Ytr: np.ndarray, Xte: np.ndarray, Q_lin: np.ndarray) -> np.ndarray:
+    """Per-LLM logistic stack of the linear and KNN predictions, weights fit out of fold."""
+    lin, knn = _oof(Xtr, Ytr)
+    Q_knn = per_llm("knn")(Xtr, Ytr, Xte, Q_lin)
+    return np.column_stack(
+        [
+            _weighted_logistic(
+                np.c_[_logit(lin[:, j]), _logit(knn[:, j])],
+                Ytr[:, j],
+                np.c_[_logit(Q_lin[:, j]), _logit(Q_knn[:, j])],
+            )
+            for j in range(Ytr.shape[1])
+        ]
+    )
+
+
 def knn_bench(Xtr: np.ndarray, Ytr: np.ndarray, Xte: np.ndarray, Q_lin: np.ndarray) -> np.ndarray:
     from sklearn.neighbors import KNeighborsRegressor
 
@@ -142,6 +223,9 @@ def variants(names: list[str]) -> dict[str, Variant]:
         "avg-linear-knn": lambda Xtr, Ytr, Xte, Q: 0.5 * (Q + per_llm("knn")(Xtr, Ytr, Xte, Q)),
         "joint-mlp": joint_mlp(),
         "joint-heads": joint_mlp(heads=True),
+        "platt": platt,
+        "isotonic-oof": isotonic_oof,
+        "stack-linear-knn": stack,
     }
     for tau in (0.002, 0.01, 0.03):
         for kappa in (1.0,):
