@@ -1,4 +1,4 @@
-"""The ``mixllm`` command: ``mixllm train`` and ``mixllm bench``."""
+"""The ``mixllm`` command: ``mixllm train``, ``bench``, ``calibrate`` and ``simulate``."""
 
 from __future__ import annotations
 
@@ -190,6 +190,19 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="cross-validate leaving whole tasks out (each test fold holds unseen tasks)",
     )
+    c = sub.add_parser(
+        "calibrate", help="pick λ on validation data for a target mean cost or quality share"
+    )
+    c.add_argument("--router", required=True, help="directory of a saved router")
+    c.add_argument("--data", required=True, help="validation routing data (all its rows)")
+    goal = c.add_mutually_exclusive_group(required=True)
+    goal.add_argument("--target-cost", type=float, help="mean USD per query to stay within")
+    goal.add_argument(
+        "--target-quality-share",
+        type=float,
+        help="share in [0, 1] of the best single LLM's mean quality to reach, cheapest first",
+    )
+    c.add_argument("--apply", action="store_true", help="save the chosen λ into the router")
     sim = sub.add_parser(
         "simulate",
         help="a Poisson query stream against a pool with limited "
@@ -253,6 +266,30 @@ def _simulate(args: argparse.Namespace) -> int:
     print(format_simulation(result))
     print(f"wrote {out / 'simulate.json'}")
     return 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from .data import load_routing_data
+    from .router import MixLLMRouter
+
+    router = MixLLMRouter.load(args.router)
+    data = load_routing_data(args.data)
+    result = router.calibrate(
+        data,
+        target_cost=args.target_cost,
+        target_quality_share=args.target_quality_share,
+        apply=args.apply,
+    )
+    unit = "USD" if result.target == "cost" else "quality"
+    print(
+        f"λ = {result.lam:.6g}: mean cost {result.cost:.4g} USD ({result.cost_source}), mean "
+        f"quality {result.quality:.4f} on {len(data)} queries; target {result.target_value:.4g} "
+        f"{unit} {'met' if result.met else 'NOT met (closest λ)'}"
+    )
+    if args.apply:
+        router.save(args.router)
+        print(f"saved λ = {result.lam:.6g} into {args.router}")
+    return 0 if result.met else 1
 
 
 def _bench_encoders(name: str, data: Any = None, cache_dir: str | None = None) -> tuple[Any, Any]:
@@ -321,6 +358,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _route(args)
         if args.command == "simulate":
             return _simulate(args)
+        if args.command == "calibrate":
+            return _calibrate(args)
         if args.command == "train":
             from .data import load_routing_data, load_routing_log
             from .decision import DecisionPolicy

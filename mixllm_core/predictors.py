@@ -20,12 +20,14 @@ from .errors import ConfigError, NotFittedError, check_choice
 
 __all__ = [
     "QUALITY_KINDS",
+    "MIN_INPUT_PRICE_SHARE",
     "CostPredictor",
     "CostState",
     "PredictorBank",
     "QualityPredictor",
     "QualityState",
     "cost_features",
+    "infer_prices",
 ]
 
 QUALITY_KINDS = ("knn", "linear", "rf", "mlp")
@@ -158,6 +160,56 @@ class CostState:
 def cost_features(X: np.ndarray, input_tokens: np.ndarray) -> np.ndarray:
     """Features of the cost model: log input length, then the query representation."""
     return np.hstack([np.log1p(np.asarray(input_tokens, dtype=float))[:, None], X])
+
+
+#: The least input price :func:`infer_prices` gives, as a share of the output price: price lists
+#: charge output tokens 1 to 4 times as much as input tokens (RouterBench's 11 LLMs: 1.0 to 3.4).
+MIN_INPUT_PRICE_SHARE = 0.25
+
+
+def infer_prices(
+    cost: np.ndarray,
+    input_tokens: np.ndarray,
+    output_tokens: np.ndarray | None = None,
+    *,
+    assumed_output_tokens: float = 200.0,
+) -> tuple[float, float]:
+    """Per-token prices (USD per million tokens) that explain observed per-call costs.
+
+    A non-negative least-squares fit of ``cost ≈ input_tokens × p_in + output_tokens × p_out``
+    (rows with a NaN are skipped). Without output tokens every answer counts as
+    ``assumed_output_tokens`` long, so ``p_out`` prices an average answer and ``p_in`` is what
+    the cost grows by per prompt token. When the prompts vary too little in length to tell
+    (the fit gives ``p_in`` below :data:`MIN_INPUT_PRICE_SHARE` × ``p_out``), ``p_in`` is set to
+    that share and ``p_out`` fit again, so a long prompt still costs what it should. Costs
+    that are prices times tokens, as RouterBench's are, give back the list prices.
+
+    Example:
+        >>> tin = np.array([100.0, 2000.0, 50.0]); tout = np.array([300.0, 10.0, 80.0])
+        >>> [round(p, 6) for p in infer_prices((tin * 10 + tout * 30) / 1e6, tin, tout)]
+        [10.0, 30.0]
+    """
+    from scipy.optimize import nnls
+
+    cost = np.asarray(cost, dtype=float)
+    tin = np.asarray(input_tokens, dtype=float)
+    tout = (
+        np.full_like(cost, float(assumed_output_tokens))
+        if output_tokens is None
+        else np.asarray(output_tokens, dtype=float)
+    )
+    ok = np.isfinite(cost) & np.isfinite(tin) & np.isfinite(tout)
+    if not ok.any():
+        raise ConfigError("infer_prices needs at least one row with a cost and token counts.")
+    A = np.column_stack([tin[ok], tout[ok]]) / 1e6
+    scale = float(np.abs(cost[ok]).max()) or 1.0  # NNLS is better conditioned on O(1) targets
+    y = cost[ok] / scale
+    (p_in, p_out), _ = nnls(A, y)
+    if p_in < MIN_INPUT_PRICE_SHARE * p_out:  # p_in at the floor: cost = A @ [s·p, p]
+        combined = A @ np.array([MIN_INPUT_PRICE_SHARE, 1.0])
+        p_out = max(float(combined @ y) / float(combined @ combined), 0.0)
+        p_in = MIN_INPUT_PRICE_SHARE * p_out
+    return float(p_in * scale), float(p_out * scale)
 
 
 class QualityPredictor:
@@ -330,10 +382,19 @@ class QualityPredictor:
 class CostPredictor:
     """Predicts one LLM's cost per call in USD.
 
-    ``mode="tokens"``: input tokens × input price + predicted output tokens × output price
-    (needs observed output tokens and prices). ``mode="regress"``: a ridge regression of the log
-    of observed cost (for data that has costs but no tokens). ``mode="prior"``: prices with
-    estimated input tokens and a fixed output length (cold start).
+    ``mode="tokens"`` (what ``fit`` on data gives): input tokens × input price + predicted
+    output tokens × output price. The input tokens are known when the query is routed, so the
+    cost grows linearly with the prompt; only the output length is learned (a ridge regression
+    on the cost features). The prices are the LLM's, or inferred from observed costs with
+    :func:`infer_prices`. ``mode="prior"``: prices with a fixed output length (cold start).
+    ``mode="regress"``: a ridge regression of the log of observed cost, kept to read routers
+    saved by earlier versions (its cost does not follow the prompt's length).
+
+    Example:
+        >>> F = cost_features(np.zeros((2, 1)), np.array([10.0, 20_000.0]))
+        >>> model = CostPredictor("tokens", input_price=10.0, output_price=30.0)
+        >>> model.fit(F, np.array([100.0, 100.0])).predict(F).round(4)
+        array([0.0031, 0.203 ])
     """
 
     def __init__(

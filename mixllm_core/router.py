@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from .calibration import CALIBRATION_GRID, Calibration, check_target, pick_lambda
 from .data import RoutingData
 from .decision import BudgetTracker, DecisionMaker, DecisionPolicy, RoutingDecision
 from .encoders import AdaptableEncoder, QueryEncoder, StaticEncoder
@@ -556,6 +557,77 @@ class MixLLMRouter:
                 :class:`UnknownLLMError`.
         """
         return self.route_batch([query], lam=lam, policy=policy, exclude=exclude)[0]
+
+    # ------------------------------------------------------------------ calibrate
+    def calibrate(
+        self,
+        data: RoutingData,
+        *,
+        target_cost: float | None = None,
+        target_quality_share: float | None = None,
+        lambdas: Sequence[float] = CALIBRATION_GRID,
+        apply: bool = False,
+    ) -> Calibration:
+        """Pick λ so that ``data``'s queries, routed, meet a target mean cost or quality.
+
+        Routes every query of ``data`` (validation data the router was not fit on) at each λ
+        of ``lambdas`` with this router's predictions and policy (exploration included; no
+        budget, latency or context-window limits) and reads the mean cost and quality of the
+        chosen LLMs from ``data`` (the predicted cost when ``data`` has none); see
+        :func:`~mixllm_core.calibration.pick_lambda` for the choice.
+
+        Args:
+            data: Validation rows with a column for every pool LLM.
+            target_cost: Mean USD per query to stay within, or
+            target_quality_share: A share in [0, 1] of the best single LLM's mean quality on
+                ``data`` to reach as cheaply as possible. Give exactly one.
+            lambdas: The λ values tried.
+            apply: Set the chosen λ as this router's policy λ.
+
+        Raises:
+            ConfigError: not exactly one target, or a target out of range.
+            DataFormatError: ``data`` is empty or lacks a pool LLM.
+
+        Example:
+            >>> from mixllm_core.testing import HashingEncoder, make_synthetic_world
+            >>> train, val = make_synthetic_world(600, seed=0).train_test_split(seed=0)
+            >>> router = MixLLMRouter(encoder=HashingEncoder()).fit(train)
+            >>> result = router.calibrate(val, target_cost=0.001, apply=True)
+            >>> result.met, result.cost <= 0.001, router.policy.lam == result.lam
+            (True, True, True)
+        """
+        kind, value = check_target(target_cost, target_quality_share)
+        model = self._model
+        names = list(model.pool.names)
+        if not isinstance(data, RoutingData) or len(data) == 0:
+            raise DataFormatError("calibrate() needs RoutingData with at least one query.")
+        missing = [n for n in names if n not in data.llms]
+        if missing:
+            raise DataFormatError(f"The data has no column for {missing}; it has {data.llms}.")
+        cols = [data.llms.index(n) for n in names]
+        X, F = model.pool.features(data.queries)
+        _, _, Q, C, U = self._predict(model, X, F)
+        cost = C if data.cost is None else data.cost[:, cols]
+        quality = data.quality[:, cols]
+        rows = np.arange(len(data))
+        c_ref = model.pool.reference_cost()
+        lams = [float(lam) for lam in lambdas]
+        points = []
+        for lam in lams:
+            S = self.maker.scores(Q, C, c_ref, uncertainty=U, policy=replace(self.policy, lam=lam))
+            pick = np.argmax(S, axis=1)
+            points.append((cost[rows, pick].mean(), quality[rows, pick].mean()))
+        costs, quals = [p[0] for p in points], [p[1] for p in points]
+        if kind == "cost":
+            result = pick_lambda(lams, costs, quals, target_cost=value)
+        else:
+            best = value * float(quality.mean(axis=0).max())
+            result = pick_lambda(lams, costs, quals, target_quality=best)
+        result = replace(result, cost_source="predicted" if data.cost is None else "observed")
+        if apply:
+            self.policy = replace(self.policy, lam=result.lam)
+            self.maker.policy = self.policy
+        return result
 
     # ------------------------------------------------------------------ feedback
     def feedback(

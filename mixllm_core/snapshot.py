@@ -32,11 +32,25 @@ from .log import LoggedFeedback
 from .offpolicy import DEFAULT_CLIP, ips_weights
 from .online import HeadsTable
 from .persistence.state import LLMState, RouterState
-from .predictors import CostPredictor, PredictorBank, QualityPredictor, cost_features
+from .predictors import (
+    CostPredictor,
+    PredictorBank,
+    QualityPredictor,
+    cost_features,
+    infer_prices,
+)
 from .spec import LLMSpec
 from .text import estimate_tokens
 
-__all__ = ["PoolModel", "RoutingModel", "fit_llm", "prior_quality", "read_only", "refit_quality"]
+__all__ = [
+    "PoolModel",
+    "RoutingModel",
+    "fit_cost",
+    "fit_llm",
+    "prior_quality",
+    "read_only",
+    "refit_quality",
+]
 
 Training = tuple[np.ndarray, np.ndarray]
 
@@ -345,17 +359,55 @@ def fit_llm(
     y = np.asarray(data.quality[:, j], dtype=float)
     weights = None if data.propensity is None else ips_weights(data.propensity[:, j])
     quality.fit(X, y, sample_weight=weights)
-    out_tok = None if data.output_tokens is None else data.output_tokens[:, j]
-    priced = bool(spec.input_price or spec.output_price)
-    if priced and data.has_tokens and out_tok is not None and np.isfinite(out_tok).any():
-        cost = CostPredictor(
-            "tokens", input_price=spec.input_price, output_price=spec.output_price
-        ).fit(F, out_tok)
-    elif data.cost is not None and np.isfinite(data.cost[:, j]).any():
-        cost = CostPredictor("regress").fit(F, data.cost[:, j])
+    return quality, fit_cost(spec, F, data), read_only((X, y), seen)
+
+
+def _column(matrix: np.ndarray | None, j: int) -> np.ndarray | None:
+    """Column ``j`` of ``matrix``, or None when there is none or it holds no finite value."""
+    if matrix is None or not np.isfinite(matrix[:, j]).any():
+        return None
+    return np.asarray(matrix[:, j], dtype=float)
+
+
+def fit_cost(spec: LLMSpec, F: np.ndarray, data: RoutingData) -> CostPredictor:
+    """``spec``'s cost predictor from its column of ``data`` (cost features ``F``).
+
+    The input tokens are known when a query is routed, so only the output length is learned
+    and the cost is ``input tokens × input price + predicted output tokens × output price``:
+
+    - with the LLM's prices (``spec.output_price > 0``: a price list gives both), the observed
+      output tokens, or without them those that explain the observed cost, ``(cost − input
+      tokens × input price) / output price`` clipped at 0;
+    - without an output price but with observed costs, the prices are inferred from the costs
+      (:func:`~mixllm_core.predictors.infer_prices`: non-negative least squares on the input
+      and output tokens, or on the input tokens and an average answer when the data has no
+      output tokens). An input price alone is taken as the per-input-token price that the
+      RouterBench loader derives from costs, not as a list price;
+    - otherwise the price-list prior with :data:`~mixllm_core.data.ASSUMED_OUTPUT_TOKENS` out.
+    """
+    j = data.llms.index(spec.name)
+    cost = _column(data.cost, j)
+    out_tok = _column(data.output_tokens, j)
+    in_tok = _column(data.input_tokens, j)
+    in_tok = np.expm1(F[:, 0]) if in_tok is None else np.where(np.isfinite(in_tok), in_tok, 0.0)
+    if spec.output_price > 0:
+        p_in, p_out = spec.input_price, spec.output_price
+        if out_tok is None and cost is not None:
+            out_tok = np.maximum((cost - in_tok * p_in / 1e6) / (p_out / 1e6), 0.0)
+    elif cost is not None:
+        p_in, p_out = infer_prices(
+            cost, in_tok, out_tok, assumed_output_tokens=ASSUMED_OUTPUT_TOKENS
+        )
+        if out_tok is None:  # output "tokens" of an average answer that explain each cost
+            spent = np.maximum(cost - in_tok * p_in / 1e6, 0.0)
+            out_tok = (
+                spent / (p_out / 1e6) if p_out > 0 else np.full_like(cost, ASSUMED_OUTPUT_TOKENS)
+            )
     else:
-        cost = _prior_cost(spec)
-    return quality, cost, read_only((X, y), seen)
+        return _prior_cost(spec)
+    if out_tok is None:
+        return _prior_cost(spec)
+    return CostPredictor("tokens", input_price=p_in, output_price=p_out).fit(F, out_tok)
 
 
 def refit_quality(
