@@ -513,8 +513,14 @@ def _route(args: argparse.Namespace) -> int:
     spread = np.array([c.uncertainty for c in decision.candidates])
     penalty = 0.0 - router.maker.scores(zeros, zeros, 1.0, wait=waits, policy=policy)
     bonus = 0.0 + router.maker.scores(zeros, zeros, 1.0, uncertainty=spread, policy=policy)
+    flips = decision.break_even()
     rows = [
-        {**asdict(c), "exploration_bonus": float(b), "latency_penalty": float(pen)}
+        {
+            **asdict(c),
+            "exploration_bonus": float(b),
+            "latency_penalty": float(pen),
+            "takes_over": "chosen" if c.llm == decision.llm else _takes_over(flips.get(c.llm)),
+        }
         for c, b, pen in zip(decision.candidates, bonus, penalty)
     ]
     if args.json:
@@ -526,7 +532,7 @@ def _route(args: argparse.Namespace) -> int:
         print(f"fallback: {decision.fallback}")
     print(
         f"  {'llm':<24} {'quality':>8} {'cost (USD)':>11} {'exploration':>11} "
-        f"{'latency pen.':>12} {'score':>8}  eligible"
+        f"{'latency pen.':>12} {'score':>8} {'takes over':>11}  eligible"
     )
     for row in sorted(rows, key=lambda r: -r["score"]):
         mark = "*" if row["llm"] == decision.llm else " "
@@ -534,13 +540,25 @@ def _route(args: argparse.Namespace) -> int:
         print(
             f"{mark} {row['llm']:<24} {row['quality']:>8.4f} {row['cost']:>11.3g} "
             f"{row['exploration_bonus']:>11.4g} {row['latency_penalty']:>12.4g} "
-            f"{row['score']:>8.4f}  {eligible}"
+            f"{row['score']:>8.4f} {row['takes_over']:>11}  {eligible}"
         )
     print(
         f"score = λ/(1+λ)·quality − 1/(1+λ)·cost/{router.c_ref():.3g} (reference cost)"
         " + exploration − latency penalty"
     )
+    print(
+        "takes over: the λ at which that LLM would beat the chosen one on quality and cost alone"
+        " (λ > x: better and pricier; λ < x: cheaper and worse)"
+    )
     return 0
+
+
+def _takes_over(flip: tuple[str, float] | None) -> str:
+    """One candidate's :meth:`~mixllm_core.decision.RoutingDecision.break_even` as a short text."""
+    if flip is None:  # not eligible
+        return "-"
+    kind, lam = flip
+    return {"above": f"λ > {lam:.3g}", "below": f"λ < {lam:.3g}"}.get(kind, kind)
 
 
 if __name__ == "__main__":  # pragma: no cover
