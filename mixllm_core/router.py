@@ -30,7 +30,8 @@ from .errors import (
     UnknownLLMError,
 )
 from .latency import LatencyTracker
-from .log import MemoryLog, RoutingLog, SQLiteLog
+from .fleet import SyncState, base_of, published_model
+from .log import RoutingLog, StatePublisher, open_log
 from .online import HeadsTable
 from .persistence.files import read_state, write_state
 from .persistence.state import RouterState
@@ -114,10 +115,18 @@ class MixLLMRouter:
         tracker: The :class:`LatencyTracker` that supplies expected waiting times.
         clock: Clock of the budget period.
         max_pending: Decisions kept by the in-memory log (oldest dropped first).
-        log: Where decisions, feedback and outcomes go: a path (a durable :class:`SQLiteLog`),
-            a :class:`RoutingLog`, or None for an in-memory log (lost with the process).
+        log: Where decisions, feedback and outcomes go: a path (a durable
+            :class:`~mixllm_core.log.SQLiteLog`), a database URL shared by many processes or
+            hosts (``"postgresql+psycopg://user@host/db"``, ``"sqlite:///routing.db"``), a
+            :class:`~mixllm_core.log.RoutingLog`, or None for an in-memory log (lost with the
+            process).
         store_prompts: Whether the log this router builds keeps prompt texts (True, the
             default: ``refit`` can re-embed them) or only their sha256 and representation.
+        sync_interval_s: On a log other processes write to (a file or a database), how stale
+            the online heads may get: a route that finds the last :meth:`sync` older than this
+            starts one in the background (it never waits for it). None: only explicit
+            :meth:`sync` calls (and every feedback given to this router) fold other writers'
+            feedback.
 
     Example:
         >>> from mixllm_core.testing import HashingEncoder, make_synthetic_world
@@ -142,7 +151,16 @@ class MixLLMRouter:
         max_pending: int = 100_000,
         log: RoutingLog | str | Path | None = None,
         store_prompts: bool = True,
+        sync_interval_s: float | None = 1.0,
     ) -> None:
+        if sync_interval_s is not None and (
+            isinstance(sync_interval_s, bool)
+            or not isinstance(sync_interval_s, (int, float))
+            or not sync_interval_s >= 0
+        ):
+            raise ConfigError(
+                f"sync_interval_s must be None or a number of seconds >= 0, got {sync_interval_s!r}."
+            )
         QualityPredictor(quality_model, **(quality_params or {}))  # validates kind and params
         specs: dict[str, LLMSpec] = {}
         for llm in llms:
@@ -163,13 +181,9 @@ class MixLLMRouter:
         self._lock = threading.RLock()  # writers only: routes never take it
         self._refit_lock = threading.Lock()  # one refit at a time
         self._late: list[_Late] | None = None  # set while a refit runs
-        self.log: RoutingLog = (
-            log
-            if isinstance(log, RoutingLog)
-            else SQLiteLog(log, store_prompts=store_prompts)
-            if log is not None
-            else MemoryLog(max_pending, store_prompts=store_prompts)
-        )
+        self.log: RoutingLog = open_log(log, store_prompts=store_prompts, max_pending=max_pending)
+        self.sync_interval_s = sync_interval_s
+        self._sync = SyncState()
         pool = PoolModel.cold(
             list(specs.values()),
             encoder if encoder is not None else StaticEncoder(),
@@ -519,6 +533,7 @@ class MixLLMRouter:
             model = now
         for i, d in enumerate(decisions):
             self.log.add_decision(d, texts[i], X[i], offline[i])
+        self._maybe_sync()
         return decisions
 
     def route(
@@ -585,7 +600,9 @@ class MixLLMRouter:
             in_pool = logged.llm in self._model.pool.specs
             reason = "" if in_pool else f"LLM {logged.llm!r} is no longer in the pool"
             seq = self.log.add_feedback(decision_id, logged.llm, value, kind, in_pool, reason)
-            if in_pool:
+            if self.log.shared:  # fold every writer's feedback up to this one, in id order
+                self._fold_log()
+            elif in_pool:
                 self._learn(logged.llm, logged.x, value - logged.offline_quality, seq)
             else:
                 self._model = replace(self._model, feedback_seq=max(self._model.feedback_seq, seq))
@@ -606,18 +623,66 @@ class MixLLMRouter:
     def replay_log(self) -> int:
         """Apply logged feedback newer than the router's state to the online heads.
 
-        Called on :meth:`load` with a log; returns the number of feedbacks applied.
+        Called on :meth:`load` with a log; returns the number of feedbacks applied. See
+        :meth:`sync`, which also swaps in a newer published router version.
+        """
+        with self._lock:
+            return self._fold_log()
+
+    def _fold_log(self) -> int:
+        """Fold the logged feedback after ``feedback_seq`` in id order (under the lock).
+
+        Every writer's feedback counts once: the log hands out ids in commit order, so the
+        heads always hold exactly the feedback with ids up to ``feedback_seq`` (that the pool
+        could use), folded in id order whichever process received it.
         """
         applied = 0
-        with self._lock:
-            for fb in self.log.feedback(since_seq=self._model.feedback_seq):
-                if fb.applied and fb.llm in self._model.pool.specs:
-                    self._learn(fb.llm, fb.x, fb.score - fb.offline_quality, fb.seq)
-                    applied += 1
-                else:
-                    model = self._model
-                    self._model = replace(model, feedback_seq=max(model.feedback_seq, fb.seq))
+        for fb in self.log.feedback(since_seq=self._model.feedback_seq):
+            if fb.applied and fb.llm in self._model.pool.specs:
+                self._learn(fb.llm, fb.x, fb.score - fb.offline_quality, fb.seq)
+                applied += 1
+            else:
+                model = self._model
+                self._model = replace(model, feedback_seq=max(model.feedback_seq, fb.seq))
         return applied
+
+    def sync(self) -> int:
+        """Fold every feedback logged since the last sync, by any process, into the online heads.
+
+        On a database log, a router version published by the coordinated refit
+        (:func:`mixllm_core.fleet.run_refit`) newer than this router's is swapped in first
+        (routes go on reading the old model until the one-step swap). Returns the number of
+        feedback rows applied.
+        """
+        with self._sync.running:
+            self._sync.mark()
+            self._pick_up_published()
+            with self._lock:
+                return self._fold_log()
+
+    def _pick_up_published(self) -> None:
+        log = self.log
+        if not isinstance(log, StatePublisher):
+            return
+        base = self._sync.base
+        version = 0 if base is None else log.latest_state_version(base)
+        if version <= self._sync.version:
+            return
+        model = published_model(log, version, self._model.pool.encoder)
+        if model is None:  # pruned meanwhile: the next sync reads a newer one
+            return
+        with self._lock:
+            for name in model.pool.specs.keys() - self._model.pool.specs.keys():
+                self.tracker.set_concurrency(name, model.pool.specs[name].max_concurrency)
+            self._model = model
+            self._sync.version = version
+
+    def _maybe_sync(self) -> None:
+        """Start a background :meth:`sync` when the last one is older than ``sync_interval_s``."""
+        interval = self.sync_interval_s
+        if interval is None or not self.log.shared or not self._sync.due(interval):
+            return
+        self._sync.start_background(self.sync)
 
     def refit(self, *, min_feedback: int = 20, show_progress: bool = False) -> dict[str, int]:
         """Retrain the offline quality predictors on the training data plus all logged feedback.
@@ -640,19 +705,21 @@ class MixLLMRouter:
         """
         with self._refit_lock:
             with self._lock:
+                if self.log.shared:
+                    self._fold_log()
                 start = self._model.pool
                 self._late = []
             try:
-                feedback = list(self.log.feedback(since_seq=0))
-                cut = max((fb.seq for fb in feedback), default=0)
-                fitted = refit_quality(
+                fitted, cut = refit_quality(
                     start,
-                    feedback,
+                    self.log.feedback(since_seq=0),
                     self._new_quality,
                     min_feedback=min_feedback,
                     show_progress=show_progress,
                 )
                 with self._lock:
+                    if self.log.shared:  # the rows up to ``cut`` are in the heads first
+                        self._fold_log()
                     return self._swap_refit(start, fitted, cut)
             finally:
                 with self._lock:
@@ -756,14 +823,15 @@ class MixLLMRouter:
         encoder: QueryEncoder | None = None,
         tracker: LatencyTracker | None = None,
         log: RoutingLog | str | Path | None = None,
+        sync_interval_s: float | None = 1.0,
     ) -> MixLLMRouter:
         """A router that decides exactly as the one whose :meth:`get_state` gave ``state``.
 
         Args:
             state: A :class:`RouterState`.
             encoder: The encoder; defaults to ``state.encoder``.
-            tracker, log: As in the constructor. Feedback in ``log`` newer than the state is not
-                applied here: call :meth:`replay_log` (``load`` does).
+            tracker, log, sync_interval_s: As in the constructor. Feedback in ``log`` newer
+                than the state is not applied here: call :meth:`replay_log` (``load`` does).
 
         Raises:
             ConfigError: ``state`` has no encoder and none was given.
@@ -785,6 +853,7 @@ class MixLLMRouter:
             online_ridge=state.online_ridge,
             tracker=tracker,
             log=log,
+            sync_interval_s=sync_interval_s,
         )
         router._model = RoutingModel.from_state(state, encoder)
         return router
@@ -807,17 +876,23 @@ class MixLLMRouter:
         tracker: LatencyTracker | None = None,
         log: RoutingLog | str | Path | None = None,
         signing_key: bytes | None = None,
+        sync_interval_s: float | None = 1.0,
     ) -> MixLLMRouter:
         """Load a router saved with :meth:`save`; every file is checked before it is used.
 
         With ``encoder``, that encoder is used and the saved one is not rebuilt. With ``log``,
-        feedback logged after the save is replayed into the online heads. With
+        feedback logged after the save is replayed into the online heads (and, on a database
+        log, a router version published since by the coordinated refit replaces the saved
+        one: see :meth:`sync`). With
         ``signing_key``, a directory whose signature is missing or wrong is refused.
 
         Raises:
             CorruptStateError: a missing, modified, truncated or malformed file.
         """
         state = read_state(Path(directory), load_encoder=encoder is None, signing_key=signing_key)
-        router = cls.from_state(state, encoder=encoder, tracker=tracker, log=log)
-        router.replay_log()
+        router = cls.from_state(
+            state, encoder=encoder, tracker=tracker, log=log, sync_interval_s=sync_interval_s
+        )
+        router._sync.base = base_of(directory)
+        router.sync()
         return router
