@@ -25,7 +25,6 @@ migrated in place.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -213,8 +212,11 @@ class SQLLog(RoutingLog):
         self.engine = _engine(url)
         self.url = self.engine.url.render_as_string(hide_password=True)
         self.dialect = self.engine.dialect.name
-        self._local = threading.local()
-        self._migrate()
+        try:
+            self._migrate()
+        except BaseException:
+            self.engine.dispose()
+            raise
 
     # ------------------------------------------------------------------ connections
     def _write(self) -> Connection:

@@ -64,16 +64,13 @@ class PostgresServer:
 
     def database(self, name: str) -> str:
         """A new, empty database ``name`` on this server; returns its URL."""
-        self._run(["psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d",
-                   "postgres", "-qc", f'CREATE DATABASE "{name}"'])
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
+        import psycopg
 
-    def _run(self, cmd: list[str]) -> None:
-        exe = self.bindir / cmd[0]
-        if not exe.exists():
-            exe = Path(shutil.which(cmd[0]) or cmd[0])
-        subprocess.run([*self.as_user, str(exe), *cmd[1:]], check=True, capture_output=True,
-                       timeout=60)
+        with psycopg.connect(
+            f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True
+        ) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')  # type: ignore[arg-type]
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
 
     def stop(self) -> None:
         subprocess.run(
@@ -130,7 +127,6 @@ def start() -> PostgresServer:
             f"the server did not start: {exc}; {detail.decode(errors='replace')[-800:]} {tail}"
         ) from exc
     server = PostgresServer(bindir, root, port, as_user, 0.0)
-    server._run(["psql", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-d", "postgres",
-                 "-qc", "CREATE DATABASE mixllm"])
+    server.database("mixllm")
     server.startup_s = time.perf_counter() - t0
     return server
