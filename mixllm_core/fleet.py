@@ -51,6 +51,7 @@ class SyncState:
         self.last = -float("inf")  # time.monotonic() of the last sync started
         self.version = 0  # the published version the router holds (0: its own state)
         self.base: str | None = None  # base_of() the directory it was loaded from
+        self.closed = False  # the router was closed: no sync runs any more
 
     def mark(self) -> None:
         self.last = time.monotonic()

@@ -93,20 +93,24 @@ def run_refit(
         )
     holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     t0 = time.perf_counter()
-    if not opened.acquire_lease(LEASE, holder, lease_ttl_s):
-        return RefitReport(0, {}, 0, time.perf_counter() - t0, holder)
     try:
-        router = MixLLMRouter.load(router_dir, encoder=encoder, log=opened, sync_interval_s=None)
-        used = router.refit(min_feedback=min_feedback)
-        state = router.get_state()
-        version = opened.publish_state(
-            state_files(state),
-            feedback_seq=state.feedback_seq,
-            holder=holder,
-            base=base_of(router_dir),
-        )
+        if not opened.acquire_lease(LEASE, holder, lease_ttl_s):
+            return RefitReport(0, {}, 0, time.perf_counter() - t0, holder)
+        try:
+            router = MixLLMRouter.load(
+                router_dir, encoder=encoder, log=opened, sync_interval_s=None
+            )
+            used = router.refit(min_feedback=min_feedback)
+            state = router.get_state()
+            version = opened.publish_state(
+                state_files(state),
+                feedback_seq=state.feedback_seq,
+                holder=holder,
+                base=base_of(router_dir),
+            )
+        finally:
+            opened.release_lease(LEASE, holder)
         return RefitReport(version, used, state.feedback_seq, time.perf_counter() - t0, holder)
     finally:
-        opened.release_lease(LEASE, holder)
         if isinstance(log, str):
             opened.close()

@@ -655,6 +655,8 @@ class MixLLMRouter:
         feedback rows applied.
         """
         with self._sync.running:
+            if self._sync.closed:
+                return 0
             self._sync.mark()
             self._pick_up_published()
             with self._lock:
@@ -676,6 +678,13 @@ class MixLLMRouter:
                 self.tracker.set_concurrency(name, model.pool.specs[name].max_concurrency)
             self._model = model
             self._sync.version = version
+
+    def close(self) -> None:
+        """Stop syncing and close the log (after a background sync that is running ends)."""
+        self.sync_interval_s = None
+        with self._sync.running:  # a background sync started before this ends first
+            self._sync.closed = True
+            self.log.close()
 
     def _maybe_sync(self) -> None:
         """Start a background :meth:`sync` when the last one is older than ``sync_interval_s``."""

@@ -45,8 +45,8 @@ def _server(postgres: PostgresServer | str) -> PostgresServer:
 
 @pytest.fixture
 def closing() -> Iterator[Callable[[T], T]]:
-    """``closing(x)`` returns ``x`` and closes it (or its ``log``) when the test ends: a
-    database connection left to the garbage collector warns, and warnings are errors here."""
+    """``closing(x)`` returns ``x`` and closes it when the test ends: a database connection
+    left to the garbage collector warns, and warnings are errors here."""
     opened: list[Any] = []
 
     def track(x: T) -> T:
@@ -55,7 +55,7 @@ def closing() -> Iterator[Callable[[T], T]]:
 
     yield track
     for x in reversed(opened):
-        (x.log if hasattr(x, "log") else x).close()
+        x.close()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
