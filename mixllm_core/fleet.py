@@ -92,7 +92,9 @@ def state_files(state: RouterState) -> dict[str, bytes]:
         }
 
 
-def published_model(log: StatePublisher, version: int, encoder: QueryEncoder) -> RoutingModel | None:
+def published_model(
+    log: StatePublisher, version: int, encoder: QueryEncoder
+) -> RoutingModel | None:
     """The model of published ``version``, read through ``encoder`` (None: pruned meanwhile).
 
     The files are checked as :func:`~mixllm_core.persistence.files.read_state` checks a

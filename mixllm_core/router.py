@@ -29,8 +29,8 @@ from .errors import (
     FeedbackError,
     UnknownLLMError,
 )
-from .latency import LatencyTracker
 from .fleet import SyncState, base_of, published_model
+from .latency import LatencyTracker
 from .log import RoutingLog, StatePublisher, open_log
 from .online import HeadsTable
 from .persistence.files import read_state, write_state

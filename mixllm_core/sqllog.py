@@ -57,7 +57,7 @@ KEEP_STATES = 2
 
 _meta = sa.MetaData()
 _Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite: INTEGER PRIMARY KEY
-_Real = sa.Double()
+_Real: sa.Double[float] = sa.Double()
 meta_table = sa.Table(
     "meta", _meta, sa.Column("key", sa.Text, primary_key=True), sa.Column("value", sa.Text)
 )
@@ -305,7 +305,10 @@ class SQLLog(RoutingLog):
             with self._write() as conn, conn.begin():
                 self._lock(conn, _LOCK_FEEDBACK)  # ids in commit order (see the module doc)
                 result = conn.execute(sa.insert(feedback_table), row)
-                return int(result.inserted_primary_key[0])
+                key = result.inserted_primary_key
+                if key is None:  # pragma: no cover - every dialect here returns it
+                    raise FeedbackError(f"The log gave no id to the feedback on {decision_id!r}.")
+                return int(key[0])
         except sa.exc.IntegrityError as exc:  # two callers raced past has_feedback()
             raise FeedbackError(f"Decision {decision_id!r} already received feedback.") from exc
 
@@ -334,7 +337,14 @@ class SQLLog(RoutingLog):
         f, d = feedback_table.c, decisions.c
         query = (
             sa.select(
-                f.seq, f.decision_id, f.llm, f.score, f.kind, f.applied, d.query, d.x,
+                f.seq,
+                f.decision_id,
+                f.llm,
+                f.score,
+                f.kind,
+                f.applied,
+                d.query,
+                d.x,
                 d.offline_quality,
             )
             .select_from(feedback_table.join(decisions, f.decision_id == d.decision_id))
@@ -356,9 +366,7 @@ class SQLLog(RoutingLog):
 
     def get_meta(self, key: str) -> str | None:
         with self.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(meta_table.c.value).where(meta_table.c.key == key)
-            ).first()
+            row = conn.execute(sa.select(meta_table.c.value).where(meta_table.c.key == key)).first()
         return None if row is None else str(row[0])
 
     def set_meta(self, key: str, value: str) -> None:
@@ -386,7 +394,9 @@ class SQLLog(RoutingLog):
         if self.dialect != "postgresql":
             return time.time()
         with self.engine.connect() as conn:
-            return float(conn.execute(sa.text("SELECT extract(epoch FROM clock_timestamp())")).scalar_one())
+            return float(
+                conn.execute(sa.text("SELECT extract(epoch FROM clock_timestamp())")).scalar_one()
+            )
 
     def acquire_lease(self, name: str, holder: str, ttl_s: float) -> bool:
         """Take (or renew) lease ``name`` for ``holder`` for ``ttl_s`` seconds.
@@ -432,8 +442,7 @@ class SQLLog(RoutingLog):
         with self._write() as conn, conn.begin():
             self._lock(conn, _LOCK_MIGRATE)
             version = (
-                int(conn.execute(sa.select(sa.func.max(router_states.c.version))).scalar() or 0)
-                + 1
+                int(conn.execute(sa.select(sa.func.max(router_states.c.version))).scalar() or 0) + 1
             )
             conn.execute(
                 sa.insert(router_states).values(

@@ -74,8 +74,16 @@ class PostgresServer:
 
     def stop(self) -> None:
         subprocess.run(
-            [*self.as_user, str(self.bindir / "pg_ctl"), "-D", str(self.root / "data"), "-m",
-             "immediate", "-w", "stop"],
+            [
+                *self.as_user,
+                str(self.bindir / "pg_ctl"),
+                "-D",
+                str(self.root / "data"),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
             capture_output=True,
             timeout=60,
         )
@@ -101,22 +109,53 @@ def start() -> PostgresServer:
         os.chown(root, pw.pw_uid, pw.pw_gid)
         runuser = shutil.which("runuser")
         if runuser is None:
-            raise PostgresUnavailable("running as root and there is no runuser to drop to 'postgres'")
+            raise PostgresUnavailable(
+                "running as root and there is no runuser to drop to 'postgres'"
+            )
         as_user = [runuser, "-u", "postgres", "--"]
     port = _free_port()
     data = root / "data"
     try:
         subprocess.run(
-            [*as_user, str(bindir / "initdb"), "-D", str(data), "-U", "postgres",
-             "--auth=trust", "-E", "UTF8", "--no-locale", "--no-sync"],
-            check=True, capture_output=True, timeout=120,
+            [
+                *as_user,
+                str(bindir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-locale",
+                "--no-sync",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=120,
         )
-        options = (f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories="
-                   f"{root} -c max_connections=200 -c shared_buffers=64MB")
+        options = (
+            f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories="
+            f"{root} -c max_connections=200 -c shared_buffers=64MB"
+        )
         subprocess.run(
-            [*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l",
-             str(root / "server.log"), "-w", "-t", "60", "start"],
-            check=True, capture_output=True, timeout=90,
+            [
+                *as_user,
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(data),
+                "-o",
+                options,
+                "-l",
+                str(root / "server.log"),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=90,
         )
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
         detail = getattr(exc, "stderr", b"") or b""

@@ -62,9 +62,20 @@ def test_replicas_in_processes_learn_as_one_and_survive_a_kill(
     saved_dir = saved.fit(world.subset(range(150))).save(tmp_path / "router")
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", REPLICA, str(saved_dir), log_url, str(k), str(M),
-             str(KILL_AFTER if k == 4 else 0), str(tmp_path / f"heads{k}.npz")],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-c",
+                REPLICA,
+                str(saved_dir),
+                log_url,
+                str(k),
+                str(M),
+                str(KILL_AFTER if k == 4 else 0),
+                str(tmp_path / f"heads{k}.npz"),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         for k in range(5)
     ]
@@ -117,4 +128,3 @@ def test_replicas_in_processes_learn_as_one_and_survive_a_kill(
     np.testing.assert_allclose(
         reader.predict(world.queries[250:300])["quality"], states[0]["q"], rtol=0, atol=1e-12
     )
-
