@@ -23,6 +23,7 @@ from typing import Any
 from .decision import DecisionPolicy
 from .encoders import QueryEncoder
 from .errors import ConfigError
+from .log import RoutingLog
 from .router import MixLLMRouter
 from .spec import LLMSpec
 
@@ -144,19 +145,33 @@ def router_for(
     alpha: float | None = None,
     encoder: QueryEncoder | None = None,
     seed: int = 0,
+    log: RoutingLog | str | None = None,
+    sync_interval_s: float | None = 1.0,
 ) -> MixLLMRouter:
     """The router of an integration over the children ``models``.
 
-    With ``router``, checks that its pool is exactly the children and returns it (``prices``
-    and ``encoder`` configure a cold-start router only, so giving them too is an error);
-    without, :func:`build_router`.
+    With ``router``, checks that its pool is exactly the children and returns it (``prices``,
+    ``encoder`` and ``log`` configure a cold-start router only, so giving them too is an error);
+    without, :func:`build_router` (``log`` and ``sync_interval_s`` as in
+    :class:`~mixllm_core.MixLLMRouter`: a database URL shares the log with other processes).
 
     Raises:
         ConfigError: the router's pool and the children differ, or arguments conflict.
     """
     if router is None:
-        return build_router(models, prices=prices, lam=lam, alpha=alpha, encoder=encoder, seed=seed)
-    given = [n for n, v in (("prices", prices), ("encoder", encoder)) if v is not None]
+        return build_router(
+            models,
+            prices=prices,
+            lam=lam,
+            alpha=alpha,
+            encoder=encoder,
+            seed=seed,
+            log=log,
+            sync_interval_s=sync_interval_s,
+        )
+    given = [
+        n for n, v in (("prices", prices), ("encoder", encoder), ("log", log)) if v is not None
+    ]
     if given:
         raise ConfigError(
             f"{' and '.join(given)} configure a cold-start router; with router= given, put them "

@@ -153,3 +153,31 @@ def test_the_coordinated_refit_publishes_a_version_every_replica_swaps_in(
     # the cron job's command does the same
     assert main(["refit", "--log", log_url, "--router", str(saved)]) == 0
     assert "published version 2" in capsys.readouterr().out
+
+
+def test_the_adapters_build_their_router_on_a_shared_log(tmp_path: Path, closing) -> None:
+    from mixllm_langchain import MixLLMChat
+    from mixllm_langchain.testing import ScriptedChatModel
+    from mixllm_llamaindex import MixLLM
+    from mixllm_llamaindex.testing import ScriptedLLM
+
+    url = f"sqlite:///{tmp_path / 'adapters.db'}"
+    chat = MixLLMChat(
+        models={n: ScriptedChatModel(model_name=n) for n in ("a", "b")},
+        encoder=HashingEncoder(),
+        log=url,
+        sync_interval_s=None,
+    )
+    llm = MixLLM(
+        models={n: ScriptedLLM(label=n) for n in ("a", "b")},
+        encoder=HashingEncoder(),
+        log=url,
+        sync_interval_s=None,
+    )
+    routers = [closing(chat.router), closing(llm._router)]
+    reply = chat.invoke("Say hi")
+    assert [r.applied for r in chat.feedback(reply, thumbs=True)] == [True]
+    assert routers[1].sync() == 1  # the other adapter's router learned it
+    assert isinstance(routers[1].log, SQLLog) and routers[1].sync_interval_s is None
+    with pytest.raises(Exception, match="configure a cold-start router"):
+        MixLLMChat(models=chat.models, router=routers[0], log=url)
