@@ -26,13 +26,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .encoders import QueryEncoder
-from .errors import CorruptStateError
-from .log import StatePublisher
+from .errors import ConfigError, CorruptStateError
+from .log import MemoryLog, RoutingLog, SQLiteLog, StatePublisher
 from .persistence.files import read_state, write_state
 from .persistence.state import RouterState
 from .snapshot import RoutingModel
 
-__all__ = ["SyncState", "base_of", "published_model", "state_files"]
+__all__ = ["SyncState", "base_of", "open_log", "published_model", "state_files"]
 
 _log = logging.getLogger(__name__)
 
@@ -114,3 +114,32 @@ def published_model(
             path.write_bytes(data)
         state = read_state(root, load_encoder=False)
     return RoutingModel.from_state(state, encoder)
+
+
+def open_log(
+    log: RoutingLog | str | Path | None, *, store_prompts: bool = True, max_pending: int = 100_000
+) -> RoutingLog:
+    """The log a router's ``log=`` argument names.
+
+    A :class:`~mixllm_core.log.RoutingLog` as it is; a string with ``://`` as a database URL
+    (:class:`~mixllm_core.sqllog.SQLLog`: ``"sqlite:///routing.db"``,
+    ``"postgresql+psycopg://user@host/db"``); any other string or path as a
+    :class:`~mixllm_core.log.SQLiteLog` file; None as a :class:`~mixllm_core.log.MemoryLog`.
+
+    Example:
+        >>> type(open_log(None)).__name__
+        'MemoryLog'
+    """
+    if isinstance(log, RoutingLog):
+        return log
+    if log is None:
+        return MemoryLog(max_pending, store_prompts=store_prompts)
+    if isinstance(log, str) and "://" in log:
+        from .sqllog import SQLLog  # SQLAlchemy loads only when a URL is given
+
+        return SQLLog(log, store_prompts=store_prompts)
+    if not isinstance(log, (str, Path)):
+        raise ConfigError(
+            f"log must be a RoutingLog, a database URL, a file path or None, got {log!r}."
+        )
+    return SQLiteLog(log, store_prompts=store_prompts)

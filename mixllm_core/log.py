@@ -42,7 +42,6 @@ __all__ = [
     "RoutingLog",
     "SQLiteLog",
     "StatePublisher",
-    "open_log",
 ]
 
 _SCHEMA = """
@@ -467,32 +466,3 @@ class StatePublisher(Protocol):
     def acquire_lease(self, name: str, holder: str, ttl_s: float) -> bool: ...
 
     def release_lease(self, name: str, holder: str) -> None: ...
-
-
-def open_log(
-    log: RoutingLog | str | Path | None, *, store_prompts: bool = True, max_pending: int = 100_000
-) -> RoutingLog:
-    """The log a router's ``log=`` argument names.
-
-    A :class:`RoutingLog` as it is; a string with ``://`` as a database URL
-    (:class:`~mixllm_core.sqllog.SQLLog`: ``"sqlite:///routing.db"``,
-    ``"postgresql+psycopg://user@host/db"``); any other string or path as a
-    :class:`SQLiteLog` file; None as a :class:`MemoryLog`.
-
-    Example:
-        >>> type(open_log(None)).__name__
-        'MemoryLog'
-    """
-    if isinstance(log, RoutingLog):
-        return log
-    if log is None:
-        return MemoryLog(max_pending, store_prompts=store_prompts)
-    if isinstance(log, str) and "://" in log:
-        from .sqllog import SQLLog  # SQLAlchemy loads only when a URL is given
-
-        return SQLLog(log, store_prompts=store_prompts)
-    if not isinstance(log, (str, Path)):
-        raise ConfigError(
-            f"log must be a RoutingLog, a database URL, a file path or None, got {log!r}."
-        )
-    return SQLiteLog(log, store_prompts=store_prompts)

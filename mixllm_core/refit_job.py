@@ -21,8 +21,8 @@ from pathlib import Path
 
 from .encoders import QueryEncoder
 from .errors import ConfigError
-from .fleet import base_of, state_files
-from .log import RoutingLog, StatePublisher, open_log
+from .fleet import base_of, open_log, state_files
+from .log import RoutingLog, StatePublisher
 from .router import MixLLMRouter
 
 __all__ = ["RefitReport", "run_refit"]

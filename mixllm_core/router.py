@@ -29,9 +29,9 @@ from .errors import (
     FeedbackError,
     UnknownLLMError,
 )
-from .fleet import SyncState, base_of, published_model
+from .fleet import SyncState, base_of, open_log, published_model
 from .latency import LatencyTracker
-from .log import RoutingLog, StatePublisher, open_log
+from .log import RoutingLog, StatePublisher
 from .online import HeadsTable
 from .persistence.files import read_state, write_state
 from .persistence.state import RouterState

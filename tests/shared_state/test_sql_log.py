@@ -13,7 +13,8 @@ import pytest
 
 from mixllm_core import MixLLMRouter
 from mixllm_core.errors import ConfigError, FeedbackError
-from mixllm_core.log import SQLiteLog, open_log
+from mixllm_core.fleet import open_log
+from mixllm_core.log import SQLiteLog
 from mixllm_core.sqllog import SCHEMA_VERSION, SQLLog
 from mixllm_core.testing import HashingEncoder, make_synthetic_world
 
