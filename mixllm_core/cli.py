@@ -1,4 +1,4 @@
-"""The ``mixllm`` command: ``mixllm train``, ``bench``, ``calibrate`` and ``simulate``."""
+"""The ``mixllm`` command: ``mixllm train``, ``route``, ``bench``, ``calibrate``, ``simulate`` and ``refit``."""
 
 from __future__ import annotations
 
@@ -226,7 +226,33 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="embedding cache (default $MIXLLM_CACHE_DIR or ~/.cache/mixllm)",
     )
+    r = sub.add_parser(
+        "refit",
+        help="refit a saved router on a shared database log and publish the new version "
+        "(one process at a time; every replica swaps it in at its next sync)",
+    )
+    r.add_argument("--log", required=True, help="database URL, e.g. postgresql+psycopg://...")
+    r.add_argument("--router", required=True, help="the saved router directory replicas load")
+    r.add_argument("--min-feedback", type=int, default=20)
+    r.add_argument("--lease-ttl", type=float, default=3600.0, help="seconds the lease holds")
     return p
+
+
+def _refit(args: argparse.Namespace) -> int:
+    from .refit_job import run_refit
+
+    report = run_refit(
+        args.log, args.router, min_feedback=args.min_feedback, lease_ttl_s=args.lease_ttl
+    )
+    if not report.ran:
+        print("another process holds the refit lease; nothing done")
+        return 0
+    used = ", ".join(f"{n}: {c}" for n, c in report.refit.items()) or "none"
+    print(
+        f"published version {report.version} (feedback up to id {report.feedback_seq}; "
+        f"rows per refit LLM: {used}) in {report.seconds:.1f} s"
+    )
+    return 0
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -360,6 +386,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _simulate(args)
         if args.command == "calibrate":
             return _calibrate(args)
+        if args.command == "refit":
+            return _refit(args)
         if args.command == "train":
             from .data import load_routing_data, load_routing_log
             from .decision import DecisionPolicy

@@ -412,30 +412,50 @@ def fit_cost(spec: LLMSpec, F: np.ndarray, data: RoutingData) -> CostPredictor:
 
 def refit_quality(
     pool: PoolModel,
-    feedback: Sequence[LoggedFeedback],
+    feedback: Iterable[LoggedFeedback],
     new_quality: Callable[[], QualityPredictor],
     *,
     min_feedback: int,
     show_progress: bool = False,
     clip: float = DEFAULT_CLIP,
-) -> dict[str, tuple[QualityPredictor, int]]:
+    chunk_rows: int = 2000,
+) -> tuple[dict[str, tuple[QualityPredictor, int]], int]:
     """New quality predictors for ``pool``'s LLMs from their training sets plus ``feedback``,
-    with the number of feedback records each used.
+    with the number of feedback records each used, and the highest feedback id read.
 
-    An LLM with offline data is refit on any feedback; one without needs ``min_feedback``
-    records. With an encoder that ``fit`` adapts, the feedback queries are embedded again (a log
-    that keeps no prompts can only offer the representation logged at the time).
+    ``feedback`` is read ``chunk_rows`` at a time (a database log streams it a page at a time):
+    what stays in memory is one float32 representation, one score and one propensity per usable
+    record, not the records. Each feedback row is weighted by its inverse propensity (clipped at
+    ``clip`` and self-normalised: :func:`~mixllm_core.offpolicy.ips_weights`); training rows
+    weigh 1. An LLM with offline data is refit on any feedback; one without needs
+    ``min_feedback`` records. With an encoder that ``fit`` adapts, the feedback queries are
+    embedded again (a log that keeps no prompts can only offer the representation logged at
+    the time).
     """
-    stored = [i for i, fb in enumerate(feedback) if fb.query is not None]
-    X_now: dict[int, np.ndarray] = {}
-    if stored and isinstance(pool.encoder, AdaptableEncoder):
-        again = pool.features([feedback[i].query or "" for i in stored])[0]
-        X_now = dict(zip(stored, again))
-    per_llm: dict[str, list[tuple[np.ndarray, float, float | None]]] = {}
-    for i, fb in enumerate(feedback):
-        if fb.llm in pool.specs:
-            per_llm.setdefault(fb.llm, []).append((X_now.get(i, fb.x), fb.score, fb.propensity))
-    names = [n for n, obs in per_llm.items() if n in pool.train or len(obs) >= min_feedback]
+    per_llm: dict[str, tuple[list[np.ndarray], list[np.ndarray], list[float | None]]] = {}
+    cut = 0
+    adapt = isinstance(pool.encoder, AdaptableEncoder)
+    it = iter(feedback)
+    while True:
+        chunk = [fb for _, fb in zip(range(chunk_rows), it)]
+        if not chunk:
+            break
+        cut = max(cut, max(fb.seq for fb in chunk))
+        usable = [fb for fb in chunk if fb.llm in pool.specs]
+        if not usable:
+            continue
+        X = np.stack([fb.x for fb in usable]).astype(np.float32)
+        stored = [i for i, fb in enumerate(usable) if fb.query is not None]
+        if stored and adapt:
+            X[stored] = pool.features([usable[i].query or "" for i in stored])[0]
+        for name in dict.fromkeys(fb.llm for fb in usable):
+            rows = [i for i, fb in enumerate(usable) if fb.llm == name]
+            xs, ys, ps = per_llm.setdefault(name, ([], [], []))
+            xs.append(X[rows])
+            ys.append(np.array([usable[i].score for i in rows], dtype=float))
+            ps.extend(usable[i].propensity for i in rows)
+    counts = {n: len(ps) for n, (_, _, ps) in per_llm.items()}
+    names = [n for n in per_llm if n in pool.train or counts[n] >= min_feedback]
     iterator: Iterable[str] = names
     if show_progress:
         from tqdm.auto import tqdm
@@ -443,15 +463,16 @@ def refit_quality(
         iterator = tqdm(names, desc="refitting", unit="LLM")
     fitted = {}
     for name in iterator:
-        Xf = np.stack([x for x, _, _ in per_llm[name]]).astype(np.float32)
-        yf = np.array([y for _, y, _ in per_llm[name]])
-        wf = ips_weights([p for _, _, p in per_llm[name]], clip=clip)
+        xs, ys, ps = per_llm.pop(name)
+        ws = [ips_weights(ps, clip=clip)]
         if name in pool.train:
-            Xf = np.vstack([pool.train[name][0], Xf])
-            yf = np.concatenate([pool.train[name][1], yf])
-            wf = np.concatenate([np.ones(len(pool.train[name][1])), wf])
-        fitted[name] = (new_quality().fit(Xf, yf, sample_weight=wf), len(per_llm[name]))
-    return fitted
+            xs.insert(0, pool.train[name][0])
+            ys.insert(0, pool.train[name][1])
+            ws.insert(0, np.ones(len(pool.train[name][1])))
+        Xf, yf, wf = np.vstack(xs).astype(np.float32), np.concatenate(ys), np.concatenate(ws)
+        del xs, ys
+        fitted[name] = (new_quality().fit(Xf, yf, sample_weight=wf), counts[name])
+    return fitted, cut
 
 
 def _feedback_block(
