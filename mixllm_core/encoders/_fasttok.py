@@ -30,12 +30,9 @@ _WORDS = re.compile(rf"[^\s{_PUNCT}]+|[{_PUNCT}]")
 _MAX_MEMO = 500_000
 
 
-def _is_plain_bert(tokenizer: Any) -> bool:
-    """Whether ``tokenizer`` is exactly the lower-casing BERT pipeline the fast path reproduces."""
-    try:
-        spec = json.loads(tokenizer.to_str())
-    except (AttributeError, TypeError, ValueError):  # pragma: no cover - not a tokenizers object
-        return False
+def _is_plain_bert(spec: dict[str, Any]) -> bool:
+    """Whether a tokenizer's JSON ``spec`` is exactly the lower-casing BERT pipeline the fast path
+    reproduces."""
     norm, pre, model = spec.get("normalizer") or {}, spec.get("pre_tokenizer") or {}, spec["model"]
     return (
         norm.get("type") == "BertNormalizer"
@@ -64,14 +61,15 @@ class FastWordPiece:
 
     def __init__(self, tokenizer: Any) -> None:
         self._tok = tokenizer
-        self.enabled = _is_plain_bert(tokenizer)
+        spec = json.loads(tokenizer.to_str())
+        self.enabled = _is_plain_bert(spec)
         added = tokenizer.get_added_tokens_decoder().values()
         self._added = tuple(t.content for t in added)
         self._added_normalized = any(t.normalized for t in added)
         trunc = tokenizer.truncation
         self._max_len: int | None = None if trunc is None else int(trunc["max_length"])
         self._left = trunc is not None and trunc.get("direction") == "left"
-        model = json.loads(tokenizer.to_str())["model"] if self.enabled else {}
+        model = spec["model"] if self.enabled else {}
         self._vocab: dict[str, int] = dict(model.get("vocab", {}))
         unk = self._vocab.get(str(model.get("unk_token", "")))
         self._unk = unk if unk is not None else 0
