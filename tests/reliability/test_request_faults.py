@@ -646,7 +646,7 @@ def test_an_adapter_retries_a_rate_limited_child_then_falls_back() -> None:
     class Limited(ScriptedChatModel):
         def _generate(self, messages: Any, *args: Any, **kwargs: Any) -> ChatResult:
             self.calls.append(list(messages))
-            raise RateLimitError(0.01)
+            raise RateLimitError(5.0)  # long enough to outlast the next decision under load
 
     limited = Limited(model_name="cheap")
     chat = _chat({"cheap": limited, "pricey": ScriptedChatModel(model_name="pricey")})
