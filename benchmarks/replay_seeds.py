@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -81,7 +82,13 @@ def run(name: str, seed: int, kinds: list[str], stream_lam: float, alpha: float,
             router.fit(offline)
             if kind != "none":
                 stream_feedback(router, stream, kind, lam=stream_lam, refit_every=REFIT_EVERY)
-                router.refit()
+                final = router.refit()
+                out[f"{kind}_refit"] = {
+                    "accepted": final.accepted,
+                    "gain": final.gain,
+                    "stderr": final.stderr,
+                    "reason": final.reason,
+                }
         out[kind] = score(router, test, max_cost)
         print(
             f"{name} seed {seed} {kind:8s} AIQ {out[kind]:.4f} ({time.perf_counter() - t0:.0f}s)",
@@ -102,6 +109,7 @@ def main() -> None:
     p.add_argument("--epsilon", type=float, default=0.1)
     p.add_argument("--out", default="replay-seeds.json")
     args = p.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     explore = {"explore": args.explore, "temperature": args.temperature, "epsilon": args.epsilon}
     result = {
         name: {

@@ -36,7 +36,15 @@ from .persistence.files import read_state, write_state
 from .persistence.state import RouterState
 from .predictors import QualityPredictor
 from .shared_state import SharedState
-from .snapshot import PoolModel, RoutingModel, fit_llm, refit_pool, refit_quality
+from .snapshot import (
+    PoolModel,
+    RefitGuard,
+    RefitReport,
+    RoutingModel,
+    fit_llm,
+    refit_pool,
+    refit_quality,
+)
 from .spec import LLMSpec
 from .text import Query, estimate_tokens, query_text
 
@@ -635,7 +643,13 @@ class MixLLMRouter:
                     self._model = replace(model, feedback_seq=max(model.feedback_seq, fb.seq))
         return applied
 
-    def refit(self, *, min_feedback: int = 20, show_progress: bool = False) -> dict[str, int]:
+    def refit(
+        self,
+        *,
+        min_feedback: int = 20,
+        show_progress: bool = False,
+        guard: RefitGuard | None = RefitGuard(),  # noqa: B008 (frozen)
+    ) -> RefitReport:
         """Learn again what ``fit`` learned, from the training data plus all logged feedback.
 
         Feedback is partial: only the chosen LLM's answer is scored, and the chosen one is the one
@@ -661,8 +675,15 @@ class MixLLMRouter:
         after the swap, so it still counts. An LLM whose predictors ``fit``, ``add_llm`` or
         ``remove_llm`` replaced meanwhile keeps the new ones (and is not in the result).
 
+        With ``guard`` (the default, see :class:`~mixllm_core.snapshot.RefitGuard`) a whole
+        refit must first earn its place: learned without the newest feedback, it must route
+        that held-out feedback better than the current model by a doubly robust off-policy
+        estimate, by a margin of standard errors; otherwise the router keeps its current model
+        exactly (heads included) and the report says why. ``guard=None`` always refits.
+
         Returns:
-            The number of feedback records used per refit LLM.
+            The number of feedback records used per refit LLM, a mapping that also carries the
+            guard's verdict (``accepted``, ``gain``, ``stderr``, ``n_holdout``, ``reason``).
         """
         with self._refit_lock:
             with self._lock:
@@ -671,10 +692,23 @@ class MixLLMRouter:
             try:
                 feedback = list(self.log.feedback(since_seq=0))
                 cut = max((fb.seq for fb in feedback), default=0)
-                whole = refit_pool(start, feedback, self._new_quality, min_feedback=min_feedback)
+                whole = refit_pool(
+                    start, feedback, self._new_quality, min_feedback=min_feedback, guard=guard
+                )
                 if whole is not None:
+                    pool, report = whole
+                    if pool is None:  # refused: the current model stays as it is
+                        return report
                     with self._lock:
-                        return self._swap_pool(start, *whole, cut)
+                        used = self._swap_pool(start, pool, report, cut)
+                    return RefitReport(
+                        used,
+                        accepted=bool(used) or not report,
+                        gain=report.gain,
+                        stderr=report.stderr,
+                        n_holdout=report.n_holdout,
+                        reason=report.reason,
+                    )
                 fitted = refit_quality(
                     start,
                     feedback,
@@ -683,7 +717,8 @@ class MixLLMRouter:
                     show_progress=show_progress,
                 )
                 with self._lock:
-                    return self._swap_refit(start, fitted, cut)
+                    used = self._swap_refit(start, fitted, cut)
+                return RefitReport(used, accepted=True, reason="quality only, not guarded")
             finally:
                 with self._lock:
                     self._late = None
