@@ -678,8 +678,10 @@ class MixLLMRouter:
         With ``guard`` (the default, see :class:`~mixllm_core.snapshot.RefitGuard`) a whole
         refit must first earn its place: learned without the newest feedback, it must route
         that held-out feedback better than the current model by a doubly robust off-policy
-        estimate, by a margin of standard errors; otherwise the router keeps its current model
-        exactly (heads included) and the report says why. ``guard=None`` always refits.
+        estimate, by a margin of standard errors; otherwise the router keeps its offline model
+        exactly, and its online heads drop the feedback the refit read (they restart from zero,
+        feedback that arrives during the refit is applied again): a refused refit routes as no
+        feedback would. The report says why. ``guard=None`` always refits.
 
         Returns:
             The number of feedback records used per refit LLM, a mapping that also carries the
@@ -697,7 +699,9 @@ class MixLLMRouter:
                 )
                 if whole is not None:
                     pool, report = whole
-                    if pool is None:  # refused: the current model stays as it is
+                    if pool is None:  # refused: the offline model stays, the heads drop the
+                        with self._lock:  # feedback it judged (what no feedback would give)
+                            self._swap_pool(start, start, dict.fromkeys(start.names, 0), cut)
                         return report
                     with self._lock:
                         used = self._swap_pool(start, pool, report, cut)

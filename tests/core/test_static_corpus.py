@@ -187,7 +187,7 @@ def test_refit_embeds_feedback_again_after_fit_changed_the_corpus_part(monkeypat
         return real_fit(self, X, y)
 
     monkeypatch.setattr(QualityPredictor, "fit", spy)
-    used = router.refit()
+    used = router.refit(guard=None)
     assert sum(used.values()) == len(early)
     fed = np.vstack([X[len(train) :] for X in seen])  # the rows after each LLM's training data
     assert fed.shape[0] == len(early) and fed[:, 128:].any()  # re-embedded with the corpus part
