@@ -71,6 +71,7 @@ def run(
     stream_lam: float,
     alpha: float,
     margin: float,
+    learn_all: bool,
     **explore,
 ) -> dict:
     data = load_routing_data(DATA[name])
@@ -91,7 +92,8 @@ def run(
         else:
             router.fit(offline)
             guarded = partial(
-                router.refit, guard=RefitGuard(margin=margin) if margin >= 0 else None
+                router.refit,
+                guard=RefitGuard(margin=margin, learn_all=learn_all) if margin >= 0 else None,
             )
             router.refit = guarded  # type: ignore[method-assign]  (stream_feedback's refits too)
             if kind != "none":
@@ -124,13 +126,23 @@ def main() -> None:
     p.add_argument(
         "--margin", type=float, default=RefitGuard().margin, help="refit guard; < 0: unguarded"
     )
+    p.add_argument("--tested", action="store_true", help="accept the tested candidate as is")
     p.add_argument("--out", default="replay-seeds.json")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     explore = {"explore": args.explore, "temperature": args.temperature, "epsilon": args.epsilon}
     result = {
         name: {
-            s: run(name, s, args.kinds, args.stream_lam, args.alpha, args.margin, **explore)
+            s: run(
+                name,
+                s,
+                args.kinds,
+                args.stream_lam,
+                args.alpha,
+                args.margin,
+                not args.tested,
+                **explore,
+            )
             for s in args.seeds
         }
         for name in args.data

@@ -559,6 +559,8 @@ class RefitGuard:
         min_holdout: Fewest held-out records a test needs (fewer: refused).
         clip: Floor of the propensities in the estimate.
         lambdas: The λ values the gain is averaged over.
+        learn_all: On acceptance, learn the model again from all the feedback (True) or publish
+            the tested candidate itself, learned without the held-out feedback (False).
 
     Example:
         >>> RefitGuard().margin
@@ -574,6 +576,7 @@ class RefitGuard:
     min_holdout: int = 30
     clip: float = DEFAULT_CLIP
     lambdas: tuple[float, ...] = GUARD_LAMBDAS
+    learn_all: bool = True
 
     def __post_init__(self) -> None:
         if not 0 < self.holdout < 1:
@@ -731,9 +734,11 @@ def refit_pool(
         )
         _log.info("refit refused: %s", report.reason)
         return None, report
-    whole = _candidate(
-        pool, usable, new_quality, min_feedback=min_feedback, clip=clip, validate=validate
-    )
+    whole = trial
+    if guard.learn_all:
+        whole = _candidate(
+            pool, usable, new_quality, min_feedback=min_feedback, clip=clip, validate=validate
+        )
     if whole is None:
         return None
     report = RefitReport(
