@@ -308,7 +308,7 @@ def test_refit_takes_truthful_feedback(world: RoutingData) -> None:
         d = router.route(q)
         router.feedback(d.decision_id, score=float(stream.quality[i, stream.llms.index(d.llm)]))
         given[d.llm] = given.get(d.llm, 0) + 1
-    used = router.refit()
+    used = router.refit(guard=None)  # the per-LLM validation alone
     assert max(used.values()) > 0
     assert all(n in (0, given.get(name, 0)) for name, n in used.items())
 
@@ -367,15 +367,18 @@ def test_a_refit_on_corrupted_feedback_is_refused_and_routes_as_no_feedback() ->
 
 
 def test_a_refit_on_informative_feedback_is_accepted() -> None:
+    """Accepted at one standard error (the default, three, is strict: see RefitGuard); the
+    gain here is 2 standard errors."""
     router, _ = _streamed(shuffle=False)
     pool = router.model.pool
-    report = router.refit()
+    report = router.refit(guard=RefitGuard(margin=1.0))
     assert report.accepted and report.gain > report.stderr > 0
     assert router.model.pool is not pool and sum(report.values()) > 100
     given: dict[str, int] = {}
     for fb in router.log.feedback():
         given[fb.llm] = given.get(fb.llm, 0) + 1
-    assert all(n in (0, given[name]) for name, n in report.items())  # learned from all of it
+    assert all(n <= given[name] for name, n in report.items())  # the older 70% of it
+    assert sum(report.values()) < 0.7 * sum(given.values()) + 1
 
 
 def test_refit_guard_checks_its_settings() -> None:
