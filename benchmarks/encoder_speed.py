@@ -20,6 +20,16 @@ Usage::
 
 MiniLM's embeddings for the quality pass are cached on disk (``--cache-dir``) as ``mixllm bench``
 does; timings always use an uncached encoder.
+
+``--per-query`` measures instead the default encoder's per-query path, the current implementation
+against the reference one (``tokenizers`` for every prompt, ``np.unique``, per-part normalisation:
+``mixllm_core.encoders.static._reference_embed``, what the encoder did before its fast path), in
+the same run and interleaved prompt by prompt: ``encode([prompt])`` p50/p99 on distinct, never
+seen prompts (cache off) of three lengths (short, 500 characters, the whole 1,000-character
+window), batch encoding per prompt, and ``router.route(prompt)`` p50 with 11 LLMs; it checks that
+both give the same vectors (max abs difference)::
+
+    nice -n 10 python benchmarks/encoder_speed.py --per-query --out encoder_per_query.json
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ import json
 import logging
 import os
 import platform
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -36,9 +47,14 @@ from typing import Any
 
 import numpy as np
 
-from mixllm_core.data import RoutingData, load_routing_data
-from mixllm_core.encoders import OnnxEncoder, QueryEncoder, SentenceEncoder, StaticEncoder
-from mixllm_core.experiments.bench import (
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # measure this checkout, not another installed copy
+    sys.path.insert(0, str(ROOT))
+
+from mixllm_core.data import RoutingData, load_routing_data  # noqa: E402
+from mixllm_core.encoders import OnnxEncoder, QueryEncoder, SentenceEncoder, StaticEncoder  # noqa: E402
+from mixllm_core.encoders.static import _reference_embed  # noqa: E402
+from mixllm_core.experiments.bench import (  # noqa: E402
     LAMBDA_GRID,
     _mixllm_run,
     _reference,
@@ -47,7 +63,7 @@ from mixllm_core.experiments.bench import (
     _stage_times,
     adapt_to,
 )
-from mixllm_core.router import MixLLMRouter
+from mixllm_core.router import MixLLMRouter  # noqa: E402
 
 DATA = (
     Path(__file__).resolve().parents[2]
@@ -230,6 +246,108 @@ def format_row(name: str, row: dict[str, Any]) -> str:
     )
 
 
+# ------------------------------------------------------------------ --per-query: old vs new
+class _ReferenceStatic(StaticEncoder):
+    """The default encoder with the reference per-query path (as before its fast path)."""
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        return _reference_embed(self, texts)
+
+
+def _per_query_prompts(n: int) -> tuple[str, list[str], RoutingData]:
+    """(source, distinct held-out prompts, training data with 11 LLMs)."""
+    if DATA.exists():
+        data = load_routing_data(DATA)
+        train, test = data.train_test_split(seed=0)
+        return "routerbench", list(dict.fromkeys(test.queries)), train
+    from scaling import make_world
+
+    return "synthetic", list(make_world(n, 11, seed=1).queries), make_world(2000, 11, seed=0)
+
+
+def _interleaved(
+    old: Callable[[Any], Any], new: Callable[[Any], Any], items: Sequence[Any]
+) -> dict[str, Any]:
+    """Per-item seconds of ``old`` and ``new``, alternating which runs first."""
+    t_old, t_new = [], []
+    for i, item in enumerate(items):
+        for fn, out in ((old, t_old), (new, t_new)) if i % 2 else ((new, t_new), (old, t_old)):
+            t0 = time.perf_counter()
+            fn(item)
+            out.append(time.perf_counter() - t0)
+    o, w = pct(t_old), pct(t_new)
+    return {"old": o, "new": w, "ratio_p50": o["p50_ms"] / w["p50_ms"], "n": len(items)}
+
+
+def per_query(n_timed: int, n_batch: int) -> dict[str, Any]:
+    source, prompts, train = _per_query_prompts(3 * n_timed + n_batch + 100)
+    new = StaticEncoder(cache_size=0).adapt(train.queries)
+    old = _ReferenceStatic(cache_size=0).adapt(train.queries)
+    short = [q for q in prompts if len(q) < 100]
+    mid = [q[:500] for q in prompts if len(q) >= 500]
+    full = [q for q in prompts if len(q) >= new.max_chars]  # type: ignore[operator]
+    rest = [q for q in prompts if 100 <= len(q) < 500]
+    if len(short) < 20:  # a data set without short prompts: make some from the first words
+        short = list(dict.fromkeys(" ".join(q.split()[:8]) for q in prompts))
+    rows: dict[str, Any] = {}
+    vectors_old, vectors_new = [], []
+    for name, texts in (
+        ("short (<100 chars)", short),
+        ("500 chars", mid),
+        ("window (1000 chars)", full),
+        ("100-500 chars", rest),
+    ):
+        texts = texts[:n_timed]
+        if not texts:
+            continue
+        new.encode(texts[:1]), old.encode(texts[:1])  # warm-up
+        row = _interleaved(lambda q: old.encode([q]), lambda q: new.encode([q]), texts)
+        row["median_chars"] = float(np.median([len(q) for q in texts]))
+        rows[name] = row
+        vectors_old.append(old.encode(texts))
+        vectors_new.append(new.encode(texts))
+    batch = prompts[-n_batch:]
+    bo = _interleaved(old.encode, new.encode, [batch] * 3)
+    for k in ("old", "new"):
+        bo[k] = {m: v / len(batch) for m, v in bo[k].items()}  # per prompt
+    rows[f"batch of {len(batch)} (per prompt)"] = bo
+    max_diff = float(np.abs(np.vstack(vectors_old) - np.vstack(vectors_new)).max())
+    # end to end: two routers fitted alike (the encoders are already adapted to train)
+    r_old = MixLLMRouter(encoder=old, seed=0).fit(train)
+    r_new = MixLLMRouter(encoder=new, seed=0).fit(train)
+    routed = [q for q in prompts[:n_timed] if q not in set(batch)]
+    r_old.route(routed[0]), r_new.route(routed[0])  # warm-up
+    rows["route (end to end)"] = _interleaved(r_old.route, r_new.route, routed[1:])
+    return {
+        "mode": "per-query",
+        "prompts": source,
+        "n_llms": len(train.llms),
+        "encoder": new.get_config(),
+        "max_abs_diff_old_new": max_diff,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "loadavg": os.getloadavg(),
+        },
+        "rows": rows,
+    }
+
+
+def format_per_query(result: dict[str, Any]) -> str:
+    lines = [
+        f"default encoder per query, old (reference path) vs new, prompts: {result['prompts']}, "
+        f"{result['n_llms']} LLMs, max |old - new| = {result['max_abs_diff_old_new']:.1e}",
+        f"{'case':<30} {'n':>4} {'old p50/p99 ms':>16} {'new p50/p99 ms':>16} {'old/new p50':>11}",
+    ]
+    for name, r in result["rows"].items():
+        o, w = r["old"], r["new"]
+        lines.append(
+            f"{name:<30} {r['n']:>4} {o['p50_ms']:>7.3f}/{o['p99_ms']:<8.3f} "
+            f"{w['p50_ms']:>7.3f}/{w['p99_ms']:<8.3f} {r['ratio_p50']:>11.2f}"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument(
@@ -243,6 +361,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--n-batch", type=int, default=256)
     p.add_argument("--no-quality", action="store_true", help="timings only")
     p.add_argument(
+        "--per-query",
+        action="store_true",
+        help="the default encoder's per-query path, old vs new (see the module docstring)",
+    )
+    p.add_argument(
         "--cache-dir",
         type=Path,
         default=None,
@@ -255,6 +378,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     from mixllm_core.encoders.base import default_cache_dir
 
     cache_dir = args.cache_dir or default_cache_dir()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    if args.per_query:
+        pq = per_query(args.n_timed, args.n_batch)
+        print(format_per_query(pq))
+        args.out.write_text(json.dumps(pq, indent=1))
+        print(f"wrote {args.out}")
+        return
     print(HEADER, flush=True)
     result = run(
         args.encoders, args.seeds, args.n_timed, args.n_batch, cache_dir, not args.no_quality

@@ -22,6 +22,7 @@ MODULES: tuple[str, ...] = (
     "mixllm_core.encoders",
     "mixllm_core.data",
     "mixllm_core.decision",
+    "mixllm_core.calibration",
     "mixllm_core.dispatch",
     "mixllm_core.dispatch.retry",
     "mixllm_core.dispatch.validate",

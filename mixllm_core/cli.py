@@ -1,4 +1,4 @@
-"""The ``mixllm`` command: ``mixllm train`` and ``mixllm bench``."""
+"""The ``mixllm`` command: ``mixllm train``, ``route``, ``bench``, ``calibrate``, ``simulate`` and ``refit``."""
 
 from __future__ import annotations
 
@@ -190,6 +190,19 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="cross-validate leaving whole tasks out (each test fold holds unseen tasks)",
     )
+    c = sub.add_parser(
+        "calibrate", help="pick λ on validation data for a target mean cost or quality share"
+    )
+    c.add_argument("--router", required=True, help="directory of a saved router")
+    c.add_argument("--data", required=True, help="validation routing data (all its rows)")
+    goal = c.add_mutually_exclusive_group(required=True)
+    goal.add_argument("--target-cost", type=float, help="mean USD per query to stay within")
+    goal.add_argument(
+        "--target-quality-share",
+        type=float,
+        help="share in [0, 1] of the best single LLM's mean quality to reach, cheapest first",
+    )
+    c.add_argument("--apply", action="store_true", help="save the chosen λ into the router")
     sim = sub.add_parser(
         "simulate",
         help="a Poisson query stream against a pool with limited "
@@ -213,7 +226,33 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="embedding cache (default $MIXLLM_CACHE_DIR or ~/.cache/mixllm)",
     )
+    r = sub.add_parser(
+        "refit",
+        help="refit a saved router on a shared database log and publish the new version "
+        "(one process at a time; every replica swaps it in at its next sync)",
+    )
+    r.add_argument("--log", required=True, help="database URL, e.g. postgresql+psycopg://...")
+    r.add_argument("--router", required=True, help="the saved router directory replicas load")
+    r.add_argument("--min-feedback", type=int, default=20)
+    r.add_argument("--lease-ttl", type=float, default=3600.0, help="seconds the lease holds")
     return p
+
+
+def _refit(args: argparse.Namespace) -> int:
+    from .refit_job import run_refit
+
+    report = run_refit(
+        args.log, args.router, min_feedback=args.min_feedback, lease_ttl_s=args.lease_ttl
+    )
+    if not report.ran:
+        print("another process holds the refit lease; nothing done")
+        return 0
+    used = ", ".join(f"{n}: {c}" for n, c in report.refit.items()) or "none"
+    print(
+        f"published version {report.version} (feedback up to id {report.feedback_seq}; "
+        f"rows per refit LLM: {used}) in {report.seconds:.1f} s"
+    )
+    return 0
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -253,6 +292,30 @@ def _simulate(args: argparse.Namespace) -> int:
     print(format_simulation(result))
     print(f"wrote {out / 'simulate.json'}")
     return 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from .data import load_routing_data
+    from .router import MixLLMRouter
+
+    router = MixLLMRouter.load(args.router)
+    data = load_routing_data(args.data)
+    result = router.calibrate(
+        data,
+        target_cost=args.target_cost,
+        target_quality_share=args.target_quality_share,
+        apply=args.apply,
+    )
+    unit = "USD" if result.target == "cost" else "quality"
+    print(
+        f"λ = {result.lam:.6g}: mean cost {result.cost:.4g} USD ({result.cost_source}), mean "
+        f"quality {result.quality:.4f} on {len(data)} queries; target {result.target_value:.4g} "
+        f"{unit} {'met' if result.met else 'NOT met (closest λ)'}"
+    )
+    if args.apply:
+        router.save(args.router)
+        print(f"saved λ = {result.lam:.6g} into {args.router}")
+    return 0 if result.met else 1
 
 
 def _bench_encoders(name: str, data: Any = None, cache_dir: str | None = None) -> tuple[Any, Any]:
@@ -321,6 +384,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _route(args)
         if args.command == "simulate":
             return _simulate(args)
+        if args.command == "calibrate":
+            return _calibrate(args)
+        if args.command == "refit":
+            return _refit(args)
         if args.command == "train":
             from .data import load_routing_data, load_routing_log
             from .decision import DecisionPolicy
@@ -474,8 +541,14 @@ def _route(args: argparse.Namespace) -> int:
     spread = np.array([c.uncertainty for c in decision.candidates])
     penalty = 0.0 - router.maker.scores(zeros, zeros, 1.0, wait=waits, policy=policy)
     bonus = 0.0 + router.maker.scores(zeros, zeros, 1.0, uncertainty=spread, policy=policy)
+    flips = decision.break_even()
     rows = [
-        {**asdict(c), "exploration_bonus": float(b), "latency_penalty": float(pen)}
+        {
+            **asdict(c),
+            "exploration_bonus": float(b),
+            "latency_penalty": float(pen),
+            "takes_over": "chosen" if c.llm == decision.llm else _takes_over(flips.get(c.llm)),
+        }
         for c, b, pen in zip(decision.candidates, bonus, penalty)
     ]
     if args.json:
@@ -487,7 +560,7 @@ def _route(args: argparse.Namespace) -> int:
         print(f"fallback: {decision.fallback}")
     print(
         f"  {'llm':<24} {'quality':>8} {'cost (USD)':>11} {'exploration':>11} "
-        f"{'latency pen.':>12} {'score':>8}  eligible"
+        f"{'latency pen.':>12} {'score':>8} {'takes over':>11}  eligible"
     )
     for row in sorted(rows, key=lambda r: -r["score"]):
         mark = "*" if row["llm"] == decision.llm else " "
@@ -495,13 +568,25 @@ def _route(args: argparse.Namespace) -> int:
         print(
             f"{mark} {row['llm']:<24} {row['quality']:>8.4f} {row['cost']:>11.3g} "
             f"{row['exploration_bonus']:>11.4g} {row['latency_penalty']:>12.4g} "
-            f"{row['score']:>8.4f}  {eligible}"
+            f"{row['score']:>8.4f} {row['takes_over']:>11}  {eligible}"
         )
     print(
         f"score = λ/(1+λ)·quality − 1/(1+λ)·cost/{router.c_ref():.3g} (reference cost)"
         " + exploration − latency penalty"
     )
+    print(
+        "takes over: the λ at which that LLM would beat the chosen one on quality and cost alone"
+        " (λ > x: better and pricier; λ < x: cheaper and worse)"
+    )
     return 0
+
+
+def _takes_over(flip: tuple[str, float] | None) -> str:
+    """One candidate's :meth:`~mixllm_core.decision.RoutingDecision.break_even` as a short text."""
+    if flip is None:  # not eligible
+        return "-"
+    kind, lam = flip
+    return {"above": f"λ > {lam:.3g}", "below": f"λ < {lam:.3g}"}.get(kind, kind)
 
 
 if __name__ == "__main__":  # pragma: no cover

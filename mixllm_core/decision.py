@@ -146,6 +146,7 @@ class RoutingDecision:
     fallback: str = ""
     created_at: float = field(default_factory=time.time)
     propensity: float = 1.0
+    c_ref: float | None = None
 
     @property
     def chosen(self) -> CandidateScore:
@@ -167,8 +168,54 @@ class RoutingDecision:
             "lam": self.lam,
             "fallback": self.fallback,
             "propensity": self.propensity,
+            "c_ref": self.c_ref,
             "candidates": [asdict(c) for c in self.candidates],
         }
+
+    def break_even(self) -> dict[str, tuple[str, float]]:
+        """For every other eligible candidate, the λ at which it would take over from the chosen
+        LLM on predicted quality and cost alone (exploration and latency left out).
+
+        Candidate B beats the chosen A on quality and cost exactly when
+        ``λ·(q̂_B − q̂_A) > (ĉ_B − ĉ_A)/c_ref``. The answer per LLM is one of
+        ``("above", λ*)`` (B, better and pricier, wins for λ > λ*), ``("below", λ*)`` (B, cheaper
+        and worse, wins for λ < λ*), ``("always", 0.0)`` (B is better and no pricier: only
+        exploration or latency kept it out) or ``("never", inf)`` (B is worse and no cheaper).
+        This tells why feedback has not moved a decision: a pricier LLM whose λ* is far above
+        the λ in use cannot win until its predicted advantage grows.
+
+        Raises:
+            ConfigError: the decision does not carry the reference cost (made by a custom
+                :class:`DecisionMaker` call without one).
+
+        Example:
+            >>> maker = DecisionMaker(DecisionPolicy(lam=1.0, alpha=0.0))
+            >>> d = maker.decide(
+            ...     ["small", "large"], np.array([0.4, 0.8]), np.array([0.1, 0.9]), 1.0
+            ... )
+            >>> d.llm, d.break_even()
+            ('small', {'large': ('above', 2.0)})
+        """
+        if self.c_ref is None:
+            raise ConfigError(
+                "This decision does not carry its reference cost c_ref; break_even() needs it."
+            )
+        a = self.chosen
+        out: dict[str, tuple[str, float]] = {}
+        for b in self.candidates:
+            if b.llm == a.llm or not b.eligible:
+                continue
+            dq = b.quality - a.quality
+            dc = (b.cost - a.cost) / max(self.c_ref, 1e-12)
+            if dq > 0 and dc > 0:
+                out[b.llm] = ("above", round(dc / dq, 6))
+            elif dq < 0 and dc < 0:
+                out[b.llm] = ("below", round(dc / dq, 6))
+            elif dq > 0:
+                out[b.llm] = ("always", 0.0)
+            else:
+                out[b.llm] = ("never", math.inf)
+        return out
 
 
 def choice_probabilities(
@@ -399,4 +446,5 @@ class DecisionMaker:
             lam=p.lam,
             fallback=fallback,
             propensity=propensity,
+            c_ref=float(c_ref),
         )

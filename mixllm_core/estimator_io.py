@@ -12,6 +12,10 @@ A file read here is treated as hostile until checked:
    logistic regression whose attributes are JSON values and plain arrays (the default quality
    model) is read here instead, without skops: importing skops imports every scikit-learn module
    (and torch, when it is installed), which made a saved router's first route take seconds.
+   ``load_estimator(path, lazy=True)`` goes one step further and gives that logistic regression
+   as :class:`LogisticArrays`: its fitted arrays, predicting with numpy, so that loading a router
+   and routing with it imports neither scikit-learn nor scipy (seconds on a cold start). The
+   scikit-learn object is built from the same attributes when something needs it.
 4. The loaded estimator is checked structurally: finite parameters with consistent shapes,
    decision trees whose child and feature indices stay in range (scikit-learn follows them
    without bounds checks), and one prediction on a zero row. A neighbours model is rebuilt from
@@ -25,6 +29,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +37,14 @@ import numpy as np
 
 from .errors import ConfigError, CorruptStateError, MixLLMError
 
-__all__ = ["TRUSTED_NODES", "TRUSTED_TYPES", "check_archive", "dump_estimator", "load_estimator"]
+__all__ = [
+    "TRUSTED_NODES",
+    "TRUSTED_TYPES",
+    "LogisticArrays",
+    "check_archive",
+    "dump_estimator",
+    "load_estimator",
+]
 
 #: Every ``(skops loader, type)`` pair the fitted quality models (linear, knn, rf, mlp; binary and
 #: fractional scores) and the tagger's classifier consist of, found by dumping each of them.
@@ -173,11 +185,12 @@ def _check_types(path: Path) -> list[str]:
 _LOGISTIC = ("ObjectNode", "sklearn.linear_model._logistic", "LogisticRegression")
 
 
-def _flat_logistic(path: Path) -> Any:
+def _flat_logistic(path: Path) -> LogisticArrays | None:
     """The logistic regression in ``path`` read without skops, or None when it is not one.
 
     Only a file whose root is a ``LogisticRegression`` with a flat dict of attributes, each a
-    JSON value or a plain (non-object) numpy array, is read here; it is built as skops builds it
+    JSON value or a plain (non-object) numpy array, is read here; its attributes are kept as
+    they are, for :meth:`LogisticArrays.to_sklearn` to build the estimator as skops builds it
     (``__new__`` then ``__setstate__``). Any other file (None) is left to skops.
     """
     with zipfile.ZipFile(path) as archive:
@@ -205,11 +218,72 @@ def _flat_logistic(path: Path) -> Any:
                 attrs[key] = np.load(io.BytesIO(data), allow_pickle=False)
             else:
                 return None
-    from sklearn.linear_model import LogisticRegression
+    return LogisticArrays(attrs)
 
-    est = LogisticRegression.__new__(LogisticRegression)
-    est.__setstate__(attrs)
-    return est
+
+_LOGISTIC_TYPE = "sklearn.linear_model._logistic.LogisticRegression"
+
+
+class LogisticArrays:
+    """A fitted scikit-learn ``LogisticRegression`` read from a file, held as its attributes.
+
+    It predicts as the logistic regression does, with numpy alone for two classes, and stands
+    in for it until something needs the scikit-learn object: :meth:`to_sklearn` then builds it
+    from these attributes (once, as skops would), importing scikit-learn only at that point.
+    Attributes of the estimator (``coef_``, ``intercept_``, ``classes_``, ``C``, ...) read
+    through. :func:`load_estimator` gives one for ``lazy=True``; nothing else makes them.
+
+    Example:
+        >>> est = LogisticArrays({"coef_": np.array([[2.0]]), "intercept_": np.array([0.0]),
+        ...                       "classes_": np.array([0, 1]), "n_features_in_": 1})
+        >>> est.predict_proba(np.array([[0.0]]))
+        array([[0.5, 0.5]])
+    """
+
+    def __init__(self, attrs: Mapping[str, Any]) -> None:
+        self._attrs = dict(attrs)
+
+    def __getattr__(self, name: str) -> Any:
+        attrs = self.__dict__.get("_attrs", {})
+        if name.startswith("__") or name not in attrs:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        return attrs[name]
+
+    def to_sklearn(self) -> Any:
+        """The ``LogisticRegression`` itself (built on the first call, the same one afterwards).
+
+        Its arrays are these arrays, not copies.
+        """
+        built = self.__dict__.get("_sklearn")
+        if built is None:
+            from sklearn.linear_model import LogisticRegression
+
+            est = LogisticRegression.__new__(LogisticRegression)
+            est.__setstate__(dict(self._attrs))  # __setstate__ pops _sklearn_version
+            # setdefault is atomic: threads racing here all get the first one stored
+            built = self.__dict__.setdefault("_sklearn", est)
+        return built
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """``X @ coef_.T + intercept_``: one column per class, or a vector for two classes."""
+        X = np.asarray(X)
+        coef = np.asarray(self.coef_)
+        if X.ndim != 2 or X.shape[1] != coef.shape[-1]:
+            raise ValueError(
+                f"X has shape {X.shape}; this LogisticRegression reads {coef.shape[-1]} features."
+            )
+        scores: np.ndarray = X @ coef.T + np.asarray(self.intercept_)
+        return scores.reshape(-1) if scores.shape[1] == 1 else scores
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities, one column per ``classes_``: the ``LogisticRegression``'s (for two
+        classes computed here, within one rounding of its float32 ones)."""
+        if len(self.classes_) != 2:  # several classes: scikit-learn's own rule
+            proba: np.ndarray = self.to_sklearn().predict_proba(X)
+            return proba
+        scores = self.decision_function(X)  # float32 for a model fit on float32, as sklearn's
+        p = (1.0 / (1.0 + np.exp(-scores.astype(np.float64)))).astype(scores.dtype)
+        return np.stack([1 - p, p], axis=1)
 
 
 def dump_estimator(estimator: Any, path: Path) -> None:
@@ -221,6 +295,8 @@ def dump_estimator(estimator: Any, path: Path) -> None:
     """
     import skops.io as sio
 
+    if isinstance(estimator, LogisticArrays):
+        estimator = estimator.to_sklearn()
     sio.dump(estimator, path)
     try:
         _check_types(Path(path))
@@ -228,8 +304,12 @@ def dump_estimator(estimator: Any, path: Path) -> None:
         raise ConfigError(f"mixllm could not read this estimator back: {exc}") from exc
 
 
-def load_estimator(path: Path) -> Any:
+def load_estimator(path: Path, *, lazy: bool = False) -> Any:
     """Read an estimator written by :func:`dump_estimator` (see the module docstring).
+
+    With ``lazy=True`` a logistic regression of the common, flat form comes back as
+    :class:`LogisticArrays` (scikit-learn is not imported); anything else, and everything
+    without ``lazy``, as the scikit-learn estimator.
 
     Raises:
         CorruptStateError: the file is damaged, holds anything outside :data:`TRUSTED_NODES`,
@@ -239,12 +319,13 @@ def load_estimator(path: Path) -> Any:
     check_archive(path)
     try:
         _check_nodes(path)
-        est = _flat_logistic(path)
+        est: Any = _flat_logistic(path)
         if est is None:
             import skops.io as sio
 
             est = sio.load(path, trusted=_check_types(path))
-        return _checked(est)
+        est = _checked(est)
+        return est.to_sklearn() if isinstance(est, LogisticArrays) and not lazy else est
     except MixLLMError:
         raise
     except Exception as exc:  # skops and scikit-learn parse hostile input: any failure is ours
@@ -299,8 +380,8 @@ def _checked(est: Any) -> Any:
     d = est.n_features_in_
     if isinstance(d, bool) or not isinstance(d, int) or d < 1:
         raise CorruptStateError(f"The estimator's n_features_in_ is {d!r}.")
-    kind = _type_name(est)
-    if kind == "sklearn.linear_model._logistic.LogisticRegression":
+    kind = _LOGISTIC_TYPE if isinstance(est, LogisticArrays) else _type_name(est)
+    if kind == _LOGISTIC_TYPE:
         classes = np.asarray(est.classes_)  # labels: numbers, or the tagger's tag names
         k = 1 if len(classes) == 2 else len(classes)
         if (
@@ -345,7 +426,8 @@ def _checked(est: Any) -> Any:
             _finite(f"MLP.intercepts_[{i}]", b, (sizes[i + 1],))
     else:
         raise CorruptStateError(f"mixllm does not load a {type(est).__name__}.")
+    name = kind.rsplit(".", 1)[-1]
     probe = np.zeros((1, d), dtype=np.float32)
     out = est.predict_proba(probe) if hasattr(est, "predict_proba") else est.predict(probe)
-    _finite(f"The {type(est).__name__}'s prediction", out)
+    _finite(f"The {name}'s prediction", out)
     return est

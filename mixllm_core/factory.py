@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 from .decision import DecisionPolicy
 from .encoders import QueryEncoder
 from .errors import ConfigError, UnpricedLLMWarning
+from .log import RoutingLog
 from .prices import is_model_ref, spec_of
 from .router import MixLLMRouter
 from .spec import LLMSpec
@@ -236,12 +237,15 @@ def router_for(
     alpha: float | None = None,
     encoder: QueryEncoder | None = None,
     seed: int = 0,
+    log: RoutingLog | str | None = None,
+    sync_interval_s: float | None = 1.0,
 ) -> MixLLMRouter:
     """The router of an integration over the children ``models``.
 
-    With ``router``, checks that its pool is exactly the children and returns it (``prices``
-    and ``encoder`` configure a cold-start router only, so giving them too is an error);
-    without, :func:`build_router`.
+    With ``router``, checks that its pool is exactly the children and returns it (``prices``,
+    ``encoder`` and ``log`` configure a cold-start router only, so giving them too is an error);
+    without, :func:`build_router` (``log`` and ``sync_interval_s`` as in
+    :class:`~mixllm_core.MixLLMRouter`: a database URL shares the log with other processes).
 
     Warns:
         UnpricedLLMWarning: without ``router``, some of two or more children have no price
@@ -252,11 +256,20 @@ def router_for(
     """
     if router is None:
         built = build_router(
-            models, prices=prices, lam=lam, alpha=alpha, encoder=encoder, seed=seed
+            models,
+            prices=prices,
+            lam=lam,
+            alpha=alpha,
+            encoder=encoder,
+            seed=seed,
+            log=log,
+            sync_interval_s=sync_interval_s,
         )
         _warn_unpriced(list(models), prices)
         return built
-    given = [n for n, v in (("prices", prices), ("encoder", encoder)) if v is not None]
+    given = [
+        n for n, v in (("prices", prices), ("encoder", encoder), ("log", log)) if v is not None
+    ]
     if given:
         raise ConfigError(
             f"{' and '.join(given)} configure a cold-start router; with router= given, put them "

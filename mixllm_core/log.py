@@ -29,7 +29,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -37,7 +37,14 @@ from .decision import RoutingDecision
 from .errors import ConfigError, FeedbackError
 from .text import storable_text
 
-__all__ = ["LoggedDecision", "LoggedFeedback", "MemoryLog", "RoutingLog", "SQLiteLog"]
+__all__ = [
+    "LoggedDecision",
+    "LoggedFeedback",
+    "MemoryLog",
+    "RoutingLog",
+    "SQLiteLog",
+    "StatePublisher",
+]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS decisions (
@@ -86,7 +93,16 @@ class LoggedFeedback:
 
 
 class RoutingLog:
-    """Interface of a routing log (see :class:`SQLiteLog` and :class:`MemoryLog`)."""
+    """Interface of a routing log (see :class:`SQLiteLog`, :class:`MemoryLog` and
+    :class:`~mixllm_core.sqllog.SQLLog`).
+
+    ``shared`` says whether other processes may write to the same log (a file or a database):
+    a router on a shared log folds feedback into its online heads in feedback-id order, reading
+    the rows other writers added (``router.sync()``). Feedback ids must be assigned in commit
+    order: a reader that sees id ``n`` sees every smaller id that will ever exist.
+    """
+
+    shared = False
 
     def add_decision(
         self, decision: RoutingDecision, query: str, x: np.ndarray, offline_quality: float
@@ -136,6 +152,9 @@ class RoutingLog:
 class SQLiteLog(RoutingLog):
     """The durable log: one SQLite file; each write is committed before the call returns.
 
+    Several processes may share the file (one writer at a time, so feedback ids follow commit
+    order); for several hosts, use a database URL (:class:`~mixllm_core.sqllog.SQLLog`).
+
     Args:
         path: The database file (created if missing).
         store_prompts: Keep prompt texts (True, the default) or only their sha256.
@@ -151,6 +170,7 @@ class SQLiteLog(RoutingLog):
         if not isinstance(store_prompts, bool):
             raise ConfigError(f"store_prompts must be True or False, got {store_prompts!r}.")
         self.store_prompts = store_prompts
+        self.shared = True
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
@@ -439,3 +459,25 @@ class MemoryLog(RoutingLog):
                 "feedback": list(self._feedback.values()),
                 "outcomes": list(self._outcomes),
             }
+
+
+@runtime_checkable
+class StatePublisher(Protocol):
+    """A log that also holds published router versions and leases (a database log).
+
+    The coordinated refit (:mod:`mixllm_core.fleet`) takes the ``"refit"`` lease, publishes the
+    refit router's saved files as a new version, and every router on the log swaps that version
+    in at its next sync.
+    """
+
+    def latest_state_version(self, base: str | None) -> int: ...
+
+    def read_state_files(self, version: int) -> dict[str, bytes]: ...
+
+    def publish_state(
+        self, files: dict[str, bytes], *, feedback_seq: int, holder: str, base: str | None
+    ) -> int: ...
+
+    def acquire_lease(self, name: str, holder: str, ttl_s: float) -> bool: ...
+
+    def release_lease(self, name: str, holder: str) -> None: ...

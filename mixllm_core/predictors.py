@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,15 +18,18 @@ from typing import Any
 import numpy as np
 
 from .errors import ConfigError, NotFittedError, check_choice
+from .estimator_io import LogisticArrays
 
 __all__ = [
     "QUALITY_KINDS",
+    "MIN_INPUT_PRICE_SHARE",
     "CostPredictor",
     "CostState",
     "PredictorBank",
     "QualityPredictor",
     "QualityState",
     "cost_features",
+    "infer_prices",
 ]
 
 QUALITY_KINDS = ("knn", "linear", "rf", "mlp")
@@ -42,6 +46,23 @@ _ESTIMATORS = {
     "rf": ("RandomForestRegressor",),
     "mlp": ("MLPClassifier", "MLPRegressor"),
 }
+
+
+def _estimator_name(estimator: Any) -> str:
+    """The scikit-learn class name of ``estimator`` (a :class:`LogisticArrays` stands for one)."""
+    return (
+        "LogisticRegression" if isinstance(estimator, LogisticArrays) else type(estimator).__name__
+    )
+
+
+def _is_logistic(estimator: Any) -> bool:
+    """Whether ``estimator`` is a logistic regression, without importing scikit-learn: when it
+    is not imported, no object can be one of its estimators."""
+    if isinstance(estimator, LogisticArrays):
+        return True
+    linear_model = sys.modules.get("sklearn.linear_model")
+    cls = getattr(linear_model, "LogisticRegression", None)
+    return cls is not None and isinstance(estimator, cls)
 
 
 def _fingerprint(X: np.ndarray) -> str:
@@ -69,7 +90,10 @@ class QualityState:
     """What a :class:`QualityPredictor` learned, as :meth:`QualityPredictor.get_state` gives it.
 
     ``estimator`` is the fitted scikit-learn model, or None when every observed score was equal
-    (or nothing was observed): the predictor then answers ``mean``. Validated on construction.
+    (or nothing was observed): the predictor then answers ``mean``. A state read from a saved
+    router may hold a :class:`~mixllm_core.estimator_io.LogisticArrays` in place of a logistic
+    regression (``estimator.to_sklearn()`` gives it); :meth:`QualityPredictor.get_state` always
+    gives the scikit-learn model. Validated on construction.
 
     Example:
         >>> state = QualityPredictor.prior(0.7, "linear").get_state()
@@ -96,7 +120,7 @@ class QualityState:
         _count("QualityState.n_features", self.n_features)
         if self.estimator is None:
             return
-        name = type(self.estimator).__name__
+        name = _estimator_name(self.estimator)
         if name not in _ESTIMATORS[self.kind]:
             raise ConfigError(
                 f"A {self.kind!r} quality predictor holds a {name}; it fits "
@@ -160,6 +184,56 @@ def cost_features(X: np.ndarray, input_tokens: np.ndarray) -> np.ndarray:
     return np.hstack([np.log1p(np.asarray(input_tokens, dtype=float))[:, None], X])
 
 
+#: The least input price :func:`infer_prices` gives, as a share of the output price: price lists
+#: charge output tokens 1 to 4 times as much as input tokens (RouterBench's 11 LLMs: 1.0 to 3.4).
+MIN_INPUT_PRICE_SHARE = 0.25
+
+
+def infer_prices(
+    cost: np.ndarray,
+    input_tokens: np.ndarray,
+    output_tokens: np.ndarray | None = None,
+    *,
+    assumed_output_tokens: float = 200.0,
+) -> tuple[float, float]:
+    """Per-token prices (USD per million tokens) that explain observed per-call costs.
+
+    A non-negative least-squares fit of ``cost ≈ input_tokens × p_in + output_tokens × p_out``
+    (rows with a NaN are skipped). Without output tokens every answer counts as
+    ``assumed_output_tokens`` long, so ``p_out`` prices an average answer and ``p_in`` is what
+    the cost grows by per prompt token. When the prompts vary too little in length to tell
+    (the fit gives ``p_in`` below :data:`MIN_INPUT_PRICE_SHARE` × ``p_out``), ``p_in`` is set to
+    that share and ``p_out`` fit again, so a long prompt still costs what it should. Costs
+    that are prices times tokens, as RouterBench's are, give back the list prices.
+
+    Example:
+        >>> tin = np.array([100.0, 2000.0, 50.0]); tout = np.array([300.0, 10.0, 80.0])
+        >>> [round(p, 6) for p in infer_prices((tin * 10 + tout * 30) / 1e6, tin, tout)]
+        [10.0, 30.0]
+    """
+    from scipy.optimize import nnls
+
+    cost = np.asarray(cost, dtype=float)
+    tin = np.asarray(input_tokens, dtype=float)
+    tout = (
+        np.full_like(cost, float(assumed_output_tokens))
+        if output_tokens is None
+        else np.asarray(output_tokens, dtype=float)
+    )
+    ok = np.isfinite(cost) & np.isfinite(tin) & np.isfinite(tout)
+    if not ok.any():
+        raise ConfigError("infer_prices needs at least one row with a cost and token counts.")
+    A = np.column_stack([tin[ok], tout[ok]]) / 1e6
+    scale = float(np.abs(cost[ok]).max()) or 1.0  # NNLS is better conditioned on O(1) targets
+    y = cost[ok] / scale
+    (p_in, p_out), _ = nnls(A, y)
+    if p_in < MIN_INPUT_PRICE_SHARE * p_out:  # p_in at the floor: cost = A @ [s·p, p]
+        combined = A @ np.array([MIN_INPUT_PRICE_SHARE, 1.0])
+        p_out = max(float(combined @ y) / float(combined @ combined), 0.0)
+        p_in = MIN_INPUT_PRICE_SHARE * p_out
+    return float(p_in * scale), float(p_out * scale)
+
+
 class QualityPredictor:
     """Predicts one LLM's response quality in [0, 1] from the query representation.
 
@@ -177,7 +251,7 @@ class QualityPredictor:
         (2,)
     """
 
-    estimator_: Any
+    _estimator: Any  # what estimator_ gives; a LogisticArrays until the sklearn object is asked for
     mean_: float
     n_samples_: int
     n_features_in_: int
@@ -194,6 +268,22 @@ class QualityPredictor:
         self.kind = kind
         self.seed = seed
         self.params = {**_DEFAULTS[kind], **params}
+
+    @property
+    def estimator_(self) -> Any:
+        """The fitted scikit-learn model, or None (every observed score was equal).
+
+        A logistic regression read from a saved router is held as its arrays (it predicts with
+        numpy) and built as a scikit-learn object only here, the first time it is asked for.
+        """
+        est = self._estimator
+        if isinstance(est, LogisticArrays):
+            est = self._estimator = est.to_sklearn()
+        return est
+
+    @estimator_.setter
+    def estimator_(self, estimator: Any) -> None:
+        self._estimator = estimator
 
     @classmethod
     def prior(cls, quality: float, kind: str = "knn") -> QualityPredictor:
@@ -292,17 +382,18 @@ class QualityPredictor:
         """Predicted quality in [0, 1] per row of ``X``."""
         self._check_fitted()
         X = np.asarray(X, dtype=np.float32)
-        if self.estimator_ is None:
+        est = self._estimator  # a LogisticArrays predicts as its logistic regression would
+        if est is None:
             return np.full(X.shape[0], self.mean_)
-        if hasattr(self.estimator_, "predict_proba"):
-            proba = np.asarray(self.estimator_.predict_proba(X))
-            good: np.ndarray = proba[:, list(self.estimator_.classes_).index(1)]
+        if hasattr(est, "predict_proba"):
+            proba = np.asarray(est.predict_proba(X))
+            good: np.ndarray = proba[:, list(est.classes_).index(1)]
             return good
-        clipped: np.ndarray = np.clip(np.asarray(self.estimator_.predict(X)), 0.0, 1.0)
+        clipped: np.ndarray = np.clip(np.asarray(est.predict(X)), 0.0, 1.0)
         return clipped
 
     def get_state(self) -> QualityState:
-        """What this predictor learned (the estimator is shared, not copied)."""
+        """What this predictor learned (the scikit-learn estimator, shared, not copied)."""
         self._check_fitted()
         return QualityState(
             self.kind,
@@ -319,7 +410,7 @@ class QualityPredictor:
         """The predictor :meth:`get_state` described."""
         pred = cls(state.kind, seed=state.seed, **state.params)
         pred.mean_, pred.n_samples_ = float(state.mean), int(state.n_samples)
-        pred.n_features_in_, pred.estimator_ = int(state.n_features), state.estimator
+        pred.n_features_in_, pred.estimator_ = int(state.n_features), state.estimator  # as is
         knn = state.kind == "knn" and state.estimator is not None
         pred.train_fingerprint_ = (
             _fingerprint(np.asarray(state.estimator._fit_X, dtype=np.float32)) if knn else ""
@@ -330,10 +421,19 @@ class QualityPredictor:
 class CostPredictor:
     """Predicts one LLM's cost per call in USD.
 
-    ``mode="tokens"``: input tokens × input price + predicted output tokens × output price
-    (needs observed output tokens and prices). ``mode="regress"``: a ridge regression of the log
-    of observed cost (for data that has costs but no tokens). ``mode="prior"``: prices with
-    estimated input tokens and a fixed output length (cold start).
+    ``mode="tokens"`` (what ``fit`` on data gives): input tokens × input price + predicted
+    output tokens × output price. The input tokens are known when the query is routed, so the
+    cost grows linearly with the prompt; only the output length is learned (a ridge regression
+    on the cost features). The prices are the LLM's, or inferred from observed costs with
+    :func:`infer_prices`. ``mode="prior"``: prices with a fixed output length (cold start).
+    ``mode="regress"``: a ridge regression of the log of observed cost, kept to read routers
+    saved by earlier versions (its cost does not follow the prompt's length).
+
+    Example:
+        >>> F = cost_features(np.zeros((2, 1)), np.array([10.0, 20_000.0]))
+        >>> model = CostPredictor("tokens", input_price=10.0, output_price=30.0)
+        >>> model.fit(F, np.array([100.0, 100.0])).predict(F).round(4)
+        array([0.0031, 0.203 ])
     """
 
     def __init__(
@@ -430,16 +530,14 @@ class PredictorBank:
         self._compile()
 
     def _compile(self) -> None:
-        from sklearn.linear_model import LogisticRegression
-
-        self._const = [i for i, p in enumerate(self.quality) if p.estimator_ is None]
-        logit = [
-            i for i, p in enumerate(self.quality) if isinstance(p.estimator_, LogisticRegression)
-        ]
+        # the predictors' own estimators: a logistic regression still held as arrays stays so
+        ests = [p._estimator for p in self.quality]
+        self._const = [i for i, e in enumerate(ests) if e is None]
+        logit = [i for i, e in enumerate(ests) if _is_logistic(e)]
         self._linear = []
         if logit:  # every logistic model in one matrix product
-            W = np.stack([np.ravel(self.quality[i].estimator_.coef_) for i in logit], axis=1)
-            b = np.array([np.ravel(self.quality[i].estimator_.intercept_)[0] for i in logit])
+            W = np.stack([np.ravel(ests[i].coef_) for i in logit], axis=1)
+            b = np.array([np.ravel(ests[i].intercept_)[0] for i in logit])
             self._linear.append((np.array(logit), W.astype(np.float32), b))
         groups: dict[str, list[int]] = {}
         for i, p in enumerate(self.quality):

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from .calibration import CALIBRATION_GRID, Calibration, check_target, pick_lambda
 from .data import RoutingData
 from .decision import BudgetTracker, DecisionMaker, DecisionPolicy, RoutingDecision
 from .encoders import AdaptableEncoder, QueryEncoder, StaticEncoder
@@ -29,8 +30,9 @@ from .errors import (
     FeedbackError,
     UnknownLLMError,
 )
+from .fleet import SyncState, base_of, open_log, published_model
 from .latency import LatencyTracker
-from .log import MemoryLog, RoutingLog, SQLiteLog
+from .log import RoutingLog, StatePublisher
 from .online import HeadsTable
 from .persistence.files import read_state, write_state
 from .persistence.state import RouterState
@@ -39,7 +41,7 @@ from .shared_state import SharedState
 from .snapshot import (
     PoolModel,
     RefitGuard,
-    RefitReport,
+    RefitOutcome,
     RoutingModel,
     fit_llm,
     refit_pool,
@@ -123,14 +125,22 @@ class MixLLMRouter:
         tracker: The :class:`LatencyTracker` that supplies expected waiting times.
         clock: Clock of the budget period.
         max_pending: Decisions kept by the in-memory log (oldest dropped first).
-        log: Where decisions, feedback and outcomes go: a path (a durable :class:`SQLiteLog`),
-            a :class:`RoutingLog`, or None for an in-memory log (lost with the process).
+        log: Where decisions, feedback and outcomes go: a path (a durable
+            :class:`~mixllm_core.log.SQLiteLog`), a database URL shared by many processes or
+            hosts (``"postgresql+psycopg://user@host/db"``, ``"sqlite:///routing.db"``), a
+            :class:`~mixllm_core.log.RoutingLog`, or None for an in-memory log (lost with the
+            process).
         store_prompts: Whether the log this router builds keeps prompt texts (True, the
             default: ``refit`` can re-embed them) or only their sha256 and representation.
         shared_state: ``"redis://host:6379/0"`` or a
             :class:`~mixllm_core.shared_state.SharedState`: in-flight calls, service times, the
             budget and cooldowns are shared by every replica through Redis, failing open to
             local state (None: this process only). A ``tracker`` given too is used as it is.
+        sync_interval_s: On a log other processes write to (a file or a database), how stale
+            the online heads may get: a route that finds the last :meth:`sync` older than this
+            starts one in the background (it never waits for it). None: only explicit
+            :meth:`sync` calls (and every feedback given to this router) fold other writers'
+            feedback.
 
     Example:
         >>> from mixllm_core.testing import HashingEncoder, make_synthetic_world
@@ -156,7 +166,16 @@ class MixLLMRouter:
         log: RoutingLog | str | Path | None = None,
         store_prompts: bool = True,
         shared_state: SharedState | str | None = None,
+        sync_interval_s: float | None = 1.0,
     ) -> None:
+        if sync_interval_s is not None and (
+            isinstance(sync_interval_s, bool)
+            or not isinstance(sync_interval_s, (int, float))
+            or not sync_interval_s >= 0
+        ):
+            raise ConfigError(
+                f"sync_interval_s must be None or a number of seconds >= 0, got {sync_interval_s!r}."
+            )
         QualityPredictor(quality_model, **(quality_params or {}))  # validates kind and params
         specs: dict[str, LLMSpec] = {}
         for llm in llms:
@@ -182,13 +201,9 @@ class MixLLMRouter:
         self._lock = threading.RLock()  # writers only: routes never take it
         self._refit_lock = threading.Lock()  # one refit at a time
         self._late: list[_Late] | None = None  # set while a refit runs
-        self.log: RoutingLog = (
-            log
-            if isinstance(log, RoutingLog)
-            else SQLiteLog(log, store_prompts=store_prompts)
-            if log is not None
-            else MemoryLog(max_pending, store_prompts=store_prompts)
-        )
+        self.log: RoutingLog = open_log(log, store_prompts=store_prompts, max_pending=max_pending)
+        self.sync_interval_s = sync_interval_s
+        self._sync = SyncState()
         pool = PoolModel.cold(
             list(specs.values()),
             encoder if encoder is not None else StaticEncoder(),
@@ -543,6 +558,7 @@ class MixLLMRouter:
             model = now
         for i, d in enumerate(decisions):
             self.log.add_decision(d, texts[i], X[i], offline[i])
+        self._maybe_sync()
         return decisions
 
     def route(
@@ -564,6 +580,77 @@ class MixLLMRouter:
                 :class:`UnknownLLMError`.
         """
         return self.route_batch([query], lam=lam, policy=policy, exclude=exclude)[0]
+
+    # ------------------------------------------------------------------ calibrate
+    def calibrate(
+        self,
+        data: RoutingData,
+        *,
+        target_cost: float | None = None,
+        target_quality_share: float | None = None,
+        lambdas: Sequence[float] = CALIBRATION_GRID,
+        apply: bool = False,
+    ) -> Calibration:
+        """Pick λ so that ``data``'s queries, routed, meet a target mean cost or quality.
+
+        Routes every query of ``data`` (validation data the router was not fit on) at each λ
+        of ``lambdas`` with this router's predictions and policy (exploration included; no
+        budget, latency or context-window limits) and reads the mean cost and quality of the
+        chosen LLMs from ``data`` (the predicted cost when ``data`` has none); see
+        :func:`~mixllm_core.calibration.pick_lambda` for the choice.
+
+        Args:
+            data: Validation rows with a column for every pool LLM.
+            target_cost: Mean USD per query to stay within, or
+            target_quality_share: A share in [0, 1] of the best single LLM's mean quality on
+                ``data`` to reach as cheaply as possible. Give exactly one.
+            lambdas: The λ values tried.
+            apply: Set the chosen λ as this router's policy λ.
+
+        Raises:
+            ConfigError: not exactly one target, or a target out of range.
+            DataFormatError: ``data`` is empty or lacks a pool LLM.
+
+        Example:
+            >>> from mixllm_core.testing import HashingEncoder, make_synthetic_world
+            >>> train, val = make_synthetic_world(600, seed=0).train_test_split(seed=0)
+            >>> router = MixLLMRouter(encoder=HashingEncoder()).fit(train)
+            >>> result = router.calibrate(val, target_cost=0.001, apply=True)
+            >>> result.met, result.cost <= 0.001, router.policy.lam == result.lam
+            (True, True, True)
+        """
+        kind, value = check_target(target_cost, target_quality_share)
+        model = self._model
+        names = list(model.pool.names)
+        if not isinstance(data, RoutingData) or len(data) == 0:
+            raise DataFormatError("calibrate() needs RoutingData with at least one query.")
+        missing = [n for n in names if n not in data.llms]
+        if missing:
+            raise DataFormatError(f"The data has no column for {missing}; it has {data.llms}.")
+        cols = [data.llms.index(n) for n in names]
+        X, F = model.pool.features(data.queries)
+        _, _, Q, C, U = self._predict(model, X, F)
+        cost = C if data.cost is None else data.cost[:, cols]
+        quality = data.quality[:, cols]
+        rows = np.arange(len(data))
+        c_ref = model.pool.reference_cost()
+        lams = [float(lam) for lam in lambdas]
+        points = []
+        for lam in lams:
+            S = self.maker.scores(Q, C, c_ref, uncertainty=U, policy=replace(self.policy, lam=lam))
+            pick = np.argmax(S, axis=1)
+            points.append((cost[rows, pick].mean(), quality[rows, pick].mean()))
+        costs, quals = [p[0] for p in points], [p[1] for p in points]
+        if kind == "cost":
+            result = pick_lambda(lams, costs, quals, target_cost=value)
+        else:
+            best = value * float(quality.mean(axis=0).max())
+            result = pick_lambda(lams, costs, quals, target_quality=best)
+        result = replace(result, cost_source="predicted" if data.cost is None else "observed")
+        if apply:
+            self.policy = replace(self.policy, lam=result.lam)
+            self.maker.policy = self.policy
+        return result
 
     # ------------------------------------------------------------------ feedback
     def feedback(
@@ -609,7 +696,9 @@ class MixLLMRouter:
             in_pool = logged.llm in self._model.pool.specs
             reason = "" if in_pool else f"LLM {logged.llm!r} is no longer in the pool"
             seq = self.log.add_feedback(decision_id, logged.llm, value, kind, in_pool, reason)
-            if in_pool:
+            if self.log.shared:  # fold every writer's feedback up to this one, in id order
+                self._fold_log()
+            elif in_pool:
                 self._learn(logged.llm, logged.x, value - logged.offline_quality, seq)
             else:
                 self._model = replace(self._model, feedback_seq=max(self._model.feedback_seq, seq))
@@ -630,18 +719,75 @@ class MixLLMRouter:
     def replay_log(self) -> int:
         """Apply logged feedback newer than the router's state to the online heads.
 
-        Called on :meth:`load` with a log; returns the number of feedbacks applied.
+        Called on :meth:`load` with a log; returns the number of feedbacks applied. See
+        :meth:`sync`, which also swaps in a newer published router version.
+        """
+        with self._lock:
+            return self._fold_log()
+
+    def _fold_log(self) -> int:
+        """Fold the logged feedback after ``feedback_seq`` in id order (under the lock).
+
+        Every writer's feedback counts once: the log hands out ids in commit order, so the
+        heads always hold exactly the feedback with ids up to ``feedback_seq`` (that the pool
+        could use), folded in id order whichever process received it.
         """
         applied = 0
-        with self._lock:
-            for fb in self.log.feedback(since_seq=self._model.feedback_seq):
-                if fb.applied and fb.llm in self._model.pool.specs:
-                    self._learn(fb.llm, fb.x, fb.score - fb.offline_quality, fb.seq)
-                    applied += 1
-                else:
-                    model = self._model
-                    self._model = replace(model, feedback_seq=max(model.feedback_seq, fb.seq))
+        for fb in self.log.feedback(since_seq=self._model.feedback_seq):
+            if fb.applied and fb.llm in self._model.pool.specs:
+                self._learn(fb.llm, fb.x, fb.score - fb.offline_quality, fb.seq)
+                applied += 1
+            else:
+                model = self._model
+                self._model = replace(model, feedback_seq=max(model.feedback_seq, fb.seq))
         return applied
+
+    def sync(self) -> int:
+        """Fold every feedback logged since the last sync, by any process, into the online heads.
+
+        On a database log, a router version published by the coordinated refit
+        (:func:`mixllm_core.fleet.run_refit`) newer than this router's is swapped in first
+        (routes go on reading the old model until the one-step swap). Returns the number of
+        feedback rows applied.
+        """
+        with self._sync.running:
+            if self._sync.closed:
+                return 0
+            self._sync.mark()
+            self._pick_up_published()
+            with self._lock:
+                return self._fold_log()
+
+    def _pick_up_published(self) -> None:
+        log = self.log
+        if not isinstance(log, StatePublisher):
+            return
+        base = self._sync.base
+        version = 0 if base is None else log.latest_state_version(base)
+        if version <= self._sync.version:
+            return
+        model = published_model(log, version, self._model.pool.encoder)
+        if model is None:  # pruned meanwhile: the next sync reads a newer one
+            return
+        with self._lock:
+            for name in model.pool.specs.keys() - self._model.pool.specs.keys():
+                self.tracker.set_concurrency(name, model.pool.specs[name].max_concurrency)
+            self._model = model
+            self._sync.version = version
+
+    def close(self) -> None:
+        """Stop syncing and close the log (after a background sync that is running ends)."""
+        self.sync_interval_s = None
+        with self._sync.running:  # a background sync started before this ends first
+            self._sync.closed = True
+            self.log.close()
+
+    def _maybe_sync(self) -> None:
+        """Start a background :meth:`sync` when the last one is older than ``sync_interval_s``."""
+        interval = self.sync_interval_s
+        if interval is None or not self.log.shared or not self._sync.due(interval):
+            return
+        self._sync.start_background(self.sync)
 
     def refit(
         self,
@@ -649,7 +795,7 @@ class MixLLMRouter:
         min_feedback: int = 20,
         show_progress: bool = False,
         guard: RefitGuard | None = RefitGuard(),  # noqa: B008 (frozen)
-    ) -> RefitReport:
+    ) -> RefitOutcome:
         """Learn again what ``fit`` learned, from the training data plus all logged feedback.
 
         Feedback is partial: only the chosen LLM's answer is scored, and the chosen one is the one
@@ -689,40 +835,50 @@ class MixLLMRouter:
         """
         with self._refit_lock:
             with self._lock:
+                if self.log.shared:
+                    self._fold_log()
                 start = self._model.pool
                 self._late = []
             try:
-                feedback = list(self.log.feedback(since_seq=0))
-                cut = max((fb.seq for fb in feedback), default=0)
-                whole = refit_pool(
-                    start, feedback, self._new_quality, min_feedback=min_feedback, guard=guard
-                )
-                if whole is not None:
-                    pool, report = whole
-                    if pool is None:  # refused: the offline model stays, the heads drop the
-                        with self._lock:  # feedback it judged (what no feedback would give)
-                            self._swap_pool(start, start, dict.fromkeys(start.names, 0), cut)
-                        return report
-                    with self._lock:
-                        used = self._swap_pool(start, pool, report, cut)
-                    return RefitReport(
-                        used,
-                        accepted=bool(used) or not report,
-                        gain=report.gain,
-                        stderr=report.stderr,
-                        n_holdout=report.n_holdout,
-                        reason=report.reason,
+                if start.data is not None:  # fit in this process: learn everything again
+                    feedback = list(self.log.feedback(since_seq=0))
+                    cut = max((fb.seq for fb in feedback), default=0)
+                    whole = refit_pool(
+                        start, feedback, self._new_quality, min_feedback=min_feedback, guard=guard
                     )
-                fitted = refit_quality(
+                    if whole is not None:
+                        pool, report = whole
+                        with self._lock:
+                            if self.log.shared:  # the rows up to ``cut`` are in the heads first
+                                self._fold_log()
+                            if pool is None:  # refused: the offline model stays, the heads
+                                # drop the feedback it judged (what no feedback would give)
+                                self._swap_pool(start, start, dict.fromkeys(start.names, 0), cut)
+                                return report
+                            done = self._swap_pool(start, pool, report, cut)
+                        if done is not None:
+                            return RefitOutcome(
+                                done,
+                                accepted=True,
+                                gain=report.gain,
+                                stderr=report.stderr,
+                                n_holdout=report.n_holdout,
+                                reason=report.reason,
+                            )
+                        # the pool changed meanwhile: refit the quality predictors of the LLMs
+                        # it left alone, on the representation they were trained on
+                fitted, cut = refit_quality(
                     start,
-                    feedback,
+                    self.log.feedback(since_seq=0),
                     self._new_quality,
                     min_feedback=min_feedback,
                     show_progress=show_progress,
                 )
                 with self._lock:
+                    if self.log.shared:  # the rows up to ``cut`` are in the heads first
+                        self._fold_log()
                     used = self._swap_refit(start, fitted, cut)
-                return RefitReport(used, accepted=True, reason="quality only, not guarded")
+                return RefitOutcome(used, accepted=True, reason="quality only, not guarded")
             finally:
                 with self._lock:
                     self._late = None
@@ -753,12 +909,12 @@ class MixLLMRouter:
 
     def _swap_pool(
         self, start: PoolModel, pool: PoolModel, counts: dict[str, int], cut: int
-    ) -> dict[str, int]:
-        """Publish a pool that ``refit`` learned again from ``start`` (under the lock), unless
+    ) -> dict[str, int] | None:
+        """Publish a pool that ``refit`` learned again from ``start`` (under the lock); None when
         ``fit``, ``add_llm``, ``remove_llm`` or a new encoder replaced ``start`` meanwhile."""
         model = self._model
         if model.pool is not start:
-            return {}
+            return None
         heads = model.heads
         if heads is not None:
             for name in counts:
@@ -843,14 +999,16 @@ class MixLLMRouter:
         tracker: LatencyTracker | None = None,
         log: RoutingLog | str | Path | None = None,
         shared_state: SharedState | str | None = None,
+        sync_interval_s: float | None = 1.0,
     ) -> MixLLMRouter:
         """A router that decides exactly as the one whose :meth:`get_state` gave ``state``.
 
         Args:
             state: A :class:`RouterState`.
             encoder: The encoder; defaults to ``state.encoder``.
-            tracker, log, shared_state: As in the constructor. Feedback in ``log`` newer than
-                the state is not applied here: call :meth:`replay_log` (``load`` does).
+            tracker, log, shared_state, sync_interval_s: As in the constructor. Feedback in
+                ``log`` newer than the state is not applied here: call :meth:`replay_log`
+                (``load`` does).
 
         Raises:
             ConfigError: ``state`` has no encoder and none was given.
@@ -873,6 +1031,7 @@ class MixLLMRouter:
             tracker=tracker,
             log=log,
             shared_state=shared_state,
+            sync_interval_s=sync_interval_s,
         )
         router._model = RoutingModel.from_state(state, encoder)
         return router
@@ -896,20 +1055,29 @@ class MixLLMRouter:
         log: RoutingLog | str | Path | None = None,
         signing_key: bytes | None = None,
         shared_state: SharedState | str | None = None,
+        sync_interval_s: float | None = 1.0,
     ) -> MixLLMRouter:
         """Load a router saved with :meth:`save`; every file is checked before it is used.
 
         With ``encoder``, that encoder is used and the saved one is not rebuilt. With ``log``,
-        feedback logged after the save is replayed into the online heads. With
-        ``signing_key``, a directory whose signature is missing or wrong is refused. With
-        ``shared_state``, the live state is shared with the other replicas (see the constructor).
+        feedback logged after the save is replayed into the online heads (and, on a database
+        log, a router version published since by the coordinated refit replaces the saved
+        one: see :meth:`sync`). With ``signing_key``, a directory whose signature is missing or
+        wrong is refused. With ``shared_state``, the live state is shared with the other replicas
+        (see the constructor).
 
         Raises:
             CorruptStateError: a missing, modified, truncated or malformed file.
         """
         state = read_state(Path(directory), load_encoder=encoder is None, signing_key=signing_key)
         router = cls.from_state(
-            state, encoder=encoder, tracker=tracker, log=log, shared_state=shared_state
+            state,
+            encoder=encoder,
+            tracker=tracker,
+            log=log,
+            shared_state=shared_state,
+            sync_interval_s=sync_interval_s,
         )
-        router.replay_log()
+        router._sync.base = base_of(directory)
+        router.sync()
         return router

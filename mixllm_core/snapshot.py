@@ -33,15 +33,22 @@ from .log import LoggedFeedback
 from .offpolicy import DEFAULT_CLIP, dr_gain, ips_weights
 from .online import HeadsTable
 from .persistence.state import LLMState, RouterState
-from .predictors import CostPredictor, PredictorBank, QualityPredictor, cost_features
+from .predictors import (
+    CostPredictor,
+    PredictorBank,
+    QualityPredictor,
+    cost_features,
+    infer_prices,
+)
 from .spec import LLMSpec
 from .text import estimate_tokens
 
 __all__ = [
     "PoolModel",
     "RefitGuard",
-    "RefitReport",
+    "RefitOutcome",
     "RoutingModel",
+    "fit_cost",
     "fit_llm",
     "prior_quality",
     "read_only",
@@ -357,45 +364,103 @@ def fit_llm(
     y = np.asarray(data.quality[:, j], dtype=float)
     weights = None if data.propensity is None else ips_weights(data.propensity[:, j])
     quality.fit(X, y, sample_weight=weights)
-    out_tok = None if data.output_tokens is None else data.output_tokens[:, j]
-    priced = bool(spec.input_price or spec.output_price)
-    if priced and data.has_tokens and out_tok is not None and np.isfinite(out_tok).any():
-        cost = CostPredictor(
-            "tokens", input_price=spec.input_price, output_price=spec.output_price
-        ).fit(F, out_tok)
-    elif data.cost is not None and np.isfinite(data.cost[:, j]).any():
-        cost = CostPredictor("regress").fit(F, data.cost[:, j])
+    return quality, fit_cost(spec, F, data), read_only((X, y), seen)
+
+
+def _column(matrix: np.ndarray | None, j: int) -> np.ndarray | None:
+    """Column ``j`` of ``matrix``, or None when there is none or it holds no finite value."""
+    if matrix is None or not np.isfinite(matrix[:, j]).any():
+        return None
+    return np.asarray(matrix[:, j], dtype=float)
+
+
+def fit_cost(spec: LLMSpec, F: np.ndarray, data: RoutingData) -> CostPredictor:
+    """``spec``'s cost predictor from its column of ``data`` (cost features ``F``).
+
+    The input tokens are known when a query is routed, so only the output length is learned
+    and the cost is ``input tokens × input price + predicted output tokens × output price``:
+
+    - with the LLM's prices (``spec.output_price > 0``: a price list gives both), the observed
+      output tokens, or without them those that explain the observed cost, ``(cost − input
+      tokens × input price) / output price`` clipped at 0;
+    - without an output price but with observed costs, the prices are inferred from the costs
+      (:func:`~mixllm_core.predictors.infer_prices`: non-negative least squares on the input
+      and output tokens, or on the input tokens and an average answer when the data has no
+      output tokens). An input price alone is taken as the per-input-token price that the
+      RouterBench loader derives from costs, not as a list price;
+    - otherwise the price-list prior with :data:`~mixllm_core.data.ASSUMED_OUTPUT_TOKENS` out.
+    """
+    j = data.llms.index(spec.name)
+    cost = _column(data.cost, j)
+    out_tok = _column(data.output_tokens, j)
+    in_tok = _column(data.input_tokens, j)
+    in_tok = np.expm1(F[:, 0]) if in_tok is None else np.where(np.isfinite(in_tok), in_tok, 0.0)
+    if spec.output_price > 0:
+        p_in, p_out = spec.input_price, spec.output_price
+        if out_tok is None and cost is not None:
+            out_tok = np.maximum((cost - in_tok * p_in / 1e6) / (p_out / 1e6), 0.0)
+    elif cost is not None:
+        p_in, p_out = infer_prices(
+            cost, in_tok, out_tok, assumed_output_tokens=ASSUMED_OUTPUT_TOKENS
+        )
+        if out_tok is None:  # output "tokens" of an average answer that explain each cost
+            spent = np.maximum(cost - in_tok * p_in / 1e6, 0.0)
+            out_tok = (
+                spent / (p_out / 1e6) if p_out > 0 else np.full_like(cost, ASSUMED_OUTPUT_TOKENS)
+            )
     else:
-        cost = _prior_cost(spec)
-    return quality, cost, read_only((X, y), seen)
+        return _prior_cost(spec)
+    if out_tok is None:
+        return _prior_cost(spec)
+    return CostPredictor("tokens", input_price=p_in, output_price=p_out).fit(F, out_tok)
 
 
 def refit_quality(
     pool: PoolModel,
-    feedback: Sequence[LoggedFeedback],
+    feedback: Iterable[LoggedFeedback],
     new_quality: Callable[[], QualityPredictor],
     *,
     min_feedback: int,
     show_progress: bool = False,
     clip: float = DEFAULT_CLIP,
-) -> dict[str, tuple[QualityPredictor, int]]:
+    chunk_rows: int = 2000,
+) -> tuple[dict[str, tuple[QualityPredictor, int]], int]:
     """New quality predictors for ``pool``'s LLMs from their training sets plus ``feedback``,
-    with the number of feedback records each used.
+    with the number of feedback records each used, and the highest feedback id read.
 
-    An LLM with offline data is refit on any feedback; one without needs ``min_feedback``
-    records. With an encoder that ``fit`` adapts, the feedback queries are embedded again (a log
-    that keeps no prompts can only offer the representation logged at the time).
+    ``feedback`` is read ``chunk_rows`` at a time (a database log streams it a page at a time):
+    what stays in memory is one float32 representation, one score and one propensity per usable
+    record, not the records. Each feedback row is weighted by its inverse propensity (clipped at
+    ``clip`` and self-normalised: :func:`~mixllm_core.offpolicy.ips_weights`); training rows
+    weigh 1. An LLM with offline data is refit on any feedback; one without needs
+    ``min_feedback`` records. With an encoder that ``fit`` adapts, the feedback queries are
+    embedded again (a log that keeps no prompts can only offer the representation logged at
+    the time).
     """
-    stored = [i for i, fb in enumerate(feedback) if fb.query is not None]
-    X_now: dict[int, np.ndarray] = {}
-    if stored and isinstance(pool.encoder, AdaptableEncoder):
-        again = pool.features([feedback[i].query or "" for i in stored])[0]
-        X_now = dict(zip(stored, again))
-    per_llm: dict[str, list[tuple[np.ndarray, float, float | None]]] = {}
-    for i, fb in enumerate(feedback):
-        if fb.llm in pool.specs:
-            per_llm.setdefault(fb.llm, []).append((X_now.get(i, fb.x), fb.score, fb.propensity))
-    names = [n for n, obs in per_llm.items() if n in pool.train or len(obs) >= min_feedback]
+    per_llm: dict[str, tuple[list[np.ndarray], list[np.ndarray], list[float | None]]] = {}
+    cut = 0
+    adapt = isinstance(pool.encoder, AdaptableEncoder)
+    it = iter(feedback)
+    while True:
+        chunk = [fb for _, fb in zip(range(chunk_rows), it)]
+        if not chunk:
+            break
+        cut = max(cut, max(fb.seq for fb in chunk))
+        usable = [fb for fb in chunk if fb.llm in pool.specs]
+        if not usable:
+            continue
+        X = np.stack([fb.x for fb in usable]).astype(np.float32)
+        stored = [i for i, fb in enumerate(usable) if fb.query is not None]
+        if stored and adapt:
+            X[stored] = pool.features([usable[i].query or "" for i in stored])[0]
+        for name in dict.fromkeys(fb.llm for fb in usable):
+            rows = [i for i, fb in enumerate(usable) if fb.llm == name]
+            xs, ys, ps = per_llm.setdefault(name, ([], [], []))
+            xs.append(X[rows])
+            ys.append(np.array([usable[i].score for i in rows], dtype=float))
+            ps.extend(usable[i].propensity for i in rows)
+    counts = {n: len(ps) for n, (_, _, ps) in per_llm.items()}
+    names = [n for n in per_llm if n in pool.train or counts[n] >= min_feedback]
     iterator: Iterable[str] = names
     if show_progress:
         from tqdm.auto import tqdm
@@ -403,15 +468,16 @@ def refit_quality(
         iterator = tqdm(names, desc="refitting", unit="LLM")
     fitted = {}
     for name in iterator:
-        Xf = np.stack([x for x, _, _ in per_llm[name]]).astype(np.float32)
-        yf = np.array([y for _, y, _ in per_llm[name]])
-        wf = ips_weights([p for _, _, p in per_llm[name]], clip=clip)
+        xs, ys, ps = per_llm.pop(name)
+        ws = [ips_weights(ps, clip=clip)]
         if name in pool.train:
-            Xf = np.vstack([pool.train[name][0], Xf])
-            yf = np.concatenate([pool.train[name][1], yf])
-            wf = np.concatenate([np.ones(len(pool.train[name][1])), wf])
-        fitted[name] = (new_quality().fit(Xf, yf, sample_weight=wf), len(per_llm[name]))
-    return fitted
+            xs.insert(0, pool.train[name][0])
+            ys.insert(0, pool.train[name][1])
+            ws.insert(0, np.ones(len(pool.train[name][1])))
+        Xf, yf, wf = np.vstack(xs).astype(np.float32), np.concatenate(ys), np.concatenate(ws)
+        del xs, ys
+        fitted[name] = (new_quality().fit(Xf, yf, sample_weight=wf), counts[name])
+    return fitted, cut
 
 
 def _feedback_block(
@@ -596,7 +662,7 @@ class RefitGuard:
             raise ConfigError(f"lambdas must be non-empty and >= 0, got {self.lambdas!r}.")
 
 
-class RefitReport(dict[str, int]):
+class RefitOutcome(dict[str, int]):
     """What ``refit`` did: the feedback count per refit LLM (the mapping), and the guard's verdict.
 
     Attributes:
@@ -608,7 +674,7 @@ class RefitReport(dict[str, int]):
         reason: Why the refit was accepted or refused, in words.
 
     Example:
-        >>> r = RefitReport({"a": 3}, accepted=True, reason="not guarded")
+        >>> r = RefitOutcome({"a": 3}, accepted=True, reason="not guarded")
         >>> r == {"a": 3}, r.accepted
         (True, True)
     """
@@ -632,7 +698,7 @@ class RefitReport(dict[str, int]):
 
     def __repr__(self) -> str:
         return (
-            f"RefitReport({dict(self)!r}, accepted={self.accepted}, gain={self.gain:.4g}, "
+            f"RefitOutcome({dict(self)!r}, accepted={self.accepted}, gain={self.gain:.4g}, "
             f"stderr={self.stderr:.4g}, n_holdout={self.n_holdout}, reason={self.reason!r})"
         )
 
@@ -688,7 +754,7 @@ def refit_pool(
     clip: float = DEFAULT_CLIP,
     validate: bool = True,
     guard: RefitGuard | None = None,
-) -> tuple[PoolModel | None, RefitReport] | None:
+) -> tuple[PoolModel | None, RefitOutcome] | None:
     """Everything ``fit`` learned, learned again from ``pool.data`` plus ``feedback``, if it
     routes better.
 
@@ -712,10 +778,10 @@ def refit_pool(
         )
         if whole is None:
             return None
-        return whole[0], RefitReport(whole[1], accepted=True, reason="not guarded")
+        return whole[0], RefitOutcome(whole[1], accepted=True, reason="not guarded")
     n_held = int(round(guard.holdout * len(usable)))
     if n_held < guard.min_holdout:
-        report = RefitReport(
+        report = RefitOutcome(
             accepted=False,
             n_holdout=n_held,
             reason=f"{n_held} held-out feedback records, fewer than {guard.min_holdout}",
@@ -730,7 +796,7 @@ def refit_pool(
         return None
     gain, se = _gain(pool, trial[0], held, guard)
     if not (np.isfinite(gain) and gain > guard.margin * (se if np.isfinite(se) else np.inf)):
-        report = RefitReport(
+        report = RefitOutcome(
             accepted=False,
             gain=gain,
             stderr=se,
@@ -746,7 +812,7 @@ def refit_pool(
         )
     if whole is None:
         return None
-    report = RefitReport(
+    report = RefitOutcome(
         whole[1],
         accepted=True,
         gain=gain,

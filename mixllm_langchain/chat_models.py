@@ -129,6 +129,9 @@ class MixLLMChat(BaseChatModel):
         encoder: Query encoder of a cold-start router (default: ``StaticEncoder``, loaded at
             first use; its corpus part stays zero until a router is fitted on data).
         seed: Seed of a cold-start router.
+        log: Log of a cold-start router: a path, or a database URL shared by every process
+            (``"postgresql+psycopg://user@host/db"``); see :class:`~mixllm_core.MixLLMRouter`.
+        sync_interval_s: How stale a cold-start router's online heads may get on a shared log.
         max_retries: Other children tried after a child fails.
         retry_policy: Retries of the same child (rate limits, timeouts, connection and server
             errors), backoff and cooldowns: a :class:`~mixllm_core.dispatch.retry.RetryPolicy` (default:
@@ -174,6 +177,8 @@ class MixLLMChat(BaseChatModel):
     alpha: float | None = None
     encoder: QueryEncoder | None = Field(default=None, repr=False)
     seed: int = 0
+    log: Any = Field(default=None, repr=False, exclude=True)
+    sync_interval_s: float | None = 1.0
     max_retries: int = 2
     retry_policy: RetryPolicy | None = None
     failure_threshold: int | None = None
@@ -211,6 +216,8 @@ class MixLLMChat(BaseChatModel):
             alpha=self.alpha,
             encoder=self.encoder,
             seed=self.seed,
+            log=self.log,
+            sync_interval_s=self.sync_interval_s,
         )
         self._dispatcher = Dispatcher(
             self.router,

@@ -49,6 +49,7 @@ from mixllm_core import (
 from mixllm_core.dispatch import DispatchResult, Reply
 from mixllm_core.dispatch.retry import RetryPolicy
 from mixllm_core.factory import Price, policy_override, router_for
+from mixllm_core.log import RoutingLog
 
 from .collect import AnswerDecisions, collecting, notify
 from .events import RoutingDecisionEvent, dispatcher
@@ -174,6 +175,9 @@ class MixLLM(FunctionCallingLLM):
         encoder: Query encoder of the cold-start router (default: ``StaticEncoder``, loaded
             lazily; its corpus part stays zero until a router is fitted on data).
         seed: Seed of the cold-start router's tie-breaking.
+        log: Log of the cold-start router: a path, or a database URL shared by every process
+            (``"postgresql+psycopg://user@host/db"``); see :class:`~mixllm_core.MixLLMRouter`.
+        sync_interval_s: How stale the cold-start router's online heads may get on a shared log.
         max_retries: Other children tried after a child fails.
         retry_policy: Retries of the same child (rate limits, timeouts, connection and server
             errors), backoff and cooldowns: a :class:`~mixllm_core.dispatch.retry.RetryPolicy` (default:
@@ -240,6 +244,8 @@ class MixLLM(FunctionCallingLLM):
         alpha: float | None = None,
         encoder: QueryEncoder | None = None,
         seed: int = 0,
+        log: RoutingLog | str | None = None,
+        sync_interval_s: float | None = 1.0,
         max_retries: int = 2,
         retry_policy: RetryPolicy | None = None,
         failure_threshold: int | None = None,
@@ -291,6 +297,8 @@ class MixLLM(FunctionCallingLLM):
             alpha=alpha,
             encoder=encoder,
             seed=seed,
+            log=log,
+            sync_interval_s=sync_interval_s,
         )
         self._dispatcher = Dispatcher(self._router, reader=_read_response, **dispatch)
 

@@ -17,6 +17,7 @@ import copy
 import functools
 import hashlib
 import threading
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, CorruptStateError
+from ._fasttok import FastWordPiece
 from ._windowed import _model_dir, _normalise, _WindowedEncoder
 from .base import DEFAULT_MODEL
 from .build import distill_static_table, static_table_fingerprint
@@ -125,6 +127,7 @@ class StaticEncoder(_WindowedEncoder):
         self._table: np.ndarray | None = None
         self._idf: np.ndarray | None = None  # (vocab,) 0 for tokens below LSA_MIN_DF
         self._lsa: np.ndarray | None = None  # (vocab, lsa_dims) the SVD's right singular vectors
+        self._wordpiece: FastWordPiece | None = None
         self.corpus_key_ = ""
 
     def get_config(self) -> dict[str, Any]:
@@ -161,16 +164,12 @@ class StaticEncoder(_WindowedEncoder):
         with np.load(path, allow_pickle=False) as f:
             vectors, weights = f["vectors"], f["weights"]
         self._table = (vectors * weights[:, None]).astype(np.float32)
+        self._wordpiece = FastWordPiece(self._tokenizer)
         self._dim = int(vectors.shape[1]) + self.lsa_dims
 
     def _token_ids(self, windows: list[str]) -> list[np.ndarray]:
-        ids: list[np.ndarray] = []
-        for start in range(0, len(windows), self.batch_size):
-            encs = self._tokenizer.encode_batch(
-                windows[start : start + self.batch_size], add_special_tokens=False
-            )
-            ids.extend(np.asarray(e.ids, dtype=np.int64) for e in encs)
-        return ids
+        assert self._wordpiece is not None
+        return [np.asarray(ids, dtype=np.int64) for ids in self._wordpiece.ids(windows)]
 
     def adapt(self, texts: Sequence[str]) -> StaticEncoder:
         """Learn the corpus part (IDF + truncated SVD) from ``texts``, the training queries, in place.
@@ -281,18 +280,48 @@ class StaticEncoder(_WindowedEncoder):
         return self
 
     def _embed(self, texts: list[str]) -> np.ndarray:
-        assert self._table is not None
-        p = self._table.shape[1]
-        static = np.zeros((len(texts), p), np.float32)
-        corpus = np.zeros((len(texts), self.lsa_dims), np.float32)
-        idf, lsa = self._idf, self._lsa
-        for r, ids in enumerate(self._token_ids(texts)):
-            if not len(ids):
+        # per text: one gather of its distinct tokens' rows per part, weighted by their counts
+        # (static part: the mean's direction) and sublinear TF-IDF (corpus part); np.unique and
+        # numpy's matmul ufunc cost more than the arithmetic for a query's few dozen tokens
+        assert self._table is not None and self._wordpiece is not None
+        table, idf, lsa = self._table, self._idf, self._lsa
+        p = table.shape[1]
+        out = np.zeros((len(texts), p + self.lsa_dims), np.float32)
+        for r, ids in enumerate(self._wordpiece.ids(texts, self.batch_size)):
+            if not ids:
                 continue
-            static[r] = self._table[ids].mean(0)
+            counts = Counter(ids)
+            u = np.fromiter(counts, np.intp, len(counts))
+            c = np.fromiter(counts.values(), np.float32, len(counts))
+            static = np.dot(c, table.take(u, 0))
+            out[r, :p] = static / max(float(np.sqrt(np.dot(static, static))), 1e-12)
             if lsa is not None and idf is not None:
-                u, c = np.unique(ids, return_counts=True)
-                corpus[r] = ((1.0 + np.log(c)) * idf[u]) @ lsa[u]
-        if not self.lsa_dims:
-            return _normalise(static)
-        return np.hstack([_normalise(static), self.lsa_weight * _normalise(corpus)])
+                tf = 1.0 + np.log(c, dtype=np.float64)  # in float64, as the reference
+                corpus = np.dot(tf * idf.take(u), lsa.take(u, 0))
+                norm = max(float(np.sqrt(np.dot(corpus, corpus))), 1e-12)
+                out[r, p:] = (self.lsa_weight / norm) * corpus
+        return out
+
+
+def _reference_embed(encoder: StaticEncoder, texts: list[str]) -> np.ndarray:
+    """The encoder's embedding of ``texts`` the straightforward way (``tokenizers`` for every
+    text, ``np.unique``, per-part normalisation): what the fast path in
+    :meth:`StaticEncoder._embed` must equal; the tests and ``benchmarks/encoder_speed.py`` use it.
+    """
+    encoder._ensure_loaded()
+    assert encoder._table is not None
+    table, idf, lsa = encoder._table, encoder._idf, encoder._lsa
+    static = np.zeros((len(texts), table.shape[1]), np.float32)
+    corpus = np.zeros((len(texts), encoder.lsa_dims), np.float32)
+    encs = encoder._tokenizer.encode_batch(texts, add_special_tokens=False)
+    for r, enc in enumerate(encs):
+        ids = np.asarray(enc.ids, dtype=np.int64)
+        if not len(ids):
+            continue
+        static[r] = table[ids].mean(0)
+        if lsa is not None and idf is not None:
+            u, c = np.unique(ids, return_counts=True)
+            corpus[r] = ((1.0 + np.log(c)) * idf[u]) @ lsa[u]
+    if not encoder.lsa_dims:
+        return _normalise(static)
+    return np.hstack([_normalise(static), encoder.lsa_weight * _normalise(corpus)])

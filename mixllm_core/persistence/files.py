@@ -483,7 +483,9 @@ def _llm(
         mean=_get(q, "mean", _NUM, f"{where}.quality"),
         n_samples=_get(q, "n_samples", (int,), f"{where}.quality"),
         n_features=_get(q, "n_features", (int,), f"{where}.quality"),
-        estimator=None if file is None else load_estimator(_inside(root, real, file, where)),
+        estimator=(
+            None if file is None else load_estimator(_inside(root, real, file, where), lazy=True)
+        ),
     )
     c = _get(entry, "cost", (dict,), where)
     coef = _get(c, "coef", (list,), f"{where}.cost")

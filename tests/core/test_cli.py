@@ -82,7 +82,8 @@ def test_route_prints_the_decision_and_every_candidate(trained: Path, capsys) ->
     assert out.startswith("routed to coder (λ=5")
     rows = {line[2:].split()[0]: line for line in out.splitlines() if line[:2] in ("* ", "  ")}
     assert rows["coder"].startswith("* ") and rows["writer"].startswith("  ")
-    for column in ("quality", "cost (USD)", "exploration", "latency pen.", "score", "eligible"):
+    columns = ("quality", "cost (USD)", "exploration", "latency pen.", "score", "takes over")
+    for column in (*columns, "eligible"):
         assert column in out
     code, out, _ = _run(["route", "--router", str(trained), query, "--json"], capsys)
     assert code == 0
@@ -95,6 +96,9 @@ def test_route_prints_the_decision_and_every_candidate(trained: Path, capsys) ->
         assert c["latency_penalty"] == 0.0 and c["exploration_bonus"] == 0.0  # β = α = 0
         assert 0.0 <= c["quality"] <= 1.0 and c["cost"] > 0
     assert by_llm["coder"]["score"] > by_llm["writer"]["score"]
+    assert by_llm["coder"]["takes_over"] == "chosen"
+    takes_over = by_llm["writer"]["takes_over"]  # e.g. "λ < 0.8": where writer would win
+    assert takes_over in ("never", "always") or takes_over.startswith(("λ > ", "λ < "))
 
 
 def test_route_lam_changes_the_trade_off(tmp_path: Path, capsys) -> None:

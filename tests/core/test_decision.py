@@ -79,3 +79,35 @@ def test_budget_tracker_rolls_over_periods() -> None:
     assert budget.remaining() == pytest.approx(0.3)
     clock.advance(10)
     assert budget.remaining() == pytest.approx(1.0)
+
+
+def test_break_even_names_the_lambda_at_which_each_candidate_takes_over() -> None:
+    # on quality and cost alone (α = 0, no waits): just past λ* the other LLM is chosen, just
+    # before it the first one stays; "never"/"always" hold at every λ
+    rng = np.random.default_rng(7)
+    checked = {"above": 0, "below": 0}
+    for _ in range(200):
+        q, c = rng.uniform(0, 1, 2), rng.uniform(0.01, 1, 2)
+        lam = float(rng.uniform(0.1, 10))
+        names = ["a", "b"]
+        d = DecisionMaker(DecisionPolicy(lam=lam, alpha=0.0)).decide(names, q, c, 1.0)
+        other = "b" if d.llm == "a" else "a"
+        kind, star = d.break_even()[other]
+        for probe in (0.0, 0.5 * lam, 2 * lam, 50.0):
+            at = DecisionMaker(DecisionPolicy(lam=probe, alpha=0.0)).decide(names, q, c, 1.0)
+            if kind == "never":
+                assert at.llm == d.llm
+            elif kind in ("above", "below") and abs(probe - star) > 1e-6:
+                wins = probe > star if kind == "above" else probe < star
+                assert (at.llm == other) == wins, (kind, star, probe, q, c)
+                checked[kind] += 1
+    assert min(checked.values()) > 50  # both directions were exercised
+
+
+def test_break_even_explains_why_a_cheap_llm_keeps_winning() -> None:
+    maker = DecisionMaker(DecisionPolicy(lam=1.0, alpha=0.0))
+    d = maker.decide(["small", "large"], np.array([0.2, 0.9]), np.array([0.05, 0.95]), 1.0)
+    assert d.llm == "small" and d.c_ref == 1.0
+    kind, star = d.break_even()["large"]
+    assert kind == "above" and abs(star - 0.9 / 0.7) < 1e-6  # 1.29 > λ = 1: large cannot win
+    assert d.to_dict()["c_ref"] == 1.0

@@ -1,0 +1,151 @@
+"""The routing log on a database (SQLite and a real PostgreSQL): schema, migration, durability,
+feedback ids in commit order."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mixllm_core import MixLLMRouter
+from mixllm_core.errors import ConfigError, FeedbackError
+from mixllm_core.fleet import open_log
+from mixllm_core.log import SQLiteLog
+from mixllm_core.sqllog import SCHEMA_VERSION, SQLLog
+from mixllm_core.testing import HashingEncoder, make_synthetic_world
+
+WORLD = make_synthetic_world(200, seed=3)
+
+
+def _router(log: object, **kwargs: object) -> MixLLMRouter:
+    return MixLLMRouter(encoder=HashingEncoder(), seed=0, log=log, **kwargs).fit(WORLD)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def router_on(closing):  # type: ignore[no-untyped-def]
+    """``router_on(url, **kwargs)``: a fitted router on that log, closed after the test."""
+    return lambda url, **kwargs: closing(_router(url, **kwargs))
+
+
+def test_a_url_opens_a_versioned_database_log(log_url: str, router_on, closing) -> None:
+    router = router_on(log_url, sync_interval_s=None)
+    assert isinstance(router.log, SQLLog) and router.log.shared
+    assert router.log.get_meta("schema_version") == str(SCHEMA_VERSION)
+    d = router.route(WORLD.queries[0])
+    router.record_outcome(d.decision_id, latency_s=0.2, cost=1e-5, input_tokens=3)
+    result = router.feedback(d.decision_id, thumbs=True)
+    assert result.applied and router.sync() == 0  # already folded when it was given
+    with pytest.raises(FeedbackError, match="already received feedback"):
+        router.feedback(d.decision_id, score=0.5)
+    with pytest.raises(FeedbackError, match="already received feedback"):  # the log arbitrates
+        router.log.add_feedback(d.decision_id, d.llm, 0.0, "binary", True)
+    rows = router.log.rows()
+    assert [r["decision_id"] for r in rows["feedback"]] == [d.decision_id]
+    assert rows["decisions"][0]["propensity"] is None  # the column exists, nullable
+    assert rows["outcomes"][0]["latency_s"] == 0.2
+    logged = router.log.get_decision(d.decision_id)
+    assert logged is not None and logged.query == WORLD.queries[0]
+    np.testing.assert_array_equal(logged.x, router.features([WORLD.queries[0]])[0][0])
+    reopened = closing(SQLLog(log_url))  # another process opening it later: nothing migrates twice
+    assert reopened.has_feedback(d.decision_id) and reopened.get_meta("schema_version") == "2"
+
+
+def test_acknowledged_means_committed_for_every_other_connection(
+    log_url: str, router_on, closing
+) -> None:
+    writer, reader = router_on(log_url, sync_interval_s=None), closing(SQLLog(log_url))
+    ids = []
+    for q in WORLD.queries[:10]:
+        d = writer.route(q)
+        writer.feedback(d.decision_id, score=0.25)
+        ids.append(d.decision_id)
+        assert reader.has_feedback(d.decision_id)  # visible the moment the call returned
+    assert [fb.decision_id for fb in reader.feedback()] == ids
+
+
+def test_feedback_ids_are_visible_in_commit_order(log_url: str, router_on, closing) -> None:
+    # A reader that resumes after the highest id it saw must never miss a row: ids are handed
+    # out in commit order, even with 6 writers at once.
+    router = router_on(log_url, sync_interval_s=None)
+    decisions = router.route_batch(WORLD.queries[:120])
+    log = closing(SQLLog(log_url))
+    seen: list[int] = []
+    done = threading.Event()
+
+    def read() -> None:
+        while True:
+            last = done.is_set()
+            seen.extend(fb.seq for fb in log.feedback(since_seq=max(seen, default=0)))
+            if last:
+                return
+
+    def write(k: int) -> None:
+        for d in decisions[k::6]:
+            router.log.add_feedback(d.decision_id, d.llm, 1.0, "binary", True)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    writers = [threading.Thread(target=write, args=(k,)) for k in range(6)]
+    for t in writers:
+        t.start()
+    for t in writers:
+        t.join()
+    done.set()
+    reader.join(timeout=60)
+    every = [fb.seq for fb in log.feedback()]
+    assert len(every) == 120 and seen == every  # each row read once, none skipped
+
+
+def test_a_sqlite_log_file_opens_as_a_url_and_is_migrated(tmp_path: Path, closing) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:  # the 0.1 schema: no query_hash, no propensity, no meta
+        conn.execute(
+            "CREATE TABLE decisions (decision_id TEXT PRIMARY KEY, time REAL, llm TEXT, lam REAL, "
+            "predicted_quality REAL, offline_quality REAL, predicted_cost REAL, query TEXT, "
+            "x BLOB, candidates TEXT)"
+        )
+        conn.execute(
+            "INSERT INTO decisions VALUES ('old', 0, 'tiny-7b', 1, 0.5, 0.5, 0.001, 'hi', ?, '[]')",
+            (np.zeros(64, np.float32).tobytes(),),
+        )
+    log = closing(SQLLog(f"sqlite:///{path}"))
+    assert log.get_meta("schema_version") == "2"
+    with sqlite3.connect(path) as conn:
+        columns = {r[1] for r in conn.execute("PRAGMA table_info(decisions)")}
+    assert {"query_hash", "propensity"} <= columns
+    old = log.get_decision("old")
+    assert old is not None and old.query == "hi"
+    log.add_feedback("old", "tiny-7b", 1.0, "binary", True)
+    assert closing(SQLiteLog(path)).has_feedback("old")  # and the embedded log still reads it
+
+
+def test_a_log_from_a_newer_mixllm_is_refused(log_url: str, closing) -> None:
+    closing(SQLLog(log_url)).set_meta("schema_version", "99")
+    with pytest.raises(ConfigError, match="schema version 99; this mixllm reads up to 2"):
+        SQLLog(log_url)
+
+
+def test_without_prompts_no_text_reaches_the_database(
+    log_url: str, tmp_path: Path, router_on
+) -> None:
+    router = router_on(log_url, store_prompts=False, sync_interval_s=None)
+    d = router.route("my card is 4111 1111 1111 1111")
+    assert router.feedback(d.decision_id, thumbs=False).applied
+    exported = router.log.export(tmp_path / "export.jsonl")
+    assert "4111" not in exported.read_text()
+    tables = [json.loads(line)["table"] for line in exported.read_text().splitlines()]
+    assert tables.count("decisions") == 1 and tables.count("feedback") == 1
+
+
+def test_what_log_accepts(closing) -> None:
+    assert type(closing(open_log("sqlite://"))).__name__ == "SQLLog"  # a URL: the SQLAlchemy log
+    with pytest.raises(ConfigError, match="is not a database URL"):
+        SQLLog("nonsense")
+    with pytest.raises(ConfigError, match="log must be a RoutingLog, a database URL"):
+        open_log(42)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="sync_interval_s must be None or a number"):
+        MixLLMRouter(encoder=HashingEncoder(), sync_interval_s=-1)
