@@ -126,7 +126,11 @@ def main() -> None:
     p.add_argument(
         "--margin", type=float, default=RefitGuard().margin, help="refit guard; < 0: unguarded"
     )
-    p.add_argument("--tested", action="store_true", help="accept the tested candidate as is")
+    p.add_argument(
+        "--learn-all",
+        action="store_true",
+        help="an accepted refit is learned again from all feedback (default: the tested one)",
+    )
     p.add_argument("--out", default="replay-seeds.json")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -140,7 +144,7 @@ def main() -> None:
                 args.stream_lam,
                 args.alpha,
                 args.margin,
-                not args.tested,
+                args.learn_all,
                 **explore,
             )
             for s in args.seeds
