@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import time
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +29,7 @@ from mixllm_core.experiments.replay import (
     stream_feedback,
 )
 from mixllm_core.metrics import aiq
+from mixllm_core.snapshot import RefitGuard
 
 DATA = {
     "routerbench": "../shared/data/routerbench_subset/routerbench_arc_mbpp_winogrande.parquet",
@@ -61,7 +64,16 @@ def score(router: MixLLMRouter, test, max_cost: float) -> float:
     return aiq(costs, quals, max_cost)
 
 
-def run(name: str, seed: int, kinds: list[str], stream_lam: float, alpha: float, **explore) -> dict:
+def run(
+    name: str,
+    seed: int,
+    kinds: list[str],
+    stream_lam: float,
+    alpha: float,
+    margin: float,
+    learn_all: bool,
+    **explore,
+) -> dict:
     data = load_routing_data(DATA[name])
     train, test = data.train_test_split(seed=seed)
     offline, stream = split_offline_stream(train, 0.3, seed)
@@ -79,9 +91,20 @@ def run(name: str, seed: int, kinds: list[str], stream_lam: float, alpha: float,
             router.fit(offline)
         else:
             router.fit(offline)
+            guarded = partial(
+                router.refit,
+                guard=RefitGuard(margin=margin, learn_all=learn_all) if margin >= 0 else None,
+            )
+            router.refit = guarded  # type: ignore[method-assign]  (stream_feedback's refits too)
             if kind != "none":
                 stream_feedback(router, stream, kind, lam=stream_lam, refit_every=REFIT_EVERY)
-                router.refit()
+                final = router.refit()
+                out[f"{kind}_refit"] = {
+                    "accepted": final.accepted,
+                    "gain": final.gain,
+                    "stderr": final.stderr,
+                    "reason": final.reason,
+                }
         out[kind] = score(router, test, max_cost)
         print(
             f"{name} seed {seed} {kind:8s} AIQ {out[kind]:.4f} ({time.perf_counter() - t0:.0f}s)",
@@ -100,12 +123,31 @@ def main() -> None:
     p.add_argument("--explore", default="greedy")
     p.add_argument("--temperature", type=float, default=0.02)
     p.add_argument("--epsilon", type=float, default=0.1)
+    p.add_argument(
+        "--margin", type=float, default=RefitGuard().margin, help="refit guard; < 0: unguarded"
+    )
+    p.add_argument(
+        "--learn-all",
+        action="store_true",
+        help="an accepted refit is learned again from all feedback (default: the tested one)",
+    )
     p.add_argument("--out", default="replay-seeds.json")
     args = p.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     explore = {"explore": args.explore, "temperature": args.temperature, "epsilon": args.epsilon}
     result = {
         name: {
-            s: run(name, s, args.kinds, args.stream_lam, args.alpha, **explore) for s in args.seeds
+            s: run(
+                name,
+                s,
+                args.kinds,
+                args.stream_lam,
+                args.alpha,
+                args.margin,
+                args.learn_all,
+                **explore,
+            )
+            for s in args.seeds
         }
         for name in args.data
     }

@@ -38,7 +38,15 @@ from .persistence.files import read_state, write_state
 from .persistence.state import RouterState
 from .predictors import QualityPredictor
 from .shared_state import SharedState
-from .snapshot import PoolModel, RoutingModel, fit_llm, refit_pool, refit_quality
+from .snapshot import (
+    PoolModel,
+    RefitGuard,
+    RefitOutcome,
+    RoutingModel,
+    fit_llm,
+    refit_pool,
+    refit_quality,
+)
 from .spec import LLMSpec
 from .text import Query, estimate_tokens, query_text
 
@@ -781,7 +789,13 @@ class MixLLMRouter:
             return
         self._sync.start_background(self.sync)
 
-    def refit(self, *, min_feedback: int = 20, show_progress: bool = False) -> dict[str, int]:
+    def refit(
+        self,
+        *,
+        min_feedback: int = 20,
+        show_progress: bool = False,
+        guard: RefitGuard | None = RefitGuard(),  # noqa: B008 (frozen)
+    ) -> RefitOutcome:
         """Learn again what ``fit`` learned, from the training data plus all logged feedback.
 
         Feedback is partial: only the chosen LLM's answer is scored, and the chosen one is the one
@@ -807,8 +821,17 @@ class MixLLMRouter:
         after the swap, so it still counts. An LLM whose predictors ``fit``, ``add_llm`` or
         ``remove_llm`` replaced meanwhile keeps the new ones (and is not in the result).
 
+        With ``guard`` (the default, see :class:`~mixllm_core.snapshot.RefitGuard`) a whole
+        refit must first earn its place: learned without the newest feedback, it must route
+        that held-out feedback better than the current model by a doubly robust off-policy
+        estimate, by a margin of standard errors; otherwise the router keeps its offline model
+        exactly, and its online heads drop the feedback the refit read (they restart from zero,
+        feedback that arrives during the refit is applied again): a refused refit routes as no
+        feedback would. The report says why. ``guard=None`` always refits.
+
         Returns:
-            The number of feedback records used per refit LLM.
+            The number of feedback records used per refit LLM, a mapping that also carries the
+            guard's verdict (``accepted``, ``gain``, ``stderr``, ``n_holdout``, ``reason``).
         """
         with self._refit_lock:
             with self._lock:
@@ -821,15 +844,27 @@ class MixLLMRouter:
                     feedback = list(self.log.feedback(since_seq=0))
                     cut = max((fb.seq for fb in feedback), default=0)
                     whole = refit_pool(
-                        start, feedback, self._new_quality, min_feedback=min_feedback
+                        start, feedback, self._new_quality, min_feedback=min_feedback, guard=guard
                     )
                     if whole is not None:
+                        pool, report = whole
                         with self._lock:
                             if self.log.shared:  # the rows up to ``cut`` are in the heads first
                                 self._fold_log()
-                            done = self._swap_pool(start, *whole, cut)
+                            if pool is None:  # refused: the offline model stays, the heads
+                                # drop the feedback it judged (what no feedback would give)
+                                self._swap_pool(start, start, dict.fromkeys(start.names, 0), cut)
+                                return report
+                            done = self._swap_pool(start, pool, report, cut)
                         if done is not None:
-                            return done
+                            return RefitOutcome(
+                                done,
+                                accepted=True,
+                                gain=report.gain,
+                                stderr=report.stderr,
+                                n_holdout=report.n_holdout,
+                                reason=report.reason,
+                            )
                         # the pool changed meanwhile: refit the quality predictors of the LLMs
                         # it left alone, on the representation they were trained on
                 fitted, cut = refit_quality(
@@ -842,7 +877,8 @@ class MixLLMRouter:
                 with self._lock:
                     if self.log.shared:  # the rows up to ``cut`` are in the heads first
                         self._fold_log()
-                    return self._swap_refit(start, fitted, cut)
+                    used = self._swap_refit(start, fitted, cut)
+                return RefitOutcome(used, accepted=True, reason="quality only, not guarded")
             finally:
                 with self._lock:
                     self._late = None

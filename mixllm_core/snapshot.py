@@ -18,6 +18,7 @@ The model has two parts that change at different rates:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
@@ -29,7 +30,7 @@ from .data import ASSUMED_OUTPUT_TOKENS, REFERENCE_INPUT_TOKENS, RoutingData
 from .encoders import AdaptableEncoder, QueryEncoder
 from .errors import ConfigError, DataFormatError, EmptyPoolError
 from .log import LoggedFeedback
-from .offpolicy import DEFAULT_CLIP, ips_weights
+from .offpolicy import DEFAULT_CLIP, dr_gain, ips_weights
 from .online import HeadsTable
 from .persistence.state import LLMState, RouterState
 from .predictors import (
@@ -44,6 +45,8 @@ from .text import estimate_tokens
 
 __all__ = [
     "PoolModel",
+    "RefitGuard",
+    "RefitOutcome",
     "RoutingModel",
     "fit_cost",
     "fit_llm",
@@ -51,6 +54,8 @@ __all__ = [
     "read_only",
     "refit_quality",
 ]
+
+_log = logging.getLogger("mixllm_core.refit")
 
 Training = tuple[np.ndarray, np.ndarray]
 
@@ -522,7 +527,7 @@ def _feedback_helps(
     return err_new < err_base
 
 
-def refit_pool(
+def _candidate(
     pool: PoolModel,
     feedback: Sequence[LoggedFeedback],
     new_quality: Callable[[], QualityPredictor],
@@ -597,3 +602,223 @@ def refit_pool(
         pool.specs, quality, cost, train, encoder, pool.c_ref, pool.retired, pool.data
     )
     return refit, counts
+
+
+#: The λ grid a refit is judged over (the bench's grid, coarser): 0 and 0.01 … 1000.
+GUARD_LAMBDAS: tuple[float, ...] = (0.0, *np.round(np.geomspace(0.01, 1000, 41), 6).tolist())
+
+
+@dataclass(frozen=True)
+class RefitGuard:
+    """When ``refit`` may replace the current model: an off-policy test on held-out feedback.
+
+    The newest ``holdout`` share of the feedback is held out; a candidate is refit from the
+    training data plus the older feedback, and both it and the current model route the held-out
+    queries greedily at every λ of ``lambdas``. The doubly robust estimate of the candidate's
+    gain in reward ``λ/(1+λ)·quality − 1/(1+λ)·cost/c_ref`` (the router's score), with the
+    current model as the direct model and the logged propensities (clipped at ``clip``), must
+    exceed ``margin`` standard errors; otherwise refit keeps the current model.
+
+    Args:
+        holdout: Share of the feedback (newest first) held out, in (0, 1).
+        margin: Standard errors by which the estimated gain must exceed 0 (≥ 0).
+        min_holdout: Fewest held-out records a test needs (fewer: refused).
+        clip: Floor of the propensities in the estimate.
+        lambdas: The λ values the gain is averaged over.
+        learn_all: On acceptance, learn the model again from all the feedback (True) or publish
+            the tested candidate itself, learned without the held-out feedback (False: the
+            model that is published is the one the estimate is about).
+
+    The defaults are strict on purpose: on RouterBench and LLMRouter (docs/dev/learning.md) a
+    candidate accepted at 1–2 standard errors still lost AIQ on test rows on one split in five,
+    while at 3 no measured split lost.
+
+    Example:
+        >>> RefitGuard().margin
+        3.0
+        >>> RefitGuard(holdout=1.5)
+        Traceback (most recent call last):
+        ...
+        mixllm_core.errors.ConfigError: holdout must be in (0, 1), got 1.5.
+    """
+
+    holdout: float = 0.3
+    margin: float = 3.0
+    min_holdout: int = 30
+    clip: float = DEFAULT_CLIP
+    lambdas: tuple[float, ...] = GUARD_LAMBDAS
+    learn_all: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0 < self.holdout < 1:
+            raise ConfigError(f"holdout must be in (0, 1), got {self.holdout!r}.")
+        if not self.margin >= 0:
+            raise ConfigError(f"margin must be a number >= 0, got {self.margin!r}.")
+        if self.min_holdout < 2:
+            raise ConfigError(f"min_holdout must be >= 2, got {self.min_holdout!r}.")
+        if not 0 < self.clip <= 1:
+            raise ConfigError(f"clip must be in (0, 1], got {self.clip!r}.")
+        if not self.lambdas or min(self.lambdas) < 0:
+            raise ConfigError(f"lambdas must be non-empty and >= 0, got {self.lambdas!r}.")
+
+
+class RefitOutcome(dict[str, int]):
+    """What ``refit`` did: the feedback count per refit LLM (the mapping), and the guard's verdict.
+
+    Attributes:
+        accepted: Whether the refit model replaced the current one.
+        gain: Estimated gain in reward per query of the candidate over the current model on
+            the held-out feedback (NaN when not tested).
+        stderr: Its standard error.
+        n_holdout: Held-out feedback records the test used.
+        reason: Why the refit was accepted or refused, in words.
+
+    Example:
+        >>> r = RefitOutcome({"a": 3}, accepted=True, reason="not guarded")
+        >>> r == {"a": 3}, r.accepted
+        (True, True)
+    """
+
+    def __init__(
+        self,
+        counts: Mapping[str, int] | None = None,
+        *,
+        accepted: bool,
+        gain: float = float("nan"),
+        stderr: float = float("nan"),
+        n_holdout: int = 0,
+        reason: str = "",
+    ) -> None:
+        super().__init__(counts or {})
+        self.accepted = accepted
+        self.gain = gain
+        self.stderr = stderr
+        self.n_holdout = n_holdout
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return (
+            f"RefitOutcome({dict(self)!r}, accepted={self.accepted}, gain={self.gain:.4g}, "
+            f"stderr={self.stderr:.4g}, n_holdout={self.n_holdout}, reason={self.reason!r})"
+        )
+
+
+def _greedy(pool: PoolModel, X: np.ndarray, F: np.ndarray, lambdas: np.ndarray) -> np.ndarray:
+    """``(n, k)`` index of the LLM ``pool``'s offline predictors choose per query and λ."""
+    bank = pool.bank
+    Q, C = bank.predict_quality(X), bank.predict_cost(F) / max(pool.reference_cost(), 1e-12)
+    wq, wc = lambdas / (1 + lambdas), 1 / (1 + lambdas)
+    S = wq[None, None, :] * Q[:, :, None] - wc[None, None, :] * C[:, :, None]
+    return np.asarray(S.argmax(axis=1), dtype=int)
+
+
+def _gain(
+    pool: PoolModel,
+    candidate: PoolModel,
+    held: Sequence[LoggedFeedback],
+    guard: RefitGuard,
+) -> tuple[float, float]:
+    """DR estimate (and its standard error) of the reward ``candidate`` gains over ``pool`` on
+    ``held``, the current model as the direct model."""
+    lambdas = np.asarray(guard.lambdas, dtype=float)
+    texts = [fb.query or "" for fb in held]
+    X0, F0 = pool.features(texts, check=False)
+    Xc, Fc = candidate.features(texts, check=False)
+    bank = pool.bank
+    Q0 = bank.predict_quality(X0)
+    C0 = bank.predict_cost(F0) / max(pool.reference_cost(), 1e-12)
+    wq, wc = lambdas / (1 + lambdas), 1 / (1 + lambdas)
+    direct = wq[None, None, :] * Q0[:, :, None] - wc[None, None, :] * C0[:, :, None]
+    names = list(pool.names)
+    logged = np.array([names.index(fb.llm) for fb in held])
+    rows = np.arange(len(held))
+    score = np.array([fb.score for fb in held], dtype=float)
+    reward = wq[None, :] * score[:, None] - wc[None, :] * C0[rows, logged][:, None]
+    return dr_gain(
+        _greedy(candidate, Xc, Fc, lambdas),
+        _greedy(pool, X0, F0, lambdas),
+        logged,
+        reward,
+        [fb.propensity for fb in held],
+        direct,
+        clip=guard.clip,
+    )
+
+
+def refit_pool(
+    pool: PoolModel,
+    feedback: Sequence[LoggedFeedback],
+    new_quality: Callable[[], QualityPredictor],
+    *,
+    min_feedback: int,
+    clip: float = DEFAULT_CLIP,
+    validate: bool = True,
+    guard: RefitGuard | None = None,
+) -> tuple[PoolModel | None, RefitOutcome] | None:
+    """Everything ``fit`` learned, learned again from ``pool.data`` plus ``feedback``, if it
+    routes better.
+
+    The candidate is learned as :func:`_candidate` says (the encoder's corpus part, then every
+    LLM's predictors, the feedback weighted by inverse propensities and validated per LLM).
+    With a ``guard`` (see :class:`RefitGuard`) the newest feedback is held out, a candidate is
+    learned without it, and it must beat ``pool`` there by the guard's margin in a doubly robust
+    estimate of routing reward; only then is it returned (or, with ``guard.learn_all``, the
+    candidate learned from all the feedback). A refused refit returns no pool (the caller keeps ``pool`` exactly) with the
+    report saying why. Returns None when a whole refit is not possible (no offline data kept,
+    an LLM trained on data the pool does not hold, or feedback whose prompt was not stored).
+    """
+    if pool.data is None or not set(pool.train) <= set(pool.data.llms):
+        return None
+    usable = sorted((fb for fb in feedback if fb.llm in pool.specs), key=lambda fb: fb.seq)
+    if any(fb.query is None for fb in usable):
+        return None
+    if guard is None:
+        whole = _candidate(
+            pool, usable, new_quality, min_feedback=min_feedback, clip=clip, validate=validate
+        )
+        if whole is None:
+            return None
+        return whole[0], RefitOutcome(whole[1], accepted=True, reason="not guarded")
+    n_held = int(round(guard.holdout * len(usable)))
+    if n_held < guard.min_holdout:
+        report = RefitOutcome(
+            accepted=False,
+            n_holdout=n_held,
+            reason=f"{n_held} held-out feedback records, fewer than {guard.min_holdout}",
+        )
+        _log.info("refit refused: %s", report.reason)
+        return None, report
+    older, held = usable[: len(usable) - n_held], usable[len(usable) - n_held :]
+    trial = _candidate(
+        pool, older, new_quality, min_feedback=min_feedback, clip=clip, validate=validate
+    )
+    if trial is None:
+        return None
+    gain, se = _gain(pool, trial[0], held, guard)
+    if not (np.isfinite(gain) and gain > guard.margin * (se if np.isfinite(se) else np.inf)):
+        report = RefitOutcome(
+            accepted=False,
+            gain=gain,
+            stderr=se,
+            n_holdout=n_held,
+            reason=f"estimated gain {gain:.4g} is not above {guard.margin:g} x stderr {se:.4g}",
+        )
+        _log.info("refit refused: %s", report.reason)
+        return None, report
+    whole = trial
+    if guard.learn_all:
+        whole = _candidate(
+            pool, usable, new_quality, min_feedback=min_feedback, clip=clip, validate=validate
+        )
+    if whole is None:
+        return None
+    report = RefitOutcome(
+        whole[1],
+        accepted=True,
+        gain=gain,
+        stderr=se,
+        n_holdout=n_held,
+        reason=f"estimated gain {gain:.4g} is above {guard.margin:g} x stderr {se:.4g}",
+    )
+    _log.info("refit accepted: %s", report.reason)
+    return whole[0], report

@@ -9,8 +9,10 @@ While streaming, the router explores ε-greedily (``STREAM_EPSILON``) and logs t
 each choice, so that its refits can weigh the feedback by inverse propensities (see
 :mod:`mixllm_core.offpolicy`); the evaluation itself is greedy. Measured on RouterBench (seed 0,
 docs/dev/learning.md): greedy streaming with the refit of the time lost 1.3 AIQ points to no
-feedback; ε = 0.2 with the weighted, validated refit gains 0.08 there, but still loses on other
-splits (RouterBench seed 2, nim seed 0).
+feedback; ε = 0.2 with the weighted, validated refit gained 0.08 there but still lost on other
+splits (RouterBench seed 2, nim seed 0). Refit is now guarded (see
+:class:`~mixllm_core.snapshot.RefitGuard`): a refit that does not route held-out feedback
+better, by a doubly robust estimate, is refused and the router routes as without feedback.
 """
 
 from __future__ import annotations

@@ -187,7 +187,7 @@ def test_refit_embeds_feedback_again_after_fit_changed_the_corpus_part(monkeypat
         return real_fit(self, X, y, sample_weight=sample_weight)
 
     monkeypatch.setattr(QualityPredictor, "fit", spy)
-    used = router.refit()
+    used = router.refit(guard=None)
     assert set(used) == set(WORLD.llms)  # every LLM was learned again (feedback kept or not)
     again = router.encoder.encode(early)  # the refit encoder: its corpus part, learned again
     assert again[:, 128:].any()

@@ -177,7 +177,7 @@ def test_feedback_during_a_refit_neither_waits_nor_is_lost(when: str) -> None:
     assert isinstance(log, _PausingLog)
     log.pause = when
     result: list[dict[str, int]] = []
-    refit = threading.Thread(target=lambda: result.append(live.refit()))
+    refit = threading.Thread(target=lambda: result.append(live.refit(guard=None)))
     refit.start()
     try:
         assert log.paused.wait(timeout=60)
@@ -200,7 +200,7 @@ def test_feedback_during_a_refit_neither_waits_nor_is_lost(when: str) -> None:
 
     if when == "before":
         give_reference()
-    expected = reference.refit()
+    expected = reference.refit(guard=None)
     if when == "after":
         give_reference()
     assert result[0] == expected
@@ -221,7 +221,7 @@ def test_a_refit_keeps_what_a_pool_change_during_it_decided() -> None:
     assert isinstance(log, _PausingLog)
     log.pause = "after"
     result: list[dict[str, int]] = []
-    refit = threading.Thread(target=lambda: result.append(router.refit()))
+    refit = threading.Thread(target=lambda: result.append(router.refit(guard=None)))
     refit.start()
     try:
         assert log.paused.wait(timeout=60)
