@@ -794,7 +794,7 @@ class MixLLMRouter:
         *,
         min_feedback: int = 20,
         show_progress: bool = False,
-        guard: RefitGuard | None = RefitGuard(),  # noqa: B008 (frozen)
+        guard: RefitGuard | None = None,
     ) -> RefitOutcome:
         """Learn again what ``fit`` learned, from the training data plus all logged feedback.
 
@@ -821,13 +821,13 @@ class MixLLMRouter:
         after the swap, so it still counts. An LLM whose predictors ``fit``, ``add_llm`` or
         ``remove_llm`` replaced meanwhile keeps the new ones (and is not in the result).
 
-        With ``guard`` (the default, see :class:`~mixllm_core.snapshot.RefitGuard`) a whole
+        With ``guard`` (opt-in, see :class:`~mixllm_core.snapshot.RefitGuard`) a whole
         refit must first earn its place: learned without the newest feedback, it must route
         that held-out feedback better than the current model by a doubly robust off-policy
         estimate, by a margin of standard errors; otherwise the router keeps its offline model
         exactly, and its online heads drop the feedback the refit read (they restart from zero,
         feedback that arrives during the refit is applied again): a refused refit routes as no
-        feedback would. The report says why. ``guard=None`` always refits.
+        feedback would. The report says why. Without it (the default) refit always learns.
 
         Returns:
             The number of feedback records used per refit LLM, a mapping that also carries the

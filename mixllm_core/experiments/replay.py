@@ -10,9 +10,10 @@ each choice, so that its refits can weigh the feedback by inverse propensities (
 :mod:`mixllm_core.offpolicy`); the evaluation itself is greedy. Measured on RouterBench (seed 0,
 docs/dev/learning.md): greedy streaming with the refit of the time lost 1.3 AIQ points to no
 feedback; ε = 0.2 with the weighted, validated refit gained 0.08 there but still lost on other
-splits (RouterBench seed 2, nim seed 0). Refit is now guarded (see
-:class:`~mixllm_core.snapshot.RefitGuard`): a refit that does not route held-out feedback
-better, by a doubly robust estimate, is refused and the router routes as without feedback.
+splits (RouterBench seed 2, nim seed 0). The replay's refits are therefore guarded (see
+:class:`~mixllm_core.snapshot.RefitGuard`; opt-in for ``MixLLMRouter.refit``): a refit that does
+not route held-out feedback better, by a doubly robust estimate, is refused and the router routes
+as without feedback.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from ..data import RoutingData
 from ..decision import DecisionPolicy
 from ..errors import ConfigError, check_choice
 from ..router import MixLLMRouter
+from ..snapshot import RefitGuard
 
 __all__ = [
     "FEEDBACK_KINDS",
@@ -125,7 +127,7 @@ def stream_feedback(
         if kind != "none":
             given += 1
             if refit_every and given % refit_every == 0:
-                router.refit()
+                router.refit(guard=RefitGuard())
         if progress is not None:
             progress.update()
     return report

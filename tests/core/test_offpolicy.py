@@ -355,7 +355,7 @@ def _streamed(shuffle: bool) -> tuple[MixLLMRouter, RoutingData]:
 def test_a_refit_on_corrupted_feedback_is_refused_and_routes_as_no_feedback() -> None:
     router, offline = _streamed(shuffle=True)
     pool = router.model.pool
-    report = router.refit()
+    report = router.refit(guard=RefitGuard())
     assert not report.accepted and dict(report) == {}
     assert report.gain <= report.stderr and report.n_holdout == 228  # 30% of 760
     assert "not above" in report.reason
