@@ -68,7 +68,8 @@ def text_sha256(text: str) -> str:
 @dataclass(frozen=True)
 class LoggedDecision:
     """A logged decision; ``query`` is None when the log stores no prompts, ``propensity`` when
-    it was logged before propensities were recorded."""
+    it was logged before propensities were recorded; ``query_hash`` is the sha256 of the query
+    text (None only from a log written before it was recorded)."""
 
     decision_id: str
     llm: str
@@ -76,6 +77,7 @@ class LoggedDecision:
     x: np.ndarray
     offline_quality: float
     propensity: float | None = None
+    query_hash: str | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,7 @@ class LoggedFeedback:
     x: np.ndarray
     offline_quality: float
     propensity: float | None = None
+    query_hash: str | None = None
 
 
 class RoutingLog:
@@ -223,14 +226,14 @@ class SQLiteLog(RoutingLog):
     def get_decision(self, decision_id: str) -> LoggedDecision | None:
         with self._lock:
             row = self._conn.execute(
-                "SELECT decision_id, llm, query, x, offline_quality, propensity FROM decisions "
-                "WHERE decision_id=?",
+                "SELECT decision_id, llm, query, x, offline_quality, propensity, query_hash "
+                "FROM decisions WHERE decision_id=?",
                 (decision_id,),
             ).fetchone()
         if row is None:
             return None
         return LoggedDecision(
-            row[0], row[1], row[2], np.frombuffer(row[3], dtype=np.float32), row[4], row[5]
+            row[0], row[1], row[2], np.frombuffer(row[3], dtype=np.float32), row[4], row[5], row[6]
         )
 
     def add_feedback(
@@ -271,7 +274,7 @@ class SQLiteLog(RoutingLog):
         with self._lock:
             rows = self._conn.execute(
                 "SELECT f.seq, f.decision_id, f.llm, f.score, f.kind, f.applied, d.query, d.x, "
-                "d.offline_quality, d.propensity FROM feedback f JOIN decisions d "
+                "d.offline_quality, d.propensity, d.query_hash FROM feedback f JOIN decisions d "
                 "USING (decision_id) "
                 "WHERE f.seq > ? ORDER BY f.seq",
                 (since_seq,),
@@ -288,6 +291,7 @@ class SQLiteLog(RoutingLog):
                 np.frombuffer(r[7], dtype=np.float32),
                 r[8],
                 r[9],
+                r[10],
             )
 
     def get_meta(self, key: str) -> str | None:
@@ -365,6 +369,7 @@ class MemoryLog(RoutingLog):
         text = storable_text(query) if self.store_prompts else None
         vector = np.asarray(x, np.float32)
         size = len(text or "") * 4 + vector.nbytes + self.RECORD_OVERHEAD
+        digest = text_sha256(query)
         row = {
             "decision_id": decision.decision_id,
             "time": decision.created_at,
@@ -373,11 +378,17 @@ class MemoryLog(RoutingLog):
             "predicted_quality": decision.predicted_quality,
             "predicted_cost": decision.predicted_cost,
             "query": text,
-            "query_hash": text_sha256(query),
+            "query_hash": digest,
             "propensity": decision.propensity,
         }
         logged = LoggedDecision(
-            decision.decision_id, decision.llm, text, vector, offline_quality, decision.propensity
+            decision.decision_id,
+            decision.llm,
+            text,
+            vector,
+            offline_quality,
+            decision.propensity,
+            digest,
         )
         with self._lock:
             self._decisions[decision.decision_id] = (logged, row, size)
@@ -442,6 +453,7 @@ class MemoryLog(RoutingLog):
                 d.x,
                 d.offline_quality,
                 d.propensity,
+                d.query_hash,
             )
 
     def get_meta(self, key: str) -> str | None:

@@ -33,6 +33,7 @@ from .errors import (
 from .fleet import SyncState, base_of, open_log, published_model
 from .latency import LatencyTracker
 from .log import RoutingLog, StatePublisher
+from .memory import OutcomeMemory, check_memory_prior, query_key
 from .online import HeadsTable
 from .persistence.files import read_state, write_state
 from .persistence.state import RouterState
@@ -141,6 +142,11 @@ class MixLLMRouter:
             starts one in the background (it never waits for it). None: only explicit
             :meth:`sync` calls (and every feedback given to this router) fold other writers'
             feedback.
+        memory: Remember the qualities observed per query (the training rows, then every
+            feedback) and mix them into the prediction when a query comes again (see
+            :mod:`mixllm_core.memory`). A query never seen is routed exactly as without.
+        memory_prior: How many observations the model's own prediction counts as when it is
+            mixed with a seen query's observed mean (``k0`` in :mod:`mixllm_core.memory`).
 
     Example:
         >>> from mixllm_core.testing import HashingEncoder, make_synthetic_world
@@ -167,7 +173,13 @@ class MixLLMRouter:
         store_prompts: bool = True,
         shared_state: SharedState | str | None = None,
         sync_interval_s: float | None = 1.0,
+        memory: bool = True,
+        memory_prior: float = 1.0,
     ) -> None:
+        if not isinstance(memory, bool):
+            raise ConfigError(f"memory must be True or False, got {memory!r}.")
+        self.memory = memory
+        self.memory_prior = check_memory_prior(memory_prior)
         if sync_interval_s is not None and (
             isinstance(sync_interval_s, bool)
             or not isinstance(sync_interval_s, (int, float))
@@ -209,7 +221,7 @@ class MixLLMRouter:
             encoder if encoder is not None else StaticEncoder(),
             quality_model,
         )
-        self._model = RoutingModel(pool, None, 0)
+        self._model = RoutingModel(pool, None, 0, self._empty_memory(pool.names))
         for spec in specs.values():
             self.tracker.set_concurrency(spec.name, spec.max_concurrency)
 
@@ -251,6 +263,9 @@ class MixLLMRouter:
     @property
     def _heads(self) -> HeadsTable | None:
         return self._model.heads
+
+    def _empty_memory(self, names: Sequence[str]) -> OutcomeMemory | None:
+        return OutcomeMemory.empty(names) if self.memory else None
 
     def _new_quality(self) -> QualityPredictor:
         return QualityPredictor(self.quality_model, seed=self.seed, **self.quality_params)
@@ -343,7 +358,14 @@ class MixLLMRouter:
             for name in specs.keys() - model.pool.specs.keys():
                 self.tracker.set_concurrency(name, specs[name].max_concurrency)
             heads = HeadsTable.empty(X.shape[1], ridge=self._head_ridge(pool))
-            self._model = RoutingModel(pool, heads.with_heads(pool.names), model.feedback_seq)
+            memory = None
+            if self.memory:
+                memory = OutcomeMemory.from_observations(
+                    kept.llms, kept.queries, kept.quality, kept.observed
+                )
+            self._model = RoutingModel(
+                pool, heads.with_heads(pool.names), model.feedback_seq, memory
+            )
         return self
 
     # ------------------------------------------------------------------ add / remove
@@ -382,7 +404,17 @@ class MixLLMRouter:
                 wide = max(4.0, heads.ridge) if prior_scale is None else prior_scale
                 heads = heads.with_head(spec.name, prior_scale=1.0 if data is not None else wide)
             self.tracker.set_concurrency(spec.name, spec.max_concurrency)
-            self._model = RoutingModel(pool, heads, model.feedback_seq)
+            memory = model.memory
+            if memory is not None:
+                memory = memory.with_llm(spec.name)
+                if data is not None:  # its observed column is remembered too
+                    column = data.select_llms([spec.name])
+                    memory = memory.merged(
+                        OutcomeMemory.from_observations(
+                            column.llms, column.queries, column.quality, column.observed
+                        )
+                    )
+            self._model = RoutingModel(pool, heads, model.feedback_seq, memory)
         return self
 
     def remove_llm(self, name: str) -> MixLLMRouter:
@@ -401,7 +433,10 @@ class MixLLMRouter:
             if len(model.pool.specs) == 1:
                 raise EmptyPoolError(f"Cannot remove {name!r}: it is the last LLM in the pool.")
             heads = None if model.heads is None else model.heads.without(name)
-            self._model = RoutingModel(model.pool.without_llm(name), heads, model.feedback_seq)
+            memory = None if model.memory is None else model.memory.without_llm(name)
+            self._model = RoutingModel(
+                model.pool.without_llm(name), heads, model.feedback_seq, memory
+            )
             self.tracker.set_concurrency(name, None)
         return self
 
@@ -417,7 +452,11 @@ class MixLLMRouter:
         return self._model.pool.reference_cost()
 
     def _predict(
-        self, model: RoutingModel, X: np.ndarray, F: np.ndarray
+        self,
+        model: RoutingModel,
+        X: np.ndarray,
+        F: np.ndarray,
+        keys: Sequence[str] | None = None,
     ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         pool = model.pool
         bank = pool.bank
@@ -425,6 +464,8 @@ class MixLLMRouter:
         C = bank.predict_cost(F)
         corr, U = self._route_heads(model, X.shape[1]).predict(pool.names, X)
         Q = np.clip(Q_off + corr, 0.0, 1.0)
+        if keys is not None and model.memory is not None:  # seen queries: observed outcomes
+            Q, U = model.memory.blend(keys, pool.names, Q, U, self.memory_prior)
         return list(pool.names), Q_off, Q, C, U
 
     def _predict_all(
@@ -433,17 +474,22 @@ class MixLLMRouter:
         return self._predict(self._model, X, F)
 
     def predict_features(
-        self, X: np.ndarray, F: np.ndarray
+        self, X: np.ndarray, F: np.ndarray, *, keys: Sequence[str] | None = None
     ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
-        """Quality, cost and uncertainty ``(n, m)`` for precomputed features (the hot path)."""
-        names, _, Q, C, U = self._predict(self._model, X, F)
+        """Quality, cost and uncertainty ``(n, m)`` for precomputed features (the hot path).
+
+        With ``keys`` (:func:`~mixllm_core.memory.query_key` of each query text) the memory of
+        observed outcomes is mixed in, as a route does; without, the model's predictions alone.
+        """
+        names, _, Q, C, U = self._predict(self._model, X, F, keys)
         return names, Q, C, U
 
     def predict(self, queries: Sequence[Query]) -> dict[str, np.ndarray | list[str]]:
         """Predicted ``quality``, ``cost`` and ``uncertainty`` per query and LLM, with ``llms``."""
         model = self._model
-        X, F = model.pool.features([query_text(q) for q in queries])
-        names, _, Q, C, U = self._predict(model, X, F)
+        texts = [query_text(q) for q in queries]
+        X, F = model.pool.features(texts)
+        names, _, Q, C, U = self._predict(model, X, F, [query_key(t) for t in texts])
         return {"llms": names, "quality": Q, "cost": C, "uncertainty": U}
 
     # ------------------------------------------------------------------ route
@@ -520,7 +566,7 @@ class MixLLMRouter:
         if not pool.specs:
             raise EmptyPoolError("The pool is empty: add an LLM or fit on data first.")
         X, F = pool.features(texts)
-        names, Q_off, Q, C, U = self._predict(model, X, F)
+        names, Q_off, Q, C, U = self._predict(model, X, F, [query_key(t) for t in texts])
         c_ref = pool.reference_cost()
         decisions, offline = [], []
         for i, text in enumerate(texts):
@@ -629,7 +675,7 @@ class MixLLMRouter:
             raise DataFormatError(f"The data has no column for {missing}; it has {data.llms}.")
         cols = [data.llms.index(n) for n in names]
         X, F = model.pool.features(data.queries)
-        _, _, Q, C, U = self._predict(model, X, F)
+        _, _, Q, C, U = self._predict(model, X, F, [query_key(t) for t in data.queries])
         cost = C if data.cost is None else data.cost[:, cols]
         quality = data.quality[:, cols]
         rows = np.arange(len(data))
@@ -659,7 +705,7 @@ class MixLLMRouter:
         """Learn from the outcome of a routed call.
 
         The feedback is written to the log first, then applied to the chosen LLM's online head
-        (so a crash in between loses nothing: the head is rebuilt from the log on start). It
+        and to the memory of this query's outcomes (so a crash in between loses nothing: the head is rebuilt from the log on start). It
         never waits for a running ``refit`` and is not lost by it (see :meth:`refit`).
 
         Args:
@@ -699,16 +745,31 @@ class MixLLMRouter:
             if self.log.shared:  # fold every writer's feedback up to this one, in id order
                 self._fold_log()
             elif in_pool:
-                self._learn(logged.llm, logged.x, value - logged.offline_quality, seq)
+                key = logged.query_hash or (
+                    None if logged.query is None else query_key(logged.query)
+                )
+                self._learn(logged.llm, logged.x, value - logged.offline_quality, seq, key, value)
             else:
                 self._model = replace(self._model, feedback_seq=max(self._model.feedback_seq, seq))
         return FeedbackResult(decision_id, logged.llm, value, applied=in_pool, reason=reason)
 
-    def _learn(self, llm: str, x: np.ndarray, residual: float, seq: int) -> None:
-        """Apply one feedback to ``llm``'s online head and publish (under the lock)."""
+    def _learn(
+        self,
+        llm: str,
+        x: np.ndarray,
+        residual: float,
+        seq: int,
+        key: str | None = None,
+        score: float | None = None,
+    ) -> None:
+        """Apply one feedback to ``llm``'s online head and (with the query's ``key`` and the
+        ``score``) to the memory, and publish both at once (under the lock)."""
         model = self._model
         heads = self._heads_for(model, int(x.shape[0])).learned(llm, x, residual)
-        self._model = RoutingModel(model.pool, heads, max(model.feedback_seq, seq))
+        memory = model.memory
+        if memory is not None and key is not None and score is not None:
+            memory = memory.observed(key, llm, score)
+        self._model = RoutingModel(model.pool, heads, max(model.feedback_seq, seq), memory)
         if self._late is not None:  # a refit is running: it re-applies this after its swap
             self._late.append((seq, llm, x, residual))
 
@@ -735,7 +796,8 @@ class MixLLMRouter:
         applied = 0
         for fb in self.log.feedback(since_seq=self._model.feedback_seq):
             if fb.applied and fb.llm in self._model.pool.specs:
-                self._learn(fb.llm, fb.x, fb.score - fb.offline_quality, fb.seq)
+                key = fb.query_hash or (None if fb.query is None else query_key(fb.query))
+                self._learn(fb.llm, fb.x, fb.score - fb.offline_quality, fb.seq, key, fb.score)
                 applied += 1
             else:
                 model = self._model
@@ -813,7 +875,8 @@ class MixLLMRouter:
         Each LLM is refit on its own observations only. An LLM added without data needs
         ``min_feedback`` of them first (below that it keeps its prior and online head). The refit
         LLMs' online heads restart from zero, since what they had learned is now part of the
-        offline predictors.
+        offline predictors. The memory of observed outcomes (``memory=True``) is kept as it is:
+        it already holds the training rows and every feedback folded since ``fit``.
 
         The predictors are trained outside the router's lock: routes and feedback go on meanwhile
         and the new predictors replace the old ones in one step. Feedback that arrives after the
@@ -904,7 +967,9 @@ class MixLLMRouter:
             for seq, llm, x, residual in self._late or ():
                 if seq > cut and llm in keep and x.shape[0] == heads.dim:
                     heads = heads.learned(llm, x, residual)
-        self._model = RoutingModel(pool.with_quality(keep), heads, max(model.feedback_seq, cut))
+        self._model = RoutingModel(
+            pool.with_quality(keep), heads, max(model.feedback_seq, cut), model.memory
+        )
         return {n: fitted[n][1] for n in keep}
 
     def _swap_pool(
@@ -922,7 +987,7 @@ class MixLLMRouter:
             for seq, llm, x, residual in self._late or ():
                 if seq > cut and llm in counts and x.shape[0] == heads.dim:
                     heads = heads.learned(llm, x, residual)
-        self._model = RoutingModel(pool, heads, max(model.feedback_seq, cut))
+        self._model = RoutingModel(pool, heads, max(model.feedback_seq, cut), model.memory)
         return counts
 
     def record_outcome(
@@ -988,6 +1053,9 @@ class MixLLMRouter:
             c_ref=pool.c_ref,
             feedback_seq=model.feedback_seq,
             encoder=pool.encoder,
+            use_memory=self.memory,
+            memory_prior=self.memory_prior,
+            memory=model.memory,
         )
 
     @classmethod
@@ -1032,6 +1100,8 @@ class MixLLMRouter:
             log=log,
             shared_state=shared_state,
             sync_interval_s=sync_interval_s,
+            memory=state.use_memory,
+            memory_prior=state.memory_prior,
         )
         router._model = RoutingModel.from_state(state, encoder)
         return router

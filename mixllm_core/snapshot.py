@@ -12,6 +12,9 @@ The model has two parts that change at different rates:
   sets, the encoder and the reference cost. Replaced by ``fit``, ``refit`` and pool changes; it
   compiles its :class:`~mixllm_core.predictors.PredictorBank` once, on first use.
 - :class:`~mixllm_core.online.HeadsTable`: the online heads, replaced by every feedback.
+- :class:`~mixllm_core.memory.OutcomeMemory`: the qualities observed per query and LLM (the
+  training rows, then every feedback), replaced by every feedback; None when the router's
+  memory is off.
 
 :func:`fit_llm` and :func:`refit_quality` train the predictors a new pool model holds.
 """
@@ -30,6 +33,7 @@ from .data import ASSUMED_OUTPUT_TOKENS, REFERENCE_INPUT_TOKENS, RoutingData
 from .encoders import AdaptableEncoder, QueryEncoder
 from .errors import ConfigError, DataFormatError, EmptyPoolError
 from .log import LoggedFeedback
+from .memory import OutcomeMemory
 from .offpolicy import DEFAULT_CLIP, dr_gain, ips_weights
 from .online import HeadsTable
 from .persistence.state import LLMState, RouterState
@@ -297,9 +301,11 @@ class PoolModel:
 
 @dataclass(frozen=True, eq=False)
 class RoutingModel:
-    """What one route reads: the pool model, the online heads and the last feedback included.
+    """What one route reads: the pool model, the online heads, the last feedback included and
+    the memory of observed outcomes (None: off).
 
-    Invariant: ``heads`` is None or holds a head for every pool LLM.
+    Invariant: ``heads`` is None or holds a head for every pool LLM; ``heads`` and ``memory``
+    hold the same feedback (every applied feedback up to ``feedback_seq`` since ``fit``).
 
     Example:
         >>> from mixllm_core.testing import HashingEncoder
@@ -311,6 +317,7 @@ class RoutingModel:
     pool: PoolModel
     heads: HeadsTable | None
     feedback_seq: int
+    memory: OutcomeMemory | None = None
 
     def __post_init__(self) -> None:
         heads = self.heads
@@ -341,7 +348,10 @@ class RoutingModel:
             state.c_ref,
         )
         heads = None if state.heads is None else HeadsTable.from_state(state.heads)
-        return cls(pool, heads, state.feedback_seq)
+        memory = None
+        if state.use_memory:  # a state saved before the memory existed starts with an empty one
+            memory = state.memory or OutcomeMemory.empty(pool.names)
+        return cls(pool, heads, state.feedback_seq, memory)
 
 
 def fit_llm(

@@ -180,6 +180,8 @@ def _logged(r: Any) -> LoggedFeedback:
         r.query,
         np.frombuffer(r.x, dtype=np.float32),
         float(r.offline_quality),
+        None if r.propensity is None else float(r.propensity),
+        r.query_hash,
     )
 
 
@@ -279,14 +281,26 @@ class SQLLog(RoutingLog):
         d = decisions.c
         with self.engine.connect() as conn:
             row = conn.execute(
-                sa.select(d.decision_id, d.llm, d.query, d.x, d.offline_quality).where(
-                    d.decision_id == decision_id
-                )
+                sa.select(
+                    d.decision_id,
+                    d.llm,
+                    d.query,
+                    d.x,
+                    d.offline_quality,
+                    d.propensity,
+                    d.query_hash,
+                ).where(d.decision_id == decision_id)
             ).first()
         if row is None:
             return None
         return LoggedDecision(
-            row[0], row[1], row[2], np.frombuffer(row[3], dtype=np.float32), float(row[4])
+            row[0],
+            row[1],
+            row[2],
+            np.frombuffer(row[3], dtype=np.float32),
+            float(row[4]),
+            None if row[5] is None else float(row[5]),
+            row[6],
         )
 
     def add_feedback(
@@ -346,6 +360,8 @@ class SQLLog(RoutingLog):
                 d.query,
                 d.x,
                 d.offline_quality,
+                d.propensity,
+                d.query_hash,
             )
             .select_from(feedback_table.join(decisions, f.decision_id == d.decision_id))
             .where(f.seq > since_seq)
