@@ -190,6 +190,14 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="cross-validate leaving whole tasks out (each test fold holds unseen tasks)",
     )
+    b.add_argument(
+        "--repeat-share",
+        type=float,
+        default=0.0,
+        metavar="R",
+        help="with --cv: add R x |test fold| of the fold's training rows to its test rows "
+        "(repeated traffic; mixllm without its memory of seen queries is scored too)",
+    )
     c = sub.add_parser(
         "calibrate", help="pick λ on validation data for a target mean cost or quality share"
     )
@@ -362,6 +370,7 @@ def _bench_cv(args: argparse.Namespace, data: Any, encoder: Any) -> int:
         embedding=args.embedding,
         show_progress=not args.no_progress,
         data_name=args.data or "synthetic",
+        repeat_share=args.repeat_share,
     )
     if hasattr(encoder, "save_cache"):
         encoder.save_cache()
@@ -431,6 +440,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _bench_cv(args, data, encoders[0])
         if args.repeats is not None:
             raise ConfigError("--repeats needs --cv K or --task-shift.")
+        if args.repeat_share:
+            raise ConfigError("--repeat-share needs --cv K or --task-shift.")
         result = run_bench(
             data,
             args.out,

@@ -259,11 +259,22 @@ class OutcomeMemory:
         return OutcomeMemory(llms, keys, S2, N2)
 
     def compacted(self) -> OutcomeMemory:
-        """The same memory with its overlay merged into the arrays."""
+        """The same memory with its overlay merged into the arrays (the index is shared when
+        the overlay holds no new key, else copied once)."""
         if not self._recent:
             return self
-        keys, S, N = self.arrays()
-        return OutcomeMemory(self.llms, keys, S, N)
+        new = [k for k in self._recent if k not in self._index]
+        index: Mapping[str, int] = self._index
+        if new:
+            index = dict(self._index)
+            for k in new:
+                index[k] = len(index)  # type: ignore[index]
+        S, N = self._sums, self._counts
+        S = np.concatenate([S, np.zeros((len(new), S.shape[1]))])
+        N = np.concatenate([N, np.zeros((len(new), N.shape[1]), dtype=np.int64)])
+        for k, (s, n) in self._recent.items():
+            S[index[k]], N[index[k]] = s, n
+        return self._copy({}, (self.llms, index, _frozen(S), _frozen(N)))
 
     def with_llm(self, llm: str) -> OutcomeMemory:
         """This memory with an (empty) column for ``llm``."""

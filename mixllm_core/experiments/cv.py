@@ -27,6 +27,11 @@ Folds (:func:`cv_folds`):
   the router never saw (leave-one-task-out when there are at most K tasks; repeats then coincide
   and only one is run). Test rows whose prompt also occurs in a training task are dropped.
 
+**Repeat share** (``repeat_share=r``): real traffic repeats itself, and held-out splits share
+prompts with training data. With ``r > 0`` each test fold also gets ``round(r · |fold|)`` rows
+drawn (seeded, without replacement) from that fold's training rows, so the test traffic holds
+queries the router has seen answered (a router with a memory of seen queries can use it).
+
 Rows marked ``split == "test"`` are never used: cross-validation runs on the other rows, and a
 held-out test split stays held out.
 
@@ -44,7 +49,7 @@ Uncertainty: the standard error of a mean over the ``J`` folds is the Nadeau–B
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +59,7 @@ from ..data import RoutingData
 from ..encoders import QueryEncoder
 from ..encoders.base import AdaptableEncoder
 from ..errors import ConfigError
+from ..memory import query_key
 from ..metrics import aiq, cost_to_reach, quality_at_cost
 from ..router import MixLLMRouter
 from .baselines import BASELINES, duplicate_groups, sweep
@@ -228,7 +234,8 @@ def mixllm_router(
         )
         router.fit(fold.train)
         X, F = router.features(fold.test.queries)
-        names, Q, C, _ = router.predict_features(X, F)
+        keys = [query_key(q) for q in fold.test.queries]
+        names, Q, C, _ = router.predict_features(X, F, keys=keys)
         order = [names.index(n) for n in fold.test.llms]
         Q, C = Q[:, order], C[:, order]
         c_ref = router.c_ref()
@@ -492,6 +499,16 @@ def _reference_index(data: RoutingData, reference: str | None) -> int:
     return data.llms.index(reference)
 
 
+def _with_repeats(split: CVSplit, share: float, seed: int) -> CVSplit:
+    """``split`` with ``round(share · |test|)`` of its training rows added to its test rows."""
+    n = min(int(round(share * len(split.test))), len(split.train))
+    if n == 0:
+        return split
+    rng = np.random.default_rng([seed, split.repeat, split.fold, 7919])
+    extra = rng.choice(split.train, size=n, replace=False)
+    return replace(split, test=np.concatenate([split.test, np.sort(extra)]))
+
+
 def run_cv(
     data: RoutingData,
     routers: Mapping[str, RouterFactory],
@@ -506,6 +523,7 @@ def run_cv(
     baseline: str = "mixllm",
     show_progress: bool = False,
     on_fold: Callable[[CVReport], None] | None = None,
+    repeat_share: float = 0.0,
 ) -> CVReport:
     """Cross-validate ``routers`` on ``data``: every router fitted and scored on every fold.
 
@@ -521,6 +539,8 @@ def run_cv(
         baseline: The router paired differences are taken from.
         show_progress: A progress bar over folds × routers.
         on_fold: Called with the report after each fold (e.g. to save partial results).
+        repeat_share: Add ``round(repeat_share · |test fold|)`` of the fold's training rows to
+            its test rows (seeded; see the module docstring), in [0, 1].
 
     Returns:
         A :class:`CVReport`.
@@ -541,6 +561,8 @@ def run_cv(
 
     from ..encoders import StaticEncoder
 
+    if not (isinstance(repeat_share, (int, float)) and 0 <= repeat_share <= 1):
+        raise ConfigError(f"repeat_share must be a number in [0, 1], got {repeat_share!r}.")
     if data.split is not None and "test" in data.split:
         data = data.subset([i for i, s in enumerate(data.split) if s != "test"])
     encoder = encoder if encoder is not None else StaticEncoder()
@@ -560,11 +582,13 @@ def run_cv(
             "reference_llm": data.llms[ref],
             "encoder": encoder.get_config(),
             "routers": list(routers),
+            "repeat_share": repeat_share,
         },
         baseline=baseline,
     )
     bar = tqdm(total=len(splits) * len(routers), disable=not show_progress, unit="fit")
     for split in splits:
+        split = _with_repeats(split, repeat_share, seed)
         train, test = data.subset(split.train), data.subset(split.test)
         enc = encoder.adapted(train.queries) if isinstance(encoder, AdaptableEncoder) else encoder
         if shared is not None:
@@ -609,17 +633,20 @@ def bench_cv(
     embedding: str = "plain",
     show_progress: bool = True,
     data_name: str | None = None,
+    repeat_share: float = 0.0,
 ) -> CVReport:
-    """What ``mixllm bench --cv K --repeats R [--task-shift]`` runs: mixllm (``quality_model``,
-    ``embedding`` ``"plain"`` or ``"tags"``) and :func:`standard_routers` through :func:`run_cv`;
-    writes ``cv.json`` into ``out`` after every fold (the folds so far)."""
+    """What ``mixllm bench --cv K --repeats R [--task-shift] [--repeat-share r]`` runs: mixllm
+    (``quality_model``, ``embedding`` ``"plain"`` or ``"tags"``) and :func:`standard_routers`
+    through :func:`run_cv`; writes ``cv.json`` into ``out`` after every fold (the folds so far).
+    With ``repeat_share > 0`` mixllm without its memory of seen queries (``mixllm-no-memory``)
+    is scored too."""
     import json
 
     from ..errors import check_choice
 
     check_choice("embedding", embedding, ("plain", "tags"))
 
-    def make(fold: Fold) -> MixLLMRouter:
+    def make(fold: Fold, memory: bool = True) -> MixLLMRouter:
         enc: QueryEncoder = fold.encoder
         if embedding == "tags":
             from ..encoders import TaggedEncoder
@@ -627,9 +654,12 @@ def bench_cv(
             enc = TaggedEncoder(fold.encoder, mode="tags", seed=fold.seed).fit(
                 fold.train.queries, fold.train.tasks, show_progress=False
             )
-        return MixLLMRouter(encoder=enc, quality_model=quality_model, seed=fold.seed)
+        return MixLLMRouter(encoder=enc, quality_model=quality_model, seed=fold.seed, memory=memory)
 
-    routers = {"mixllm": mixllm_router(make), **standard_routers()}
+    routers = {"mixllm": mixllm_router(make)}
+    if repeat_share > 0:
+        routers["mixllm-no-memory"] = mixllm_router(lambda fold: make(fold, memory=False))
+    routers.update(standard_routers())
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     extra = {
@@ -653,4 +683,5 @@ def bench_cv(
         reference=reference,
         show_progress=show_progress,
         on_fold=write,
+        repeat_share=repeat_share,
     )
