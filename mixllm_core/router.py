@@ -890,7 +890,8 @@ class MixLLMRouter:
         estimate, by a margin of standard errors; otherwise the router keeps its offline model
         exactly, and its online heads drop the feedback the refit read (they restart from zero,
         feedback that arrives during the refit is applied again): a refused refit routes as no
-        feedback would. The report says why. Without it (the default) refit always learns.
+        feedback would, except that the memory of seen queries keeps what it observed. The
+        report says why. Without it (the default) refit always learns.
 
         Returns:
             The number of feedback records used per refit LLM, a mapping that also carries the
