@@ -266,9 +266,10 @@ class OutcomeMemory:
         new = [k for k in self._recent if k not in self._index]
         index: Mapping[str, int] = self._index
         if new:
-            index = dict(self._index)
+            grown = dict(self._index)
             for k in new:
-                index[k] = len(index)  # type: ignore[index]
+                grown[k] = len(grown)
+            index = grown
         S, N = self._sums, self._counts
         S = np.concatenate([S, np.zeros((len(new), S.shape[1]))])
         N = np.concatenate([N, np.zeros((len(new), N.shape[1]), dtype=np.int64)])
