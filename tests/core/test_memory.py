@@ -219,3 +219,18 @@ def test_two_routers_on_one_log_end_identical_after_sync(
     assert np.array_equal(first.predict(queries)["quality"], second.predict(queries)["quality"])
     first.close()
     second.close()
+
+
+def test_refit_keeps_the_memory_of_training_rows_and_feedback(coin_world: RoutingData) -> None:
+    router = _router(coin_world)
+    for i, q in enumerate(coin_world.queries[:25] + ["fresh one", "fresh two"]):
+        d = router.route(q)
+        router.feedback(d.decision_id, score=float(i % 2))
+    router.refit(min_feedback=5)
+    rebuilt = OutcomeMemory.from_observations(
+        coin_world.llms, coin_world.queries, coin_world.quality
+    )
+    for fb in router.log.feedback():
+        assert fb.query_hash is not None
+        rebuilt = rebuilt.observed(fb.query_hash, fb.llm, fb.score)
+    assert router.model.memory is not None and router.model.memory.equals(rebuilt)
