@@ -41,6 +41,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--memory-prior", type=float, default=1.0)
+    ap.add_argument("--reference", default=None, help="reference LLM (default: the priciest)")
     ap.add_argument("--out", default="bench-memory")
     args = ap.parse_args()
     data = load_routing_data(args.data)
@@ -63,7 +64,13 @@ def main() -> None:
         routers = {"mixllm": make(True), "mixllm-no-memory": make(False), **standard_routers()}
         start = time.perf_counter()
         report = run_cv(
-            data, routers, args.cv, args.repeats, seed=args.seed, repeat_share=share
+            data,
+            routers,
+            args.cv,
+            args.repeats,
+            seed=args.seed,
+            reference=args.reference,
+            repeat_share=share,
         ).to_dict()
         report["settings"]["data"] = args.data
         report["settings"]["memory_prior"] = args.memory_prior
