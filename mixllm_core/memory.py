@@ -194,15 +194,19 @@ class OutcomeMemory:
             >>> Q.tolist()
             [[0.4, 0.5]]
         """
-        found = self.stats(keys, llms)
-        if found is None:
+        hits = [(i, row) for i, k in enumerate(keys) if (row := self._row(k)) is not None]
+        if not hits:
             return quality, uncertainty
-        S, N = found
-        seen = N > 0
+        cols = np.array([self._col.get(n, -1) for n in llms], dtype=int)
+        known = cols >= 0
         Q = np.array(quality, dtype=np.float64, copy=True)
         U = np.array(uncertainty, dtype=np.float64, copy=True)
-        Q[seen] = (S[seen] + prior * Q[seen]) / (N[seen] + prior)
-        U[seen] = U[seen] * np.sqrt(prior / (N[seen] + prior))
+        for i, (s, n) in hits:
+            counts = np.where(known, n[cols], 0)
+            seen = counts > 0
+            q, u, c = Q[i, seen], U[i, seen], counts[seen]
+            Q[i, seen] = (s[cols][seen] + prior * q) / (c + prior)
+            U[i, seen] = u * np.sqrt(prior / (c + prior))
         return Q, U
 
     # ------------------------------------------------------------------ changed copies
