@@ -234,3 +234,25 @@ def test_refit_keeps_the_memory_of_training_rows_and_feedback(coin_world: Routin
         assert fb.query_hash is not None
         rebuilt = rebuilt.observed(fb.query_hash, fb.llm, fb.score)
     assert router.model.memory is not None and router.model.memory.equals(rebuilt)
+
+
+def test_cv_repeat_share_puts_training_rows_into_the_test_folds() -> None:
+    from mixllm_core.experiments.cv import mixllm_router, run_cv
+
+    data = make_synthetic_world(300, seed=2)
+    routers = {
+        "mixllm": mixllm_router(lambda fold: MixLLMRouter(encoder=HashingEncoder(), seed=0)),
+        "plain": mixllm_router(
+            lambda fold: MixLLMRouter(encoder=HashingEncoder(), seed=0, memory=False)
+        ),
+    }
+    kwargs = {"encoder": HashingEncoder(), "baseline": "mixllm", "lambdas": [0.0, 1.0, 5.0, 1e3]}
+    plain = run_cv(data, routers, 3, 1, **kwargs)  # type: ignore[arg-type]
+    repeated = run_cv(data, routers, 3, 1, repeat_share=0.5, **kwargs)  # type: ignore[arg-type]
+    base = [f["n_test"] for f in plain.folds]
+    assert [f["n_test"] for f in repeated.folds] == [n + round(0.5 * n) for n in base]
+    gap = plain.differences()["plain"]["aiq_x100"]
+    assert gap["mean"] == 0.0  # no test prompt was seen in training: the memory is a no-op
+    assert repeated.differences()["plain"]["aiq_x100"]["mean"] > 0.5  # AIQ points
+    with pytest.raises(ConfigError, match="repeat_share"):
+        run_cv(data, routers, 3, 1, repeat_share=2.0, **kwargs)  # type: ignore[arg-type]
