@@ -389,6 +389,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
+        if (
+            args.command == "bench"
+            and args.repeat_share
+            and args.cv is None
+            and not args.task_shift
+        ):
+            raise ConfigError("--repeat-share needs --cv K or --task-shift.")
         if args.command == "route":
             return _route(args)
         if args.command == "simulate":
@@ -440,8 +447,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _bench_cv(args, data, encoders[0])
         if args.repeats is not None:
             raise ConfigError("--repeats needs --cv K or --task-shift.")
-        if args.repeat_share:
-            raise ConfigError("--repeat-share needs --cv K or --task-shift.")
         result = run_bench(
             data,
             args.out,

@@ -256,3 +256,25 @@ def test_cv_repeat_share_puts_training_rows_into_the_test_folds() -> None:
     assert repeated.differences()["plain"]["aiq_x100"]["mean"] > 0.5  # AIQ points
     with pytest.raises(ConfigError, match="repeat_share"):
         run_cv(data, routers, 3, 1, repeat_share=2.0, **kwargs)  # type: ignore[arg-type]
+
+
+def test_bench_cv_scores_mixllm_without_memory_on_repeated_rows(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from mixllm_core.cli import main
+    from mixllm_core.experiments.cv import bench_cv
+
+    data = make_synthetic_world(150, seed=5)
+    report = bench_cv(
+        data,
+        tmp_path / "o",
+        k=2,
+        repeats=1,
+        encoder=HashingEncoder(),
+        repeat_share=0.25,
+        show_progress=False,
+    )
+    saved = json.loads((tmp_path / "o" / "cv.json").read_text())
+    assert saved["settings"]["repeat_share"] == 0.25
+    assert {"mixllm", "mixllm-no-memory", "knn"} <= set(report.routers)
+    args = ["bench", "--out", str(tmp_path / "p"), "--no-progress", "--repeat-share", "0.25"]
+    assert main(args) == 2
+    assert "--repeat-share needs --cv" in capsys.readouterr().err
