@@ -328,11 +328,12 @@ class OutcomeMemory:
         return bool(np.array_equal(found[0], S) and np.array_equal(found[1], N))
 
     def get_state(self) -> dict[str, Any]:
-        """JSON-ready description (``llms``) and arrays (``keys``, ``sums``, ``counts``)."""
+        """JSON-ready description (``llms``) and arrays (``keys`` as 64-byte ASCII hex,
+        ``sums``, ``counts``)."""
         keys, S, N = self.arrays()
         return {
             "llms": list(self.llms),
-            "keys": np.array(keys, dtype="U64"),
+            "keys": np.array([k.encode("ascii") for k in keys], dtype="S64"),
             "sums": np.asarray(S),
             "counts": np.asarray(N),
         }

@@ -525,14 +525,18 @@ def _memory(doc: Any, root: Path, real: Path) -> OutcomeMemory | None:
         raise CorruptStateError(f"{_CONFIG} memory.llms must be a list of names.")
     arrays = _arrays(_inside(root, real, _MEMORY, _CONFIG), {"keys", "sums", "counts"})
     keys = arrays["keys"]
-    if keys.dtype.kind != "U" or keys.ndim != 1:
-        raise CorruptStateError(f"{_MEMORY} keys must be a 1-d array of strings.")
+    if keys.dtype != np.dtype("S64") or keys.ndim != 1:
+        raise CorruptStateError(f"{_MEMORY} keys must be a 1-d array of 64-byte hex digests.")
+    try:
+        texts = [k.decode("ascii") for k in keys.tolist()]
+    except UnicodeDecodeError as exc:
+        raise CorruptStateError(f"{_MEMORY} keys must be hex digests: {exc}") from exc
     if arrays["counts"].dtype.kind not in "iu" or arrays["sums"].dtype.kind != "f":
         raise CorruptStateError(f"{_MEMORY} must hold float sums and integer counts.")
     shape = (len(keys), len(llms))
     if arrays["sums"].shape != shape or arrays["counts"].shape != shape:
         raise CorruptStateError(f"{_MEMORY} sums and counts must have shape {shape}.")
-    return OutcomeMemory(llms, keys.tolist(), arrays["sums"], arrays["counts"])
+    return OutcomeMemory(llms, texts, arrays["sums"], arrays["counts"])
 
 
 def _decode(

@@ -278,3 +278,20 @@ def test_bench_cv_scores_mixllm_without_memory_on_repeated_rows(tmp_path: Path, 
     args = ["bench", "--out", str(tmp_path / "p"), "--no-progress", "--repeat-share", "0.25"]
     assert main(args) == 2
     assert "--repeat-share needs --cv" in capsys.readouterr().err
+
+
+def test_a_memory_file_that_disagrees_with_the_pool_is_refused(
+    coin_world: RoutingData, tmp_path: Path
+) -> None:
+    from mixllm_core.errors import CorruptStateError
+
+    path = _router(coin_world).save(tmp_path / "r")
+    with np.load(path / "memory.npz") as f:
+        arrays = {k: f[k] for k in f.files}
+    np.savez(path / "memory.npz", **{**arrays, "sums": arrays["sums"][:, :1]})
+    manifest = json.loads((path / "manifest.json").read_text())
+    digest = hashlib.sha256((path / "memory.npz").read_bytes()).hexdigest()
+    manifest["files"]["memory.npz"] = digest
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(CorruptStateError, match="memory.npz"):
+        MixLLMRouter.load(path, encoder=HashingEncoder())
