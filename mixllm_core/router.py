@@ -104,6 +104,12 @@ def _same_predictor(a: QualityPredictor, b: QualityPredictor) -> bool:
     return a is b or (a.n_samples_ == 0 and b.n_samples_ == 0)
 
 
+def _context_windows(names: Sequence[str], specs: Mapping[str, LLMSpec]) -> np.ndarray:
+    """The context window of each of ``names`` in tokens (inf: unknown)."""
+    windows = [specs[n].context_window for n in names]
+    return np.array([math.inf if w is None else w for w in windows], dtype=float)
+
+
 class MixLLMRouter:
     """Routes each query to the LLM with the best trade-off of quality, cost and latency.
 
@@ -458,24 +464,26 @@ class MixLLMRouter:
         exclude: frozenset[str],
         input_tokens: float,
         specs: Mapping[str, LLMSpec] | None = None,
+        windows: np.ndarray | None = None,
     ) -> RoutingDecision:
-        specs = self._model.pool.specs if specs is None else specs
-        wait = np.array([self.tracker.expected_wait(n) for n in names])
-        blocked = []
-        for n in names:
-            window = specs[n].context_window
-            too_long = window is not None and input_tokens > window
-            blocked.append(
-                f"prompt of ~{input_tokens:.0f} tokens > context window {window}"
-                if too_long
+        pool = self._model.pool
+        if specs is None or specs is pool.specs:
+            specs = pool.specs
+        if windows is None:  # per-pool arrays: built once per pool model, not per decision
+            same = specs is pool.specs and tuple(names) == pool.names
+            windows = pool.context_windows if same else _context_windows(names, specs)
+        blocked = None
+        too_long = input_tokens > windows
+        if too_long.any():
+            blocked = [
+                f"prompt of ~{input_tokens:.0f} tokens > context window {specs[n].context_window}"
+                if long
                 else ""
-            )
-        service = (
-            np.array([self.tracker.service_time(n) for n in names])
-            if policy.tau is not None
-            else None
-        )
-        available = np.array([n not in exclude for n in names])
+                for n, long in zip(names, too_long.tolist())
+            ]
+        wait = self.tracker.expected_waits(names)
+        service = self.tracker.service_times(names) if policy.tau is not None else None
+        available = np.array([n not in exclude for n in names]) if exclude else None
         for _ in range(_ROUTE_ATTEMPTS):  # decided again while a shared budget refuses the hold
             decision = self.maker.decide(
                 names,
@@ -522,10 +530,20 @@ class MixLLMRouter:
         X, F = pool.features(texts)
         names, Q_off, Q, C, U = self._predict(model, X, F)
         c_ref = pool.reference_cost()
+        windows = pool.context_windows
         decisions, offline = [], []
         for i, text in enumerate(texts):
             d = self._decide(
-                names, Q[i], C[i], U[i], policy, c_ref, excluded, estimate_tokens(text), pool.specs
+                names,
+                Q[i],
+                C[i],
+                U[i],
+                policy,
+                c_ref,
+                excluded,
+                estimate_tokens(text),
+                pool.specs,
+                windows,
             )
             decisions.append(d)
             offline.append(float(Q_off[i, names.index(d.llm)]))
