@@ -482,35 +482,35 @@ class DecisionMaker:
         blocked = None if unavailable_reasons is None else list(unavailable_reasons)
         if blocked is not None:
             avail &= np.array([not r for r in blocked], dtype=bool)
-        if not avail.any():
+        if (available is not None or blocked is not None) and not avail.any():
             why = "; ".join(f"{n}: {r}" for n, r in zip(names, blocked or ()) if r)
             raise EmptyPoolError(
                 f"No LLM is available; the pool is {list(names)}" + (f" ({why})." if why else ".")
             )
         expected = w + (0.0 if service is None else service)
-        # the first constraint each candidate breaks, in this order (0: none)
-        broken = [
-            ~avail,
-            cost > p.max_cost_per_query if p.max_cost_per_query is not None else None,
-            cost > budget_left,
-            expected > p.tau if p.tau is not None else None,
-        ]
+        # a candidate breaks a constraint when the comparison holds (NaN breaks none)
         eligible = avail.copy()
-        for mask in broken[1:]:
-            if mask is not None:
-                eligible &= ~mask
-        reasons = {}
-        for i in np.flatnonzero(~eligible).tolist():
-            if blocked is not None and blocked[i]:
-                reasons[i] = blocked[i]
-            elif not avail[i]:
-                reasons[i] = "unavailable"
-            elif p.max_cost_per_query is not None and cost[i] > p.max_cost_per_query:
-                reasons[i] = f"cost {cost[i]:.3g} > max_cost_per_query {p.max_cost_per_query:.3g}"
-            elif cost[i] > budget_left:
-                reasons[i] = f"cost {cost[i]:.3g} > budget left {budget_left:.3g}"
-            else:  # only the time limit is left
-                reasons[i] = f"expected time {expected[i]:.3g}s > tau {p.tau:.3g}s"
+        if p.max_cost_per_query is not None:
+            eligible &= ~(cost > p.max_cost_per_query)
+        if budget_left < math.inf:
+            eligible &= ~(cost > budget_left)
+        if p.tau is not None:
+            eligible &= ~(expected > p.tau)
+        reasons = {}  # the first constraint each ineligible candidate breaks, in this order
+        if not eligible.all():
+            for i in np.flatnonzero(~eligible).tolist():
+                if blocked is not None and blocked[i]:
+                    reasons[i] = blocked[i]
+                elif not avail[i]:
+                    reasons[i] = "unavailable"
+                elif p.max_cost_per_query is not None and cost[i] > p.max_cost_per_query:
+                    reasons[i] = (
+                        f"cost {cost[i]:.3g} > max_cost_per_query {p.max_cost_per_query:.3g}"
+                    )
+                elif cost[i] > budget_left:
+                    reasons[i] = f"cost {cost[i]:.3g} > budget left {budget_left:.3g}"
+                else:  # only the time limit is left
+                    reasons[i] = f"expected time {expected[i]:.3g}s > tau {p.tau:.3g}s"
         fallback, propensity = "", 1.0
         if eligible.any():
             idx, propensity = self.draw(s, eligible, p)
