@@ -103,7 +103,9 @@ def _reference(
     )
 
 
-def _world_router(policy: DecisionPolicy, clock: FakeClock, log: object = None) -> MixLLMRouter:
+def _world_router(
+    policy: DecisionPolicy, clock: FakeClock, log: SQLiteLog | None = None
+) -> MixLLMRouter:
     data = make_synthetic_world(240, seed=3)
     specs = [
         dataclasses.replace(
@@ -119,7 +121,7 @@ def _world_router(policy: DecisionPolicy, clock: FakeClock, log: object = None) 
         policy=policy,
         seed=5,
         clock=clock,
-        log=log,  # type: ignore[arg-type]
+        log=log,
     )
     router.fit(data)
     for spec in EXTRA:
