@@ -614,7 +614,7 @@ class PredictorBank:
         )
         in_tok = np.expm1(F[:, :1])
         out_tok = np.where(self._cost_prior, self._prior_out, np.maximum(z, 1.0))
-        priced = (in_tok * self._price_in + out_tok * self._price_out) / 1e6
+        priced: np.ndarray = (in_tok * self._price_in + out_tok * self._price_out) / 1e6
         if not self._cost_regress.any():
             return priced
         with np.errstate(over="ignore"):
