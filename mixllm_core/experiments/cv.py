@@ -333,7 +333,7 @@ def task_weights(tasks: Sequence[str] | None, mix: str | Mapping[str, float]) ->
         >>> task_weights(["a", "a", "a", "a", "a", "b", "b", "b", "b", "b"], "uniform")[[0, 5]]
         array([0.1, 0.1])
         >>> task_weights(["a"] * 6 + ["b"] * 2, "uniform")[[0, 6]]  # b counts 2/5 of a task
-        array([0.11904762, 0.21428571])
+        array([0.11904762, 0.14285714])
         >>> task_weights(["a", "a", "b"], {"b": 1.0})
         array([0., 0., 1.])
     """
