@@ -157,9 +157,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     b.add_argument(
         "--embedding",
-        default="plain",
+        default="tags",
         choices=["plain", "tags"],
-        help="router representation: the plain embedding, or with tag features (tags.py)",
+        help="router representation: with tag features (the router's default), or the plain "
+        "embedding",
     )
     b.add_argument(
         "--online",
