@@ -22,7 +22,8 @@ import numpy as np
 from .calibration import CALIBRATION_GRID, Calibration, check_target, pick_lambda
 from .data import RoutingData
 from .decision import BudgetTracker, DecisionMaker, DecisionPolicy, RoutingDecision
-from .encoders import AdaptableEncoder, QueryEncoder, StaticEncoder
+from .encoders import AdaptableEncoder, QueryEncoder, TaggedEncoder
+from .encoders.tagged import default_router_encoder
 from .errors import (
     ConfigError,
     DataFormatError,
@@ -117,7 +118,9 @@ class MixLLMRouter:
         llms: The pool, as :class:`LLMSpec` or names. May be empty; ``fit`` takes the data's LLMs.
         encoder: A :class:`QueryEncoder`; defaults to :class:`~mixllm_core.StaticEncoder` (static
             MiniLM token table + a corpus part learned by ``fit``: about 1 ms per query, routing
-            quality within 0.5 points of MiniLM, see docs/dev/speed.md). ``SentenceEncoder()`` runs
+            quality within 0.5 points of MiniLM, see docs/dev/speed.md) with tag features that
+            ``fit`` learns from the data's task labels, or clusters when it has none
+            (:func:`~mixllm_core.encoders.tagged.default_router_encoder`). ``SentenceEncoder()`` runs
             MiniLM itself (a few hundred ms per query on two CPU cores).
         quality_model: ``"linear"`` (logistic regression, the default: best AIQ measured on
             RouterBench and LLMRouter), ``"knn"``, ``"rf"`` or ``"mlp"``.
@@ -212,7 +215,7 @@ class MixLLMRouter:
         self._sync = SyncState()
         pool = PoolModel.cold(
             list(specs.values()),
-            encoder if encoder is not None else StaticEncoder(),
+            encoder if encoder is not None else default_router_encoder(),
             quality_model,
         )
         self._model = RoutingModel(pool, None, 0)
@@ -327,7 +330,9 @@ class MixLLMRouter:
                     f"The pool's LLMs {missing} have no column in the data; it has {data.llms}."
                 )
             encoder = model.pool.encoder
-            if isinstance(encoder, AdaptableEncoder):  # this router's own adapted copy
+            if isinstance(encoder, TaggedEncoder) and encoder.fit_with_router:  # the default
+                encoder = encoder.refitted(data.queries, data.tasks)
+            elif isinstance(encoder, AdaptableEncoder):  # this router's own adapted copy
                 encoder = encoder.adapted(data.queries)
             pool = model.pool.with_encoder(encoder)
             X, F = pool.features(data.queries, show_progress=show_progress, check=False)
