@@ -22,7 +22,8 @@ import numpy as np
 from .calibration import CALIBRATION_GRID, Calibration, check_target, pick_lambda
 from .data import RoutingData
 from .decision import BudgetTracker, DecisionMaker, DecisionPolicy, RoutingDecision
-from .encoders import AdaptableEncoder, QueryEncoder, StaticEncoder
+from .encoders import AdaptableEncoder, QueryEncoder, TaggedEncoder
+from .encoders.tagged import default_router_encoder
 from .errors import (
     ConfigError,
     DataFormatError,
@@ -105,6 +106,12 @@ def _same_predictor(a: QualityPredictor, b: QualityPredictor) -> bool:
     return a is b or (a.n_samples_ == 0 and b.n_samples_ == 0)
 
 
+def _context_windows(names: Sequence[str], specs: Mapping[str, LLMSpec]) -> np.ndarray:
+    """The context window of each of ``names`` in tokens (inf: unknown)."""
+    windows = [specs[n].context_window for n in names]
+    return np.array([math.inf if w is None else w for w in windows], dtype=float)
+
+
 class MixLLMRouter:
     """Routes each query to the LLM with the best trade-off of quality, cost and latency.
 
@@ -112,7 +119,9 @@ class MixLLMRouter:
         llms: The pool, as :class:`LLMSpec` or names. May be empty; ``fit`` takes the data's LLMs.
         encoder: A :class:`QueryEncoder`; defaults to :class:`~mixllm_core.StaticEncoder` (static
             MiniLM token table + a corpus part learned by ``fit``: about 1 ms per query, routing
-            quality within 0.5 points of MiniLM, see docs/dev/speed.md). ``SentenceEncoder()`` runs
+            quality within 0.5 points of MiniLM, see docs/dev/speed.md) with tag features that
+            ``fit`` learns from the data's task labels, or clusters when it has none
+            (:func:`~mixllm_core.encoders.tagged.default_router_encoder`). ``SentenceEncoder()`` runs
             MiniLM itself (a few hundred ms per query on two CPU cores).
         quality_model: ``"linear"`` (logistic regression, the default: best AIQ measured on
             RouterBench and LLMRouter), ``"knn"``, ``"rf"`` or ``"mlp"``.
@@ -218,7 +227,7 @@ class MixLLMRouter:
         self._sync = SyncState()
         pool = PoolModel.cold(
             list(specs.values()),
-            encoder if encoder is not None else StaticEncoder(),
+            encoder if encoder is not None else default_router_encoder(),
             quality_model,
         )
         self._model = RoutingModel(pool, None, 0, self._empty_memory(pool.names))
@@ -336,7 +345,9 @@ class MixLLMRouter:
                     f"The pool's LLMs {missing} have no column in the data; it has {data.llms}."
                 )
             encoder = model.pool.encoder
-            if isinstance(encoder, AdaptableEncoder):  # this router's own adapted copy
+            if isinstance(encoder, TaggedEncoder) and encoder.fit_with_router:  # the default
+                encoder = encoder.refitted(data.queries, data.tasks)
+            elif isinstance(encoder, AdaptableEncoder):  # this router's own adapted copy
                 encoder = encoder.adapted(data.queries)
             pool = model.pool.with_encoder(encoder)
             X, F = pool.features(data.queries, show_progress=show_progress, check=False)
@@ -504,24 +515,26 @@ class MixLLMRouter:
         exclude: frozenset[str],
         input_tokens: float,
         specs: Mapping[str, LLMSpec] | None = None,
+        windows: np.ndarray | None = None,
     ) -> RoutingDecision:
-        specs = self._model.pool.specs if specs is None else specs
-        wait = np.array([self.tracker.expected_wait(n) for n in names])
-        blocked = []
-        for n in names:
-            window = specs[n].context_window
-            too_long = window is not None and input_tokens > window
-            blocked.append(
-                f"prompt of ~{input_tokens:.0f} tokens > context window {window}"
-                if too_long
+        pool = self._model.pool
+        if specs is None or specs is pool.specs:
+            specs = pool.specs
+        if windows is None:  # per-pool arrays: built once per pool model, not per decision
+            same = specs is pool.specs and tuple(names) == pool.names
+            windows = pool.context_windows if same else _context_windows(names, specs)
+        blocked = None
+        too_long = input_tokens > windows
+        if too_long.any():
+            blocked = [
+                f"prompt of ~{input_tokens:.0f} tokens > context window {specs[n].context_window}"
+                if long
                 else ""
-            )
-        service = (
-            np.array([self.tracker.service_time(n) for n in names])
-            if policy.tau is not None
-            else None
-        )
-        available = np.array([n not in exclude for n in names])
+                for n, long in zip(names, too_long.tolist())
+            ]
+        wait = self.tracker.expected_waits(names)
+        service = self.tracker.service_times(names) if policy.tau is not None else None
+        available = np.array([n not in exclude for n in names]) if exclude else None
         for _ in range(_ROUTE_ATTEMPTS):  # decided again while a shared budget refuses the hold
             decision = self.maker.decide(
                 names,
@@ -568,10 +581,20 @@ class MixLLMRouter:
         X, F = pool.features(texts)
         names, Q_off, Q, C, U = self._predict(model, X, F, [query_key(t) for t in texts])
         c_ref = pool.reference_cost()
+        windows = pool.context_windows
         decisions, offline = [], []
         for i, text in enumerate(texts):
             d = self._decide(
-                names, Q[i], C[i], U[i], policy, c_ref, excluded, estimate_tokens(text), pool.specs
+                names,
+                Q[i],
+                C[i],
+                U[i],
+                policy,
+                c_ref,
+                excluded,
+                estimate_tokens(text),
+                pool.specs,
+                windows,
             )
             decisions.append(d)
             offline.append(float(Q_off[i, names.index(d.llm)]))

@@ -22,6 +22,7 @@ The model has two parts that change at different rates:
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
@@ -152,6 +153,7 @@ class PoolModel:
     data: RoutingData | None = None
     _bank: PredictorBank | None = field(default=None, init=False, repr=False)
     _dims: frozenset[int] | None = field(default=None, init=False, repr=False)
+    _windows: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         for name in ("specs", "quality", "cost", "train"):
@@ -183,6 +185,22 @@ class PoolModel:
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(self.specs)
+
+    @property
+    def context_windows(self) -> np.ndarray:
+        """Each pool LLM's context window in tokens, in pool order (inf: unknown), read-only."""
+        windows = self._windows
+        if windows is None:
+            windows = np.array(
+                [
+                    math.inf if s.context_window is None else s.context_window
+                    for s in self.specs.values()
+                ],
+                dtype=float,
+            )
+            windows.flags.writeable = False
+            object.__setattr__(self, "_windows", windows)
+        return windows
 
     @property
     def bank(self) -> PredictorBank:
