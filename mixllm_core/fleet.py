@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .encoders import QueryEncoder
-from .errors import ConfigError, CorruptStateError
+from .errors import ConfigError, CorruptStateError, LogUnavailableError
 from .log import MemoryLog, RoutingLog, SQLiteLog, StatePublisher
 from .persistence.files import read_state, write_state
 from .persistence.state import RouterState
@@ -61,13 +61,16 @@ class SyncState:
         return time.monotonic() - self.last >= interval_s and not self.running.locked()
 
     def start_background(self, sync: Callable[[], int]) -> None:
-        """Run ``sync`` in a daemon thread; a failure is logged, never raised to a route."""
+        """Run ``sync`` in a daemon thread; a failure is logged, never raised to a route (a log
+        that does not answer warned once when the outage began: it is not logged again)."""
         self.mark()
 
         def run() -> None:
             try:
                 sync()
-            except Exception:  # noqa: BLE001 - the database may be away: routing goes on
+            except LogUnavailableError:
+                pass  # the log warns once per outage and retries; the next sync catches up
+            except Exception:  # noqa: BLE001 - routing goes on whatever the sync hit
                 _log.warning("Background sync with the routing log failed.", exc_info=True)
 
         threading.Thread(target=run, name="mixllm-sync", daemon=True).start()
