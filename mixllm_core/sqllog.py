@@ -57,7 +57,7 @@ import numpy as np
 
 from .decision import RoutingDecision
 from .errors import ConfigError, FeedbackError, LogUnavailableError, MissingDependencyError
-from .log import LoggedDecision, LoggedFeedback, RoutingLog, text_sha256
+from .log import LoggedDecision, LoggedFeedback, RoutingLog, plausible_id, text_sha256
 from .text import storable_text
 
 try:
@@ -465,6 +465,12 @@ class SQLLog(RoutingLog):
                         if table is decisions:
                             self._pending_decisions.pop(row["decision_id"], None)
 
+    def _text(self, text: str) -> str:
+        """``text`` as the database stores it: valid UTF-8, and on PostgreSQL (whose text holds
+        no NUL) each NUL as U+FFFD too. The sha256 logged beside a prompt is of the original."""
+        text = storable_text(text)
+        return text.replace("\x00", "\ufffd") if self.dialect == "postgresql" else text
+
     def _lock(self, conn: Connection, key: int) -> None:
         if self.dialect == "postgresql":
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
@@ -509,7 +515,7 @@ class SQLLog(RoutingLog):
             "predicted_quality": decision.predicted_quality,
             "offline_quality": offline_quality,
             "predicted_cost": decision.predicted_cost,
-            "query": storable_text(query) if self.store_prompts else None,
+            "query": self._text(query) if self.store_prompts else None,
             "x": np.asarray(x, dtype=np.float32).tobytes(),
             "candidates": json.dumps(decision.to_dict()["candidates"]),
             "query_hash": text_sha256(query),
@@ -517,6 +523,8 @@ class SQLLog(RoutingLog):
         self._append(decisions, row)
 
     def get_decision(self, decision_id: str) -> LoggedDecision | None:
+        if not plausible_id(decision_id):
+            return None
         with self._state:
             pending = self._pending_decisions.get(decision_id)
         if pending is not None:  # routed while the database was away: not written yet
@@ -561,6 +569,8 @@ class SQLLog(RoutingLog):
             raise FeedbackError(f"Decision {decision_id!r} already received feedback.") from exc
 
     def has_feedback(self, decision_id: str) -> bool:
+        if not plausible_id(decision_id):
+            return False
         f = feedback_table.c
         with self._connect() as conn:
             row = conn.execute(sa.select(f.seq).where(f.decision_id == decision_id)).first()
@@ -575,7 +585,7 @@ class SQLLog(RoutingLog):
             "cost": fields.get("cost"),
             "input_tokens": fields.get("input_tokens"),
             "output_tokens": fields.get("output_tokens"),
-            "error": None if error is None else storable_text(str(error)),
+            "error": None if error is None else self._text(str(error)),
         }
         self._append(outcomes, row)
 

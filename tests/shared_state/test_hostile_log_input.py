@@ -1,0 +1,88 @@
+"""Hostile input on every kind of log (memory, SQLite file, SQLite URL, PostgreSQL): prompts and
+error texts with NUL bytes route and log; decision ids that are not ids (NUL, lone surrogate, a
+number, a list, a megabyte) give a short FeedbackError, never a database driver's traceback."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from postgres_fixtures import _server
+
+from mixllm_core import MixLLMRouter
+from mixllm_core.errors import FeedbackError
+from mixllm_core.log import text_sha256
+from mixllm_core.testing import HashingEncoder, make_synthetic_world
+
+WORLD = make_synthetic_world(120, seed=11)
+NOT_IDS = ["a\x00b", "a\ud800", 12, ["x"], "z" * (1 << 20), ""]
+
+
+@pytest.fixture(scope="module")
+def fitted() -> MixLLMRouter:
+    return MixLLMRouter(encoder=HashingEncoder(), seed=0).fit(WORLD)
+
+
+@pytest.fixture(params=["memory", "file", "sqlite-url", "postgresql"])
+def router(request: pytest.FixtureRequest, fitted: MixLLMRouter, tmp_path: Path, closing):  # type: ignore[no-untyped-def]
+    """A copy of the fitted router on a new, empty log of each kind."""
+    log: object = {
+        "memory": None,
+        "file": tmp_path / "routing.db",
+        "sqlite-url": f"sqlite:///{tmp_path / 'routing.db'}",
+    }.get(request.param)
+    if request.param == "postgresql":
+        server = _server(request.getfixturevalue("postgres"))
+        log = server.database(f"h_{abs(hash(tmp_path)) % 10**9}")
+    state = fitted.get_state()
+    return closing(
+        MixLLMRouter.from_state(state, encoder=fitted.encoder, log=log, sync_interval_s=None)  # type: ignore[arg-type]
+    )
+
+
+def test_a_prompt_and_an_error_text_with_nul_bytes_route_and_are_logged(router) -> None:  # type: ignore[no-untyped-def]
+    query = "print('a\x00b') \x00 " + WORLD.queries[0]
+    d = router.route(query)
+    router.record_outcome(d.decision_id, latency_s=0.1, error="child said \x00 no")
+    router.feedback(d.decision_id, score=0.5)
+    rows = router.log.rows()
+    (decision,) = rows["decisions"]
+    assert decision["query_hash"] == text_sha256(query)  # of the prompt as given
+    assert decision["query"].replace("\ufffd", "\x00") == query  # NUL kept, or U+FFFD on PostgreSQL
+    assert rows["outcomes"][0]["error"].replace("\ufffd", "\x00") == "child said \x00 no"
+
+
+@pytest.mark.parametrize("bad", NOT_IDS, ids=["nul", "surrogate", "int", "list", "1MB", "empty"])
+def test_a_decision_id_that_is_no_id_is_unknown_in_a_short_message(router, bad: object) -> None:  # type: ignore[no-untyped-def]
+    router.route(WORLD.queries[1])
+    for call in (
+        lambda: router.feedback(bad, score=1.0),
+        lambda: router.record_outcome(bad, latency_s=1.0),
+    ):
+        with pytest.raises(FeedbackError, match="Unknown decision id") as caught:
+            call()
+        assert len(str(caught.value)) < 300
+    assert router.decision_llm(bad) is None
+
+
+def test_two_threads_giving_feedback_on_one_decision_record_it_once(router) -> None:  # type: ignore[no-untyped-def]
+    d = router.route(WORLD.queries[2])
+    start, results = threading.Barrier(2), []
+
+    def give() -> None:
+        start.wait()
+        try:
+            results.append(router.feedback(d.decision_id, score=1.0).applied)
+        except FeedbackError as exc:
+            results.append(str(exc))
+
+    threads = [threading.Thread(target=give) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(map(str, results)) == sorted(
+        ["True", f"Decision {d.decision_id!r} already received feedback."]
+    )
+    assert [r["decision_id"] for r in router.log.rows()["feedback"]] == [d.decision_id]
