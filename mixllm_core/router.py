@@ -70,6 +70,9 @@ class FeedbackResult:
     reason: str = ""
 
 
+_MAX_TOKENS = 2**31 - 1  # what every log's integer column holds
+
+
 def _check_outcome(
     latency_s: object, cost: object, input_tokens: object, output_tokens: object
 ) -> None:
@@ -94,9 +97,11 @@ def _check_outcome(
         if value is not None and (
             isinstance(value, (bool, np.bool_))
             or not isinstance(value, (int, np.integer))
-            or value < 0
+            or not 0 <= value <= _MAX_TOKENS
         ):
-            raise ConfigError(f"{name} must be None or an int >= 0, got {value!r}.")
+            raise ConfigError(
+                f"{name} must be None or an int >= 0 and <= {_MAX_TOKENS}, got {value!r}."
+            )
 
 
 def _same_predictor(a: QualityPredictor, b: QualityPredictor) -> bool:

@@ -1,17 +1,19 @@
 """Hostile input on every kind of log (memory, SQLite file, SQLite URL, PostgreSQL): prompts and
 error texts with NUL bytes route and log; decision ids that are not ids (NUL, lone surrogate, a
-number, a list, a megabyte) give a short FeedbackError, never a database driver's traceback."""
+number, a list, a megabyte) give a short FeedbackError, never a database driver's traceback; token
+counts and LLM names no log can hold are refused before anything is written."""
 
 from __future__ import annotations
 
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 from postgres_fixtures import _server
 
-from mixllm_core import MixLLMRouter
-from mixllm_core.errors import FeedbackError
+from mixllm_core import LLMSpec, MixLLMRouter
+from mixllm_core.errors import ConfigError, FeedbackError
 from mixllm_core.log import text_sha256
 from mixllm_core.testing import HashingEncoder, make_synthetic_world
 
@@ -86,3 +88,18 @@ def test_two_threads_giving_feedback_on_one_decision_record_it_once(router) -> N
         ["True", f"Decision {d.decision_id!r} already received feedback."]
     )
     assert [r["decision_id"] for r in router.log.rows()["feedback"]] == [d.decision_id]
+
+
+def test_a_token_count_no_log_can_hold_is_refused_and_nothing_is_written(router) -> None:  # type: ignore[no-untyped-def]
+    d = router.route(WORLD.queries[3])
+    for bad in (2**31, 10**30, np.int64(2**40)):
+        with pytest.raises(ConfigError, match=r"input_tokens must be None or an int >= 0 and <="):
+            router.record_outcome(d.decision_id, input_tokens=bad)
+    router.record_outcome(d.decision_id, input_tokens=2**31 - 1)  # the largest one is kept
+    assert [r["input_tokens"] for r in router.log.rows()["outcomes"]] == [2**31 - 1]
+
+
+@pytest.mark.parametrize("name", ["gpt\x00", "model\udcff"])
+def test_an_llm_name_no_log_can_hold_is_refused(name: str) -> None:
+    with pytest.raises(ConfigError, match="without NUL or lone surrogates"):
+        LLMSpec(name, 1.0, 2.0)
