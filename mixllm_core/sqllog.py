@@ -46,6 +46,8 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import os
+import queue
 import threading
 import time
 from collections import deque
@@ -223,6 +225,18 @@ def _reason(exc: BaseException | None) -> str:
     return f"{type(inner).__name__}: {text[0] if text else ''}"[:300]
 
 
+class _Job:
+    """One row for the writer thread, and what became of it."""
+
+    def __init__(self, table: sa.Table, row: dict[str, Any]) -> None:
+        self.table, self.row = table, row
+        self.done = threading.Event()
+        self.finished = False  # the writer is done with it (under SQLLog._state)
+        self.late = False  # its route stopped waiting (under SQLLog._state)
+        self.failed: BaseException | None = None  # the database was away: not written
+        self.error: BaseException | None = None  # any other failure, raised to the route
+
+
 def _logged(r: Any) -> LoggedFeedback:
     return LoggedFeedback(
         int(r.seq),
@@ -248,6 +262,8 @@ class SQLLog(RoutingLog):
             answer (see the module docstring); beyond them new decisions are not logged.
         max_pending_bytes: The same bound on their prompts and representations, in bytes.
         retry_after_s: After a failure, calls do not touch the network for this long.
+        write_timeout_s: How long a route waits for its decision to be written to a database
+            over the network (a server that hangs); past it the decision is kept for later.
 
     Raises:
         ConfigError: ``url`` is not a database URL, or the database holds a log written by a
@@ -272,22 +288,28 @@ class SQLLog(RoutingLog):
         max_pending: int = 100_000,
         max_pending_bytes: int = 256 << 20,
         retry_after_s: float = 1.0,
+        write_timeout_s: float = 1.0,
     ) -> None:
         if not isinstance(store_prompts, bool):
             raise ConfigError(f"store_prompts must be True or False, got {store_prompts!r}.")
         for name, value in (("max_pending", max_pending), ("max_pending_bytes", max_pending_bytes)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"SQLLog.{name} must be an int >= 1, got {value!r}.")
-        if (
-            isinstance(retry_after_s, bool)
-            or not isinstance(retry_after_s, (int, float))
-            or not 0 <= retry_after_s < float("inf")
+        for name, seconds in (
+            ("retry_after_s", retry_after_s),
+            ("write_timeout_s", write_timeout_s),
         ):
-            raise ConfigError(f"retry_after_s must be seconds >= 0, got {retry_after_s!r}.")
+            if (
+                isinstance(seconds, bool)
+                or not isinstance(seconds, (int, float))
+                or not 0 <= seconds < float("inf")
+            ):
+                raise ConfigError(f"SQLLog.{name} must be seconds >= 0, got {seconds!r}.")
         self.store_prompts = store_prompts
         self.max_pending = max_pending
         self.max_pending_bytes = max_pending_bytes
         self.retry_after_s = float(retry_after_s)
+        self.write_timeout_s = float(write_timeout_s)
         self.engine = _engine(url)
         self.url = self.engine.url.render_as_string(hide_password=True)
         self.dialect = self.engine.dialect.name
@@ -304,6 +326,8 @@ class SQLLog(RoutingLog):
         self._down_since = 0.0
         self._last_error: BaseException | None = None
         self._closed = False
+        self._jobs: queue.SimpleQueue[_Job | None] | None = None
+        self._jobs_pid = 0
         try:
             self._migrate()
         except BaseException as exc:
@@ -392,16 +416,76 @@ class SQLLog(RoutingLog):
         return sqlite_insert(table).on_conflict_do_nothing()
 
     def _append(self, table: sa.Table, row: dict[str, Any]) -> None:
-        """Write ``row`` now, or keep it for later when the database is away (fail open)."""
+        """Write ``row`` now, or keep it for later when the database is away (fail open).
+
+        Over the network the write runs in the log's writer thread and the caller waits at most
+        ``write_timeout_s``: past it the database counts as away and the row stays the writer's
+        (written when the call returns, or kept like the others when it fails).
+        """
         if not self._pending and self.up:
+            if self.dialect == "sqlite":  # a local file: the lock wait ``timeout`` bounds it
+                if self._write_row(table, row) is None:
+                    return
+            else:
+                job = _Job(table, row)
+                self._writer().put(job)
+                if not job.done.wait(self.write_timeout_s):
+                    with self._state:
+                        job.late = not job.finished
+                    if job.late:
+                        self._failed(TimeoutError(f"no answer within {self.write_timeout_s:g}s"))
+                        return
+                if job.error is not None:
+                    raise job.error
+                if job.failed is None:
+                    return
+        self._keep(table, row)
+
+    def _write_row(self, table: sa.Table, row: dict[str, Any]) -> BaseException | None:
+        """Write ``row`` in one transaction: None when done, the error when the database is
+        away (nothing written); any other error is raised."""
+        try:
+            with self._write() as conn, conn.begin():
+                conn.execute(self._insert(table), row)
+        except Exception as exc:
+            if not _outage(exc):
+                raise
+            self._failed(exc)
+            return exc
+        return None
+
+    def _writer(self) -> queue.SimpleQueue[_Job | None]:
+        """The queue of the writer thread (started in this process on first use)."""
+        with self._state:
+            if self._jobs is None or self._jobs_pid != os.getpid():  # none yet, or forked
+                self._jobs, self._jobs_pid = queue.SimpleQueue(), os.getpid()
+                threading.Thread(
+                    target=self._run_writer,
+                    args=(self._jobs,),
+                    name="mixllm-log-write",
+                    daemon=True,
+                ).start()
+            return self._jobs
+
+    def _run_writer(self, jobs: queue.SimpleQueue[_Job | None]) -> None:
+        while (job := jobs.get()) is not None:
             try:
-                with self._write() as conn, conn.begin():
-                    conn.execute(self._insert(table), row)
-                return
+                job.failed = self._write_row(job.table, job.row)
             except Exception as exc:
-                if not _outage(exc):
-                    raise
-                self._failed(exc)
+                job.error = exc
+            with self._state:
+                job.finished = True
+                late = job.late
+            if late and job.failed is not None:  # its route returned: keep it for later
+                self._keep(job.table, job.row)
+            elif late and job.error is not None:
+                logger.warning(
+                    "A routing log write failed after its route returned.", exc_info=job.error
+                )
+            job.done.set()
+
+    def _keep(self, table: sa.Table, row: dict[str, Any]) -> None:
+        """Keep ``row`` in the pending buffer (or drop it when the buffer is full)."""
         size = len(row.get("query") or "") * 4 + len(row.get("x") or b"") + _ROW_OVERHEAD
         with self._state:
             if (
@@ -659,6 +743,8 @@ class SQLLog(RoutingLog):
         finally:
             with self._flushing:
                 self._closed = True
+            if self._jobs is not None and self._jobs_pid == os.getpid():
+                self._jobs.put(None)  # the writer ends after the rows it holds
             self.engine.dispose()
 
     # ------------------------------------------------------------------ coordination

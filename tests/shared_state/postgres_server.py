@@ -142,8 +142,32 @@ class PostgresServer:
                     raise PostgresUnavailable(f"the server did not answer: {exc}") from exc
                 time.sleep(0.05)
 
+    def _processes(self) -> list[int]:
+        """The postmaster and its children (backends, background workers)."""
+        if self.proc is None:
+            return []
+        found = [self.proc.pid]
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[-1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == self.proc.pid:
+                found.append(int(stat.parent.name))
+        return found
+
+    def freeze(self) -> None:
+        """Stop answering without closing connections (SIGSTOP): calls hang, none fails."""
+        for pid in self._processes():
+            os.kill(pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        for pid in self._processes():
+            os.kill(pid, signal.SIGCONT)
+
     def halt(self) -> None:
         """Stop the server (fast shutdown: clients are disconnected); the data stays."""
+        self.thaw()
         proc, self.proc = self.proc, None
         if proc is None:
             return

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -207,3 +208,33 @@ def test_a_closed_log_says_how_many_rows_it_could_not_write(
         router.close()
     holder.execute("COMMIT")
     assert any("3 buffered rows are lost" in w for w in _warnings(caplog))
+
+
+def test_a_route_does_not_hang_on_a_server_that_stopped_answering(
+    own_postgres: PostgresServer, saved: Path, closing
+) -> None:
+    # SIGSTOP: connections stay open and nothing answers, so no driver timeout fires; the route
+    # waits write_timeout_s for its decision's write, then keeps it for later
+    url = own_postgres.database("frozen")
+    log = closing(SQLLog(url, write_timeout_s=0.2, retry_after_s=0.2))
+    router = closing(_load(saved, log))
+    warm = router.route(Q[0])  # the pool holds a live connection now
+    routed: list[str] = []
+
+    def route_all() -> None:
+        routed.extend(d.decision_id for d in router.route_batch(Q[1:4]))
+        routed.append(router.route(Q[4]).decision_id)
+
+    own_postgres.freeze()
+    try:
+        worker = threading.Thread(target=route_all, daemon=True)
+        worker.start()
+        worker.join(60)  # liveness, not timing: a hang would wait for the thaw forever
+        assert not worker.is_alive() and len(routed) == 4
+        assert not log.up
+    finally:
+        own_postgres.thaw()
+    _once_it_answers(router)
+    assert log.pending == 0
+    logged = [r["decision_id"] for r in log.rows()["decisions"]]
+    assert sorted(logged) == sorted([warm.decision_id, *routed])  # each once
