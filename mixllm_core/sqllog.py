@@ -24,8 +24,10 @@ sync started by a route swallows the error (the outage was logged once). A full 
 (``max_pending`` rows or ``max_pending_bytes``) drops the newest decisions and says so once;
 a process that ends during an outage loses its buffer (``close`` tries once more and says how
 many rows it could not write). Connections time out after a few seconds (PostgreSQL
-``connect_timeout=2``, ``tcp_user_timeout``; SQLite ``timeout=5``); the URL's own query
-parameters win.
+``connect_timeout=2``, ``tcp_user_timeout``; SQLite ``timeout=5``; the URL's own query
+parameters win), and a route waits at most ``write_timeout_s`` (1 s) for its decision's write to
+a database over the network, which a server that hangs without closing its connections would
+otherwise hold forever (feedback and reads still wait for such a server).
 
 Feedback ids (``seq``) are assigned in commit order: on PostgreSQL a feedback insert takes a
 transaction-scoped advisory lock before its id, on SQLite one writer holds the database at a time.
@@ -315,8 +317,9 @@ class SQLLog(RoutingLog):
         self.dialect = self.engine.dialect.name
         #: Whether the database answered the last call (as far as this process knows).
         self.up = True
-        #: Decisions not logged because the pending buffer was full.
+        #: Rows not logged because the pending buffer was full (since the log was opened).
         self.dropped = 0
+        self._dropped_before = 0  # ``dropped`` when the current outage began
         self._state = threading.Lock()  # guards the fields below
         self._flushing = threading.Lock()  # one writer of the pending rows at a time
         self._pending: deque[tuple[sa.Table, dict[str, Any], int]] = deque()
@@ -380,6 +383,7 @@ class SQLLog(RoutingLog):
                 return
             self.up = False
             self._down_since = now
+            self._dropped_before = self.dropped
         logger.warning(
             "The routing log at %s does not answer (%s); routing goes on, decisions wait in "
             "memory (up to %d), retrying every %gs.",
@@ -395,7 +399,7 @@ class SQLLog(RoutingLog):
                 return
             self.up = True
             down = time.monotonic() - self._down_since
-            dropped, self.dropped = self.dropped, 0
+            dropped = self.dropped - self._dropped_before
         logger.info(
             "The routing log at %s answers again after %.1fs; buffered rows written%s.",
             self.url,
@@ -493,7 +497,7 @@ class SQLLog(RoutingLog):
                 or self._pending_bytes + size > self.max_pending_bytes
             ):
                 self.dropped += 1
-                first = self.dropped == 1
+                first = self.dropped == self._dropped_before + 1  # once per outage
             else:
                 first = False
                 self._pending.append((table, row, size))

@@ -173,7 +173,7 @@ def test_a_locked_sqlite_log_buffers_routes_without_touching_it_again(
     log.retry_after_s = 0.0
     log._retry_at = 0.0  # the retry is due
     router.feedback(first.decision_id, score=1.0)  # writes the buffer first, then the feedback
-    assert log.up and log.pending == 0
+    assert log.up and log.pending == 0 and log.dropped == 2  # the count stays for metrics
     logged = [r["decision_id"] for r in log.rows()["decisions"]]
     assert sorted(logged) == sorted(d.decision_id for d in [first, *rest[:3]])
     with pytest.raises(FeedbackError, match="Unknown decision id"):  # dropped: buffer was full
