@@ -336,7 +336,7 @@ class SQLLog(RoutingLog):
         except BaseException as exc:
             self.engine.dispose()
             if _outage(exc):
-                raise self._unavailable(exc) from exc
+                raise self._unavailable(exc, opening=True) from exc
             raise
 
     # ------------------------------------------------------------------ connections
@@ -349,7 +349,15 @@ class SQLLog(RoutingLog):
         """A connection whose transaction (``with conn.begin()``) may write."""
         return self.engine.connect().execution_options(mixllm_write=True)
 
-    def _unavailable(self, exc: BaseException | None) -> LogUnavailableError:
+    def _unavailable(
+        self, exc: BaseException | None, *, opening: bool = False
+    ) -> LogUnavailableError:
+        if opening:
+            return LogUnavailableError(
+                f"The routing log at {self.url} does not answer ({_reason(exc)}), so it cannot "
+                "be opened. Check that the database runs and that this host reaches it, then "
+                "open it again."
+            )
         return LogUnavailableError(
             f"The routing log at {self.url} does not answer ({_reason(exc)}). Nothing was "
             "recorded by this call: give it again once the database answers (routes go on; "
