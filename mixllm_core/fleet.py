@@ -22,6 +22,7 @@ import logging
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 
@@ -95,27 +96,47 @@ def state_files(state: RouterState) -> dict[str, bytes]:
         }
 
 
+#: Published versions refused by each log's readers (files that failed their checks).
+_refused: weakref.WeakKeyDictionary[StatePublisher, set[int]] = weakref.WeakKeyDictionary()
+
+
 def published_model(
     log: StatePublisher, version: int, encoder: QueryEncoder
 ) -> RoutingModel | None:
-    """The model of published ``version``, read through ``encoder`` (None: pruned meanwhile).
+    """The model of published ``version``, read through ``encoder`` (None: pruned meanwhile, or
+    refused).
 
     The files are checked as :func:`~mixllm_core.persistence.files.read_state` checks a
-    directory (paths, checksums, archives, an exact allow-list of estimator types).
+    directory (paths, checksums, archives, an exact allow-list of estimator types). A version
+    that fails them is refused: one warning, and None now and at every later sync without
+    reading it again; the router keeps its model and goes on folding feedback.
     """
+    refused = _refused.setdefault(log, set())
+    if version in refused:
+        return None
     files = log.read_state_files(version)
     if not files:
         return None
-    with tempfile.TemporaryDirectory(prefix="mixllm-pickup-") as tmp:
-        root = Path(tmp) / "router"
-        root.mkdir()
-        for rel, data in files.items():
-            path = (root / rel).resolve()
-            if root.resolve() not in path.parents:
-                raise CorruptStateError(f"Published version {version} names a file {rel!r}.")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
-        state = read_state(root, load_encoder=False)
+    try:
+        with tempfile.TemporaryDirectory(prefix="mixllm-pickup-") as tmp:
+            root = Path(tmp) / "router"
+            root.mkdir()
+            for rel, data in files.items():
+                path = (root / rel).resolve()
+                if root.resolve() not in path.parents:
+                    raise CorruptStateError(f"Published version {version} names a file {rel!r}.")
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(data)
+            state = read_state(root, load_encoder=False)
+    except CorruptStateError as exc:
+        refused.add(version)
+        _log.warning(
+            "Published router version %d in the routing log is refused (%s); this router keeps "
+            "its model.",
+            version,
+            exc,
+        )
+        return None
     return RoutingModel.from_state(state, encoder)
 
 

@@ -238,3 +238,34 @@ def test_a_route_does_not_hang_on_a_server_that_stopped_answering(
     assert log.pending == 0
     logged = [r["decision_id"] for r in log.rows()["decisions"]]
     assert sorted(logged) == sorted([warm.decision_id, *routed])  # each once
+
+
+def test_a_tampered_published_version_is_refused_once_and_feedback_still_folds(
+    tmp_path: Path, saved: Path, closing, caplog: pytest.LogCaptureFixture
+) -> None:
+    from mixllm_core.refit_job import run_refit
+    from mixllm_core.sqllog import router_state_files
+
+    url = f"sqlite:///{tmp_path / 'fleet.db'}"
+    a, b = closing(_load(saved, url)), closing(_load(saved, url))
+    for i, d in enumerate(a.route_batch(Q[:30], lam=5)):
+        a.feedback(d.decision_id, score=float(i % 2))
+    assert run_refit(url, saved, encoder=HashingEncoder()).version == 1
+    log = a.log
+    assert isinstance(log, SQLLog)
+    with log.engine.begin() as conn:  # someone with database access swaps a file's bytes
+        path = conn.execute(sa.select(router_state_files.c.path)).scalars().first()
+        conn.execute(
+            sa.update(router_state_files)
+            .where(router_state_files.c.path == path)
+            .values(data=b"tampered")
+        )
+    model = b.model
+    d = a.route(Q[40])
+    a.feedback(d.decision_id, score=1.0)
+    with caplog.at_level(logging.WARNING, logger="mixllm_core"):
+        assert b.sync() == 31  # every feedback folds; the version is refused
+        assert b.sync() == 0
+    assert b.model.pool is model.pool  # kept its own model
+    refused = [w for w in _warnings(caplog) if "version 1" in w]
+    assert len(refused) == 1  # once, not at every sync
