@@ -50,6 +50,7 @@ import json
 import logging
 import os
 import queue
+import re
 import threading
 import time
 from collections import deque
@@ -183,14 +184,21 @@ def _sqlite_engine(url: sa.URL) -> Engine:
     return engine
 
 
+def _hide_password(url: str) -> str:
+    """``url`` with any password in it replaced by ``***`` (for a URL that does not parse)."""
+    return re.sub(r"(//[^/@]*?):[^/@]*@", r"\1:***@", url)
+
+
 def _engine(url: str) -> Engine:
     try:
         parsed = sa.make_url(url)
-    except sa.exc.ArgumentError as exc:
+        parsed.port  # noqa: B018 - a port that is not a number raises here, not at connect
+    except (sa.exc.ArgumentError, ValueError) as exc:
         raise ConfigError(
-            f"log={url!r} is not a database URL; use e.g. 'sqlite:///routing.db' or "
-            "'postgresql+psycopg://user@host/dbname', or a file path."
-        ) from exc
+            f"log={_hide_password(url)!r} is not a database URL ({_hide_password(str(exc))}); "
+            "use e.g. 'sqlite:///routing.db' or 'postgresql+psycopg://user@host:5432/dbname', "
+            "or a file path."
+        ) from None
     try:
         if parsed.get_backend_name() == "sqlite":
             return _sqlite_engine(parsed)
@@ -337,6 +345,11 @@ class SQLLog(RoutingLog):
             self.engine.dispose()
             if _outage(exc):
                 raise self._unavailable(exc, opening=True) from exc
+            if isinstance(exc, sa.exc.DBAPIError):  # a bad URL parameter, no permission, ...
+                raise ConfigError(
+                    f"The routing log at {self.url} cannot be opened ({_reason(exc)}): check the "
+                    "URL's parameters and that its user may create tables there."
+                ) from exc
             raise
 
     # ------------------------------------------------------------------ connections

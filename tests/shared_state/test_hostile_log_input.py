@@ -103,3 +103,17 @@ def test_a_token_count_no_log_can_hold_is_refused_and_nothing_is_written(router)
 def test_an_llm_name_no_log_can_hold_is_refused(name: str) -> None:
     with pytest.raises(ConfigError, match="without NUL or lone surrogates"):
         LLMSpec(name, 1.0, 2.0)
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("postgresql+psycopg://u:s3cret@db:notaport/x", "is not a database URL"),
+        ("://u:s3cret@", "is not a database URL"),
+        ("postgresql+psycopg://u:s3cret@127.0.0.1:9/x?connect_timeout=abc", "cannot be opened"),
+    ],
+)
+def test_a_bad_database_url_is_a_config_error_that_hides_its_password(url: str, says: str) -> None:
+    with pytest.raises(ConfigError, match=says) as caught:
+        MixLLMRouter(["a", "b"], encoder=HashingEncoder(), log=url)
+    assert "s3cret" not in str(caught.value) and "***" in str(caught.value)
