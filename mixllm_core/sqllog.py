@@ -305,16 +305,19 @@ class SQLLog(RoutingLog):
         for name, value in (("max_pending", max_pending), ("max_pending_bytes", max_pending_bytes)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"SQLLog.{name} must be an int >= 1, got {value!r}.")
-        for name, seconds in (
-            ("retry_after_s", retry_after_s),
-            ("write_timeout_s", write_timeout_s),
+        for name, seconds, least in (
+            ("retry_after_s", retry_after_s, 0.0),
+            ("write_timeout_s", write_timeout_s, 1e-3),
         ):
             if (
                 isinstance(seconds, bool)
                 or not isinstance(seconds, (int, float))
-                or not 0 <= seconds < float("inf")
+                or not least <= seconds < float("inf")
             ):
-                raise ConfigError(f"SQLLog.{name} must be seconds >= 0, got {seconds!r}.")
+                raise ConfigError(
+                    f"SQLLog.{name} must be a finite number of seconds >= {least:g}, "
+                    f"got {seconds!r}."
+                )
         self.store_prompts = store_prompts
         self.max_pending = max_pending
         self.max_pending_bytes = max_pending_bytes

@@ -19,7 +19,7 @@ from postgres_fixtures import _server
 from postgres_server import PostgresServer, PostgresUnavailable, start
 
 from mixllm_core import MixLLMRouter
-from mixllm_core.errors import FeedbackError, LogUnavailableError, MixLLMError
+from mixllm_core.errors import ConfigError, FeedbackError, LogUnavailableError, MixLLMError
 from mixllm_core.sqllog import SQLLog, decisions
 from mixllm_core.testing import HashingEncoder, make_synthetic_world
 
@@ -269,3 +269,20 @@ def test_a_tampered_published_version_is_refused_once_and_feedback_still_folds(
     assert b.model.pool is model.pool  # kept its own model
     refused = [w for w in _warnings(caplog) if "version 1" in w]
     assert len(refused) == 1  # once, not at every sync
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("max_pending", 0),
+        ("max_pending_bytes", 1.5),
+        ("retry_after_s", -1),
+        ("retry_after_s", float("nan")),
+        ("write_timeout_s", 0),
+        ("write_timeout_s", float("inf")),
+        ("write_timeout_s", True),
+    ],
+)
+def test_the_outage_settings_are_checked(tmp_path: Path, setting: str, value: object) -> None:
+    with pytest.raises(ConfigError, match=rf"SQLLog\.{setting} must be .* got {value!r}"):
+        SQLLog(f"sqlite:///{tmp_path / 'r.db'}", **{setting: value})  # type: ignore[arg-type]
