@@ -25,9 +25,10 @@ sync started by a route swallows the error (the outage was logged once). A full 
 a process that ends during an outage loses its buffer (``close`` tries once more and says how
 many rows it could not write). Connections time out after a few seconds (PostgreSQL
 ``connect_timeout=2``, ``tcp_user_timeout``; SQLite ``timeout=5``; the URL's own query
-parameters win), and a route waits at most ``write_timeout_s`` (1 s) for its decision's write to
-a database over the network, which a server that hangs without closing its connections would
-otherwise hold forever (feedback and reads still wait for such a server).
+parameters win), and a route's write to PostgreSQL (with the pool's liveness ping before it)
+takes at most ``write_timeout_s`` (1 s): past it the connection's socket is cut, which a server
+that hangs without closing its connections would otherwise never do (feedback and reads still
+wait for such a server).
 
 Feedback ids (``seq``) are assigned in commit order: on PostgreSQL a feedback insert takes a
 transaction-scoped advisory lock before its id, on SQLite one writer holds the database at a time.
@@ -45,12 +46,13 @@ migrated in place.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
 import os
-import queue
 import re
+import socket
 import threading
 import time
 from collections import deque
@@ -235,16 +237,65 @@ def _reason(exc: BaseException | None) -> str:
     return f"{type(inner).__name__}: {text[0] if text else ''}"[:300]
 
 
-class _Job:
-    """One row for the writer thread, and what became of it."""
+class _Watchdog:
+    """Cuts the socket of a write that runs past its deadline, so the call fails at once.
 
-    def __init__(self, table: sa.Table, row: dict[str, Any]) -> None:
-        self.table, self.row = table, row
-        self.done = threading.Event()
-        self.finished = False  # the writer is done with it (under SQLLog._state)
-        self.late = False  # its route stopped waiting (under SQLLog._state)
-        self.failed: BaseException | None = None  # the database was away: not written
-        self.error: BaseException | None = None  # any other failure, raised to the route
+    A PostgreSQL server that hangs without closing its connections (stopped, or its host gone
+    while the kernel still answers) never fails a query: no driver timeout fires. The route
+    registers its connection's socket with a deadline before the write; one daemon thread looks
+    every ``tick_s`` and shuts down the sockets past theirs (the driver then raises, the
+    connection is dropped, the row is kept for later). Registering is a dict entry: no thread
+    handoff on the route's path.
+    """
+
+    def __init__(self, tick_s: float) -> None:
+        self.tick_s = tick_s
+        self._lock = threading.Lock()  # held while a socket is cut: it cannot close meanwhile
+        self._watched: dict[int, tuple[float, int]] = {}
+        self._keys = itertools.count()
+        self._pid = 0
+
+    @contextmanager
+    def watch(self, fd: int | None, timeout_s: float) -> Iterator[None]:
+        """Cut socket ``fd`` when the block runs past ``timeout_s`` (None: no socket known)."""
+        if fd is None:
+            yield
+            return
+        key = next(self._keys)
+        with self._lock:
+            self._watched[key] = (time.monotonic() + timeout_s, fd)
+            if self._pid != os.getpid():  # first use in this process (or after a fork)
+                self._pid = os.getpid()
+                threading.Thread(target=self._run, name="mixllm-log-watchdog", daemon=True).start()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._watched.pop(key, None)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.tick_s)
+            now = time.monotonic()
+            with self._lock:
+                for key, (deadline, fd) in list(self._watched.items()):
+                    if now >= deadline:
+                        del self._watched[key]
+                        with contextlib.suppress(OSError):
+                            sock = socket.socket(fileno=os.dup(fd))
+                            try:
+                                sock.shutdown(socket.SHUT_RDWR)
+                            finally:
+                                sock.close()
+
+
+def _socket_of(dbapi_conn: Any) -> int | None:
+    """The file descriptor of a driver connection's socket (psycopg; None for other drivers)."""
+    try:
+        fd = dbapi_conn.pgconn.socket
+    except Exception:  # noqa: BLE001 - another driver, or a closed connection
+        return None
+    return fd if isinstance(fd, int) and fd >= 0 else None
 
 
 def _logged(r: Any) -> LoggedFeedback:
@@ -272,8 +323,8 @@ class SQLLog(RoutingLog):
             answer (see the module docstring); beyond them new decisions are not logged.
         max_pending_bytes: The same bound on their prompts and representations, in bytes.
         retry_after_s: After a failure, calls do not touch the network for this long.
-        write_timeout_s: How long a route waits for its decision to be written to a database
-            over the network (a server that hangs); past it the decision is kept for later.
+        write_timeout_s: How long a route's write to PostgreSQL may take (a server that hangs);
+            past it the connection is cut and the decision is kept for later.
 
     Raises:
         ConfigError: ``url`` is not a database URL, or the database holds a log written by a
@@ -340,8 +391,15 @@ class SQLLog(RoutingLog):
         self._down_since = 0.0
         self._last_error: BaseException | None = None
         self._closed = False
-        self._jobs: queue.SimpleQueue[_Job | None] | None = None
-        self._jobs_pid = 0
+        self._watchdog = _Watchdog(min(0.1, self.write_timeout_s / 4))
+        if self.dialect == "postgresql":  # the pool's liveness ping is bounded the same way
+            ping = self.engine.dialect.do_ping
+
+            def bounded_ping(dbapi_conn: Any) -> bool:
+                with self._watchdog.watch(_socket_of(dbapi_conn), self.write_timeout_s):
+                    return ping(dbapi_conn)
+
+            setattr(self.engine.dialect, "do_ping", bounded_ping)  # noqa: B010 - on this engine only
         try:
             self._migrate()
         except BaseException as exc:
@@ -446,71 +504,27 @@ class SQLLog(RoutingLog):
     def _append(self, table: sa.Table, row: dict[str, Any]) -> None:
         """Write ``row`` now, or keep it for later when the database is away (fail open).
 
-        Over the network the write runs in the log's writer thread and the caller waits at most
-        ``write_timeout_s``: past it the database counts as away and the row stays the writer's
-        (written when the call returns, or kept like the others when it fails).
+        Over the network the write may take at most ``write_timeout_s``: past it its socket is
+        cut (:class:`_Watchdog`), the database counts as away and the row is kept for later.
         """
-        if not self._pending and self.up:
-            if self.dialect == "sqlite":  # a local file: the lock wait ``timeout`` bounds it
-                if self._write_row(table, row) is None:
-                    return
-            else:
-                job = _Job(table, row)
-                self._writer().put(job)
-                if not job.done.wait(self.write_timeout_s):
-                    with self._state:
-                        job.late = not job.finished
-                    if job.late:
-                        self._failed(TimeoutError(f"no answer within {self.write_timeout_s:g}s"))
-                        return
-                if job.error is not None:
-                    raise job.error
-                if job.failed is None:
-                    return
+        if not self._pending and self.up and self._write_row(table, row) is None:
+            return
         self._keep(table, row)
 
     def _write_row(self, table: sa.Table, row: dict[str, Any]) -> BaseException | None:
         """Write ``row`` in one transaction: None when done, the error when the database is
         away (nothing written); any other error is raised."""
         try:
-            with self._write() as conn, conn.begin():
-                conn.execute(self._insert(table), row)
+            with self._write() as conn:
+                fd = _socket_of(conn.connection.dbapi_connection)
+                with self._watchdog.watch(fd, self.write_timeout_s), conn.begin():
+                    conn.execute(self._insert(table), row)
         except Exception as exc:
             if not _outage(exc):
                 raise
             self._failed(exc)
             return exc
         return None
-
-    def _writer(self) -> queue.SimpleQueue[_Job | None]:
-        """The queue of the writer thread (started in this process on first use)."""
-        with self._state:
-            if self._jobs is None or self._jobs_pid != os.getpid():  # none yet, or forked
-                self._jobs, self._jobs_pid = queue.SimpleQueue(), os.getpid()
-                threading.Thread(
-                    target=self._run_writer,
-                    args=(self._jobs,),
-                    name="mixllm-log-write",
-                    daemon=True,
-                ).start()
-            return self._jobs
-
-    def _run_writer(self, jobs: queue.SimpleQueue[_Job | None]) -> None:
-        while (job := jobs.get()) is not None:
-            try:
-                job.failed = self._write_row(job.table, job.row)
-            except Exception as exc:
-                job.error = exc
-            with self._state:
-                job.finished = True
-                late = job.late
-            if late and job.failed is not None:  # its route returned: keep it for later
-                self._keep(job.table, job.row)
-            elif late and job.error is not None:
-                logger.warning(
-                    "A routing log write failed after its route returned.", exc_info=job.error
-                )
-            job.done.set()
 
     def _keep(self, table: sa.Table, row: dict[str, Any]) -> None:
         """Keep ``row`` in the pending buffer (or drop it when the buffer is full)."""
@@ -771,8 +785,6 @@ class SQLLog(RoutingLog):
         finally:
             with self._flushing:
                 self._closed = True
-            if self._jobs is not None and self._jobs_pid == os.getpid():
-                self._jobs.put(None)  # the writer ends after the rows it holds
             self.engine.dispose()
 
     # ------------------------------------------------------------------ coordination
