@@ -44,6 +44,8 @@ __all__ = [
     "RoutingLog",
     "SQLiteLog",
     "StatePublisher",
+    "plausible_id",
+    "show_id",
 ]
 
 _SCHEMA = """
@@ -63,6 +65,39 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 
 def text_sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+#: The longest decision id a log looks up (mixllm makes ids of 32 hex characters).
+MAX_ID_CHARS = 200
+
+
+def plausible_id(decision_id: object) -> bool:
+    """Whether ``decision_id`` could name a logged decision: text of 1 to
+    :data:`MAX_ID_CHARS` characters without NUL or lone surrogates. Anything else is unknown to
+    every log, which answers so without sending it to a database that would choke on it.
+
+    Example:
+        >>> plausible_id("9f86d081884c7d659a2feaa0c55ad015"), plausible_id("a" + chr(0))
+        (True, False)
+    """
+    if not isinstance(decision_id, str) or not 0 < len(decision_id) <= MAX_ID_CHARS:
+        return False
+    return "\x00" not in decision_id and storable_text(decision_id) == decision_id
+
+
+def show_id(decision_id: object) -> str:
+    """``repr(decision_id)`` for an error message, cut to 60 characters (a message never
+    echoes a megabyte of input).
+
+    Example:
+        >>> show_id("z" * 10_000)
+        "'zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz...' (10000 characters)"
+    """
+    text = repr(decision_id)
+    if len(text) <= 60:
+        return text
+    size = f"{len(decision_id)} characters" if isinstance(decision_id, str) else type(decision_id)
+    return f"{text[:51]}...{text[0] if isinstance(decision_id, str) else ''} ({size})"
 
 
 @dataclass(frozen=True)
@@ -224,6 +259,8 @@ class SQLiteLog(RoutingLog):
         )
 
     def get_decision(self, decision_id: str) -> LoggedDecision | None:
+        if not plausible_id(decision_id):
+            return None
         with self._lock:
             row = self._conn.execute(
                 "SELECT decision_id, llm, query, x, offline_quality, propensity, query_hash "
@@ -249,6 +286,8 @@ class SQLiteLog(RoutingLog):
             raise FeedbackError(f"Decision {decision_id!r} already received feedback.") from exc
 
     def has_feedback(self, decision_id: str) -> bool:
+        if not plausible_id(decision_id):
+            return False
         with self._lock:
             row = self._conn.execute(
                 "SELECT 1 FROM feedback WHERE decision_id=?", (decision_id,)
@@ -401,6 +440,8 @@ class MemoryLog(RoutingLog):
                 self._feedback.pop(oldest, None)
 
     def get_decision(self, decision_id: str) -> LoggedDecision | None:
+        if not plausible_id(decision_id):
+            return None
         with self._lock:
             entry = self._decisions.get(decision_id)
         return None if entry is None else entry[0]
@@ -425,6 +466,8 @@ class MemoryLog(RoutingLog):
             return self._seq
 
     def has_feedback(self, decision_id: str) -> bool:
+        if not plausible_id(decision_id):
+            return False
         with self._lock:
             return decision_id in self._feedback
 

@@ -33,7 +33,7 @@ from .errors import (
 )
 from .fleet import SyncState, base_of, open_log, published_model
 from .latency import LatencyTracker
-from .log import RoutingLog, StatePublisher
+from .log import RoutingLog, StatePublisher, show_id
 from .memory import OutcomeMemory, check_memory_prior, query_key
 from .online import HeadsTable
 from .persistence.files import read_state, write_state
@@ -72,6 +72,9 @@ class FeedbackResult:
     reason: str = ""
 
 
+_MAX_TOKENS = 2**31 - 1  # what every log's integer column holds
+
+
 def _check_outcome(
     latency_s: object, cost: object, input_tokens: object, output_tokens: object
 ) -> None:
@@ -96,9 +99,11 @@ def _check_outcome(
         if value is not None and (
             isinstance(value, (bool, np.bool_))
             or not isinstance(value, (int, np.integer))
-            or value < 0
+            or not 0 <= value <= _MAX_TOKENS
         ):
-            raise ConfigError(f"{name} must be None or an int >= 0, got {value!r}.")
+            raise ConfigError(
+                f"{name} must be None or an int >= 0 and <= {_MAX_TOKENS}, got {value!r}."
+            )
 
 
 def _same_predictor(a: QualityPredictor, b: QualityPredictor) -> bool:
@@ -755,12 +760,12 @@ class MixLLMRouter:
             value, kind = float(score), "refined"
         with self._lock:
             if self.log.has_feedback(decision_id):
-                raise FeedbackError(f"Decision {decision_id!r} already received feedback.")
+                raise FeedbackError(f"Decision {show_id(decision_id)} already received feedback.")
             logged = self.log.get_decision(decision_id)
             if logged is None:
                 raise FeedbackError(
-                    f"Unknown decision id {decision_id!r}: it was not made by this router (or its "
-                    "log), or the in-memory log has dropped it."
+                    f"Unknown decision id {show_id(decision_id)}: it was not made by this router "
+                    "(or its log), or the in-memory log has dropped it."
                 )
             in_pool = logged.llm in self._model.pool.specs
             reason = "" if in_pool else f"LLM {logged.llm!r} is no longer in the pool"
@@ -1038,8 +1043,8 @@ class MixLLMRouter:
         _check_outcome(latency_s, cost, input_tokens, output_tokens)
         if not isinstance(decision_id, str) or self.log.get_decision(decision_id) is None:
             raise FeedbackError(
-                f"Unknown decision id {decision_id!r}: it was not made by this router (or its "
-                "log), or the in-memory log has dropped it; no outcome was recorded."
+                f"Unknown decision id {show_id(decision_id)}: it was not made by this router "
+                "(or its log), or the in-memory log has dropped it; no outcome was recorded."
             )
         self.budget.settle(decision_id, None if cost is None else float(cost))
         self.log.add_outcome(
