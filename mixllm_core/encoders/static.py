@@ -128,6 +128,9 @@ class StaticEncoder(_WindowedEncoder):
         self._idf: np.ndarray | None = None  # (vocab,) 0 for tokens below LSA_MIN_DF
         self._lsa: np.ndarray | None = None  # (vocab, lsa_dims) the SVD's right singular vectors
         self._wordpiece: FastWordPiece | None = None
+        # the token ids of the texts the last adapt() read, for the next _embed only: fit embeds
+        # the same training queries right after, which then are not tokenised a second time
+        self._adapt_ids: dict[str, np.ndarray] | None = None
         self.corpus_key_ = ""
 
     def get_config(self) -> dict[str, Any]:
@@ -169,7 +172,20 @@ class StaticEncoder(_WindowedEncoder):
 
     def _token_ids(self, windows: list[str]) -> list[np.ndarray]:
         assert self._wordpiece is not None
-        return [np.asarray(ids, dtype=np.int64) for ids in self._wordpiece.ids(windows)]
+        return [np.asarray(ids, dtype=np.int32) for ids in self._wordpiece.ids(windows)]
+
+    def _ids(self, texts: list[str]) -> list[list[int]]:
+        """Token ids of ``texts``; those the last :meth:`adapt` read are taken from it, once."""
+        assert self._wordpiece is not None
+        with self._lock:
+            known, self._adapt_ids = self._adapt_ids, None
+        if not known:
+            return self._wordpiece.ids(texts, self.batch_size)
+        found = [known.get(t) for t in texts]
+        rest = iter(
+            self._wordpiece.ids([t for t, f in zip(texts, found) if f is None], self.batch_size)
+        )
+        return [next(rest) if f is None else f.tolist() for f in found]
 
     def adapt(self, texts: Sequence[str]) -> StaticEncoder:
         """Learn the corpus part (IDF + truncated SVD) from ``texts``, the training queries, in place.
@@ -195,7 +211,9 @@ class StaticEncoder(_WindowedEncoder):
 
         vocab = self._table.shape[0]
         rows, cols, tf = [], [], []
-        for i, ids in enumerate(self._token_ids(windows)):
+        token_ids: dict[str, np.ndarray] = {}
+        for i, (window, ids) in enumerate(zip(windows, self._token_ids(windows), strict=True)):
+            token_ids[window] = ids
             u, c = np.unique(ids, return_counts=True)
             rows.append(np.full(len(u), i))
             cols.append(u)
@@ -217,6 +235,7 @@ class StaticEncoder(_WindowedEncoder):
             self._idf, self._lsa = idf.astype(np.float32), lsa
             self.corpus_key_ = key
             self._cache.clear()
+            self._adapt_ids = token_ids
         return self
 
     def adapted(self, texts: Sequence[str]) -> StaticEncoder:
@@ -287,7 +306,7 @@ class StaticEncoder(_WindowedEncoder):
         table, idf, lsa = self._table, self._idf, self._lsa
         p = table.shape[1]
         out = np.zeros((len(texts), p + self.lsa_dims), np.float32)
-        for r, ids in enumerate(self._wordpiece.ids(texts, self.batch_size)):
+        for r, ids in enumerate(self._ids(texts)):
             if not ids:
                 continue
             counts = Counter(ids)

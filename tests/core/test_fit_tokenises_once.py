@@ -1,0 +1,66 @@
+"""``fit`` tokenises each training query once: the ids ``StaticEncoder.adapt`` read are reused
+when the same queries are embedded right after, and the fitted router is unchanged by it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mixllm_core import MixLLMRouter
+from mixllm_core.encoders import StaticEncoder
+from mixllm_core.testing import make_synthetic_world
+
+
+def _plain_ids(self: StaticEncoder, texts: list[str]) -> list[list[int]]:
+    """The ids without the reuse: every text tokenised again (what fit did before)."""
+    assert self._wordpiece is not None
+    self._adapt_ids = None
+    return self._wordpiece.ids(texts, self.batch_size)
+
+
+def test_fitted_router_is_the_same_with_and_without_reusing_the_ids(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    world = make_synthetic_world(400, seed=7)
+    train, held_out = world.subset(np.arange(300)), world.subset(np.arange(300, 400))
+    tokenised: list[int] = []
+    real = StaticEncoder._ids
+
+    def counting(self: StaticEncoder, texts: list[str]) -> list[list[int]]:
+        fresh = len(texts) - len(set(texts) & set(self._adapt_ids or {}))
+        tokenised.append(fresh)
+        return real(self, texts)
+
+    monkeypatch.setattr(StaticEncoder, "_ids", counting)
+    reused = MixLLMRouter().fit(train)
+    assert tokenised == [0]  # every training query's ids came from adapt
+    assert reused.encoder._adapt_ids is None  # taken once, not kept
+    monkeypatch.setattr(StaticEncoder, "_ids", _plain_ids)
+    plain = MixLLMRouter().fit(train)
+    X_reused, F_reused = reused.features(held_out.queries)
+    X_plain, F_plain = plain.features(held_out.queries)
+    assert np.array_equal(X_reused, X_plain) and np.array_equal(F_reused, F_plain)
+    train_reused = reused.model.pool.train[train.llms[0]][0]
+    train_plain = plain.model.pool.train[train.llms[0]][0]
+    assert np.array_equal(train_reused, train_plain)  # the features fit read: bit for bit
+    names, *predicted = reused.predict_features(X_plain, F_plain)
+    names_plain, *predicted_plain = plain.predict_features(X_plain, F_plain)
+    assert names == names_plain
+    for a, b in zip(predicted, predicted_plain, strict=True):  # quality, cost, uncertainty
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-9)
+    decisions = [d.llm for d in reused.route_batch(held_out.queries)]
+    assert decisions == [d.llm for d in plain.route_batch(held_out.queries)]
+
+
+def test_ids_from_adapt_are_used_once_and_only_for_the_texts_it_read() -> None:
+    enc = StaticEncoder().adapt(["alpha beta gamma", "beta delta", "gamma epsilon zeta"])
+    assert enc._adapt_ids is not None and set(enc._adapt_ids) == {
+        "alpha beta gamma",
+        "beta delta",
+        "gamma epsilon zeta",
+    }
+    mixed = enc.encode(["beta delta", "a text adapt never read"])
+    assert enc._adapt_ids is None
+    fresh = StaticEncoder().adapt(["alpha beta gamma", "beta delta", "gamma epsilon zeta"])
+    fresh._adapt_ids = None
+    assert np.array_equal(mixed, fresh.encode(["beta delta", "a text adapt never read"]))
