@@ -1,13 +1,20 @@
-"""``fit`` tokenises each training query once: the ids ``StaticEncoder.adapt`` read are reused
-when the same queries are embedded right after, and the fitted router is unchanged by it."""
+"""What makes ``fit`` cheaper at scale leaves the fitted router as it was.
+
+``fit`` tokenises each training query once (the ids ``StaticEncoder.adapt`` read are reused when
+the same queries are embedded right after), and the corpus part's SVD is solved on the columns
+that are not all zero.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
+from sklearn.decomposition import TruncatedSVD
 
 from mixllm_core import MixLLMRouter
-from mixllm_core.encoders import StaticEncoder
+from mixllm_core.encoders import StaticEncoder, static
 from mixllm_core.testing import make_synthetic_world
 
 
@@ -64,3 +71,28 @@ def test_ids_from_adapt_are_used_once_and_only_for_the_texts_it_read() -> None:
     fresh = StaticEncoder().adapt(["alpha beta gamma", "beta delta", "gamma epsilon zeta"])
     fresh._adapt_ids = None
     assert np.array_equal(mixed, fresh.encode(["beta delta", "a text adapt never read"]))
+
+
+def _lsa_on_every_column(X: Any, kept: np.ndarray, k: int) -> np.ndarray:
+    """The SVD as it was: on all of ``X``'s columns, zero ones included."""
+    svd = TruncatedSVD(k, algorithm="arpack", random_state=0).fit(X)
+    rows: np.ndarray = svd.components_.T[kept]
+    return rows
+
+
+def test_svd_on_the_nonzero_columns_fits_the_same_router(monkeypatch: pytest.MonkeyPatch) -> None:
+    world = make_synthetic_world(400, seed=11)
+    train, held_out = world.subset(np.arange(300)), world.subset(np.arange(300, 400))
+    new = MixLLMRouter().fit(train)
+    monkeypatch.setattr(static, "_lsa_components", _lsa_on_every_column)
+    old = MixLLMRouter().fit(train)
+    lsa_new, lsa_old = new.encoder._lsa, old.encoder._lsa
+    assert lsa_new is not None and lsa_old is not None and lsa_new.any()
+    np.testing.assert_allclose(lsa_new, lsa_old, rtol=0, atol=1e-7)  # float32 of equal vectors
+    X, F = old.features(held_out.queries)
+    np.testing.assert_allclose(new.features(held_out.queries)[0], X, rtol=0, atol=1e-6)
+    names, *predicted = new.predict_features(X, F)
+    names_old, *predicted_old = old.predict_features(X, F)
+    assert names == names_old
+    for a, b in zip(predicted, predicted_old, strict=True):  # quality, cost, uncertainty
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-9)
