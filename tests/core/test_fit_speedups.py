@@ -1,8 +1,8 @@
 """What makes ``fit`` cheaper at scale leaves the fitted router as it was.
 
 ``fit`` tokenises each training query once (the ids ``StaticEncoder.adapt`` read are reused when
-the same queries are embedded right after), and the corpus part's SVD is solved on the columns
-that are not all zero.
+the same queries are embedded right after), the TF-IDF matrix is built as CSR rows directly, and
+the corpus part's SVD is solved on the columns that are not all zero.
 """
 
 from __future__ import annotations
@@ -11,7 +11,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from scipy import sparse
 from sklearn.decomposition import TruncatedSVD
+from sklearn.preprocessing import normalize
 
 from mixllm_core import MixLLMRouter
 from mixllm_core.encoders import StaticEncoder, static
@@ -96,3 +98,29 @@ def test_svd_on_the_nonzero_columns_fits_the_same_router(monkeypatch: pytest.Mon
     assert names == names_old
     for a, b in zip(predicted, predicted_old, strict=True):  # quality, cost, uncertainty
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-9)
+
+
+def test_the_tfidf_rows_built_directly_are_the_coo_construction_bit_for_bit() -> None:
+    texts = make_synthetic_world(300, seed=5).queries
+    enc = StaticEncoder(lsa_dims=16).adapt(texts)
+    windows = [enc.window_text(t) for t in texts]
+    rows, cols, tf = [], [], []
+    for i, ids in enumerate(enc._token_ids(windows)):  # as adapt built it before
+        u, c = np.unique(ids, return_counts=True)
+        rows.append(np.full(len(u), i))
+        cols.append(u)
+        tf.append(1.0 + np.log(c))
+    vocab = enc._table.shape[0] if enc._table is not None else 0
+    counts = sparse.csr_matrix(
+        (np.concatenate(tf), (np.concatenate(rows), np.concatenate(cols))),
+        shape=(len(windows), vocab),
+    )
+    df = np.bincount(counts.indices, minlength=vocab)
+    idf = np.log((1.0 + len(windows)) / (1.0 + df)) + 1.0
+    idf[df < static.LSA_MIN_DF] = 0.0
+    X = normalize(counts.multiply(idf).tocsr())
+    kept = np.flatnonzero(df >= static.LSA_MIN_DF)
+    lsa = np.zeros_like(enc._lsa)
+    lsa[kept] = static._lsa_components(X, kept, 16)
+    assert enc._idf is not None and np.array_equal(enc._idf, idf.astype(np.float32))
+    assert np.array_equal(enc._lsa, lsa)
