@@ -41,11 +41,11 @@ def test_fitted_router_is_the_same_with_and_without_reusing_the_ids(
         return real(self, texts)
 
     monkeypatch.setattr(StaticEncoder, "_ids", counting)
-    reused = MixLLMRouter().fit(train)
+    reused = MixLLMRouter(encoder=StaticEncoder()).fit(train)
     assert tokenised == [0]  # every training query's ids came from adapt
     assert reused.encoder._adapt_ids is None  # taken once, not kept
     monkeypatch.setattr(StaticEncoder, "_ids", _plain_ids)
-    plain = MixLLMRouter().fit(train)
+    plain = MixLLMRouter(encoder=StaticEncoder()).fit(train)
     X_reused, F_reused = reused.features(held_out.queries)
     X_plain, F_plain = plain.features(held_out.queries)
     assert np.array_equal(X_reused, X_plain) and np.array_equal(F_reused, F_plain)
@@ -85,9 +85,9 @@ def _lsa_on_every_column(X: Any, kept: np.ndarray, k: int) -> np.ndarray:
 def test_svd_on_the_nonzero_columns_fits_the_same_router(monkeypatch: pytest.MonkeyPatch) -> None:
     world = make_synthetic_world(400, seed=11)
     train, held_out = world.subset(np.arange(300)), world.subset(np.arange(300, 400))
-    new = MixLLMRouter().fit(train)
+    new = MixLLMRouter(encoder=StaticEncoder()).fit(train)
     monkeypatch.setattr(static, "_lsa_components", _lsa_on_every_column)
-    old = MixLLMRouter().fit(train)
+    old = MixLLMRouter(encoder=StaticEncoder()).fit(train)
     lsa_new, lsa_old = new.encoder._lsa, old.encoder._lsa
     assert lsa_new is not None and lsa_old is not None and lsa_new.any()
     np.testing.assert_allclose(lsa_new, lsa_old, rtol=0, atol=1e-7)  # float32 of equal vectors
