@@ -9,6 +9,7 @@ assignment; ``refit`` trains its predictors outside that lock.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -31,8 +32,9 @@ from .errors import (
     UnknownLLMError,
 )
 from .fleet import SyncState, base_of, open_log, published_model
+from .head_guard import guard_heads
 from .latency import LatencyTracker
-from .log import RoutingLog, StatePublisher
+from .log import LoggedFeedback, RoutingLog, StatePublisher
 from .online import HeadsTable
 from .persistence.files import read_state, write_state
 from .persistence.state import RouterState
@@ -54,6 +56,8 @@ __all__ = ["FeedbackResult", "MixLLMRouter"]
 
 #: How many times a route decides when the LLM it chose keeps leaving the pool meanwhile.
 _ROUTE_ATTEMPTS = 4
+
+_refit_log = logging.getLogger("mixllm_core.refit")
 
 #: Feedback applied to the online heads while a refit runs: (log seq, LLM, x, residual).
 _Late = tuple[int, str, np.ndarray, float]
@@ -269,6 +273,12 @@ class MixLLMRouter:
         if self.online_ridge is not None:
             return self.online_ridge
         return 50.0 if pool.is_fitted else 1.0
+
+    def _head_prior(self, pool: PoolModel, llm: str, dim: int) -> np.ndarray | None:
+        """The ``A⁻¹`` ``llm``'s fresh head starts from: with the default ``online_ridge``, its
+        offline training rows as rows of residual 0 (one feedback weighs one training row;
+        measured in docs/dev/learning.md); None (``ridge·I``) for an LLM without them."""
+        return None if self.online_ridge is not None else pool.head_prior(llm, dim)
 
     def _heads_for(self, model: RoutingModel, dim: int) -> HeadsTable:
         """``model``'s heads when they read ``dim``-dimensional vectors, else a fresh set."""
@@ -707,7 +717,9 @@ class MixLLMRouter:
     def _learn(self, llm: str, x: np.ndarray, residual: float, seq: int) -> None:
         """Apply one feedback to ``llm``'s online head and publish (under the lock)."""
         model = self._model
-        heads = self._heads_for(model, int(x.shape[0])).learned(llm, x, residual)
+        dim = int(x.shape[0])
+        prior = self._head_prior(model.pool, llm, dim)
+        heads = self._heads_for(model, dim).learned(llm, x, residual, prior=prior)
         self._model = RoutingModel(model.pool, heads, max(model.feedback_seq, seq))
         if self._late is not None:  # a refit is running: it re-applies this after its swap
             self._late.append((seq, llm, x, residual))
@@ -848,12 +860,22 @@ class MixLLMRouter:
                     )
                     if whole is not None:
                         pool, report = whole
+                        kept = None
+                        heads = self._model.heads
+                        if pool is None and guard is not None and heads is not None:
+                            kept = self._guard_heads(start, heads, feedback, guard, report)
                         with self._lock:
                             if self.log.shared:  # the rows up to ``cut`` are in the heads first
                                 self._fold_log()
-                            if pool is None:  # refused: the offline model stays, the heads
-                                # drop the feedback it judged (what no feedback would give)
-                                self._swap_pool(start, start, dict.fromkeys(start.names, 0), cut)
+                            if pool is None:  # refused: the offline model stays; the heads
+                                # keep the feedback only if they passed the guard's test, else
+                                # drop what it judged (what no feedback would give)
+                                if kept is not None and self._model.pool is start:
+                                    self._keep_heads(kept, cut)
+                                    report.heads_kept = True
+                                else:
+                                    zero = dict.fromkeys(start.names, 0)
+                                    self._swap_pool(start, start, zero, cut)
                                 return report
                             done = self._swap_pool(start, pool, report, cut)
                         if done is not None:
@@ -883,6 +905,24 @@ class MixLLMRouter:
                 with self._lock:
                     self._late = None
 
+    @staticmethod
+    def _guard_heads(
+        start: PoolModel,
+        heads: HeadsTable,
+        feedback: Sequence[LoggedFeedback],
+        guard: RefitGuard,
+        report: RefitOutcome,
+    ) -> HeadsTable | None:
+        """The heads a refused refit keeps (learned from all ``feedback``) when they pass
+        ``guard``'s test, else None; the verdict goes into ``report``."""
+        verdict = guard_heads(start, heads, feedback, guard)
+        report.heads_gain, report.heads_stderr = verdict.gain, verdict.stderr
+        report.reason = f"{report.reason}; {verdict.reason}"
+        _refit_log.info(
+            "online heads %s: %s", "kept" if verdict.heads is not None else "reset", verdict.reason
+        )
+        return verdict.heads
+
     def _swap_refit(
         self, start: PoolModel, fitted: dict[str, tuple[QualityPredictor, int]], cut: int
     ) -> dict[str, int]:
@@ -901,9 +941,11 @@ class MixLLMRouter:
         if heads is not None:
             for name in keep:
                 heads = heads.reset(name)
+            new_pool = pool.with_quality(keep)
             for seq, llm, x, residual in self._late or ():
                 if seq > cut and llm in keep and x.shape[0] == heads.dim:
-                    heads = heads.learned(llm, x, residual)
+                    prior = self._head_prior(new_pool, llm, heads.dim)
+                    heads = heads.learned(llm, x, residual, prior=prior)
         self._model = RoutingModel(pool.with_quality(keep), heads, max(model.feedback_seq, cut))
         return {n: fitted[n][1] for n in keep}
 
@@ -921,9 +963,20 @@ class MixLLMRouter:
                 heads = heads.reset(name)
             for seq, llm, x, residual in self._late or ():
                 if seq > cut and llm in counts and x.shape[0] == heads.dim:
-                    heads = heads.learned(llm, x, residual)
+                    prior = self._head_prior(pool, llm, heads.dim)
+                    heads = heads.learned(llm, x, residual, prior=prior)
         self._model = RoutingModel(pool, heads, max(model.feedback_seq, cut))
         return counts
+
+    def _keep_heads(self, heads: HeadsTable, cut: int) -> None:
+        """Publish heads a refused refit kept (under the lock), with the feedback logged after
+        ``cut`` applied again."""
+        model = self._model
+        for seq, llm, x, residual in self._late or ():
+            if seq > cut and llm in heads and x.shape[0] == heads.dim:
+                prior = self._head_prior(model.pool, llm, heads.dim)
+                heads = heads.learned(llm, x, residual, prior=prior)
+        self._model = RoutingModel(model.pool, heads, max(model.feedback_seq, cut))
 
     def record_outcome(
         self,
