@@ -123,9 +123,11 @@ class MixLLMRouter:
         policy: The decision rule (:class:`DecisionPolicy`).
         seed: Seeds tie-breaking and the estimators.
         online_ridge: Prior precision of the online heads updated by feedback. None (default):
-            1 while no LLM has offline data (feedback is all a cold router learns from), 50 once
-            fitted (the offline predictors are good; selection-biased feedback must not swamp
-            them — measured on RouterBench, see docs/dev/results.md).
+            the head of an LLM with offline training rows starts from those rows (as rows of
+            residual 0, plus ridge 1: one feedback weighs one training row; measured on
+            RouterBench and LLMRouter, see docs/dev/learning.md); an LLM without them starts
+            from ridge 1 while no LLM has offline data (feedback is all a cold router learns
+            from), 50 once the router is fitted. A number: every head starts from that ridge.
         tracker: The :class:`LatencyTracker` that supplies expected waiting times.
         clock: Clock of the budget period.
         max_pending: Decisions kept by the in-memory log (oldest dropped first).

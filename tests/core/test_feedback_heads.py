@@ -11,8 +11,10 @@ import pytest
 
 from mixllm_core import DecisionPolicy, MixLLMRouter
 from mixllm_core.data import RoutingData
+from mixllm_core.errors import ConfigError
+from mixllm_core.head_guard import guard_heads
 from mixllm_core.online import HeadsTable, training_prior
-from mixllm_core.snapshot import GUARD_LAMBDAS, RefitGuard
+from mixllm_core.snapshot import GUARD_LAMBDAS, RefitGuard, RefitOutcome
 from mixllm_core.testing import HashingEncoder, make_synthetic_world
 
 BIASED = "mid-70b"
@@ -20,12 +22,12 @@ BIASED = "mid-70b"
 
 def _biased_world() -> tuple[RoutingData, RoutingData, RoutingData]:
     """Offline rows where ``BIASED`` failed on every other query it actually solved (its
-    offline predictor is about 0.2 too low), a stream and held-out rows with the true scores."""
-    world = make_synthetic_world(1400, seed=3)
+    offline predictor is far too low), a stream and held-out rows with the true scores."""
+    world = make_synthetic_world(1000, seed=3)
     offline, stream, held = (
-        world.subset(range(300)),
-        world.subset(range(300, 1100)),
-        world.subset(range(1100, 1400)),
+        world.subset(range(200)),
+        world.subset(range(200, 700)),
+        world.subset(range(700, 1000)),
     )
     quality = offline.quality.copy()
     j = offline.llms.index(BIASED)
@@ -42,15 +44,16 @@ def _feed(router: MixLLMRouter, stream: RoutingData, only: str | None = None) ->
 
 
 def test_feedback_moves_a_biased_prediction_toward_the_truth() -> None:
-    """800 feedbacks on ``BIASED`` (300 training rows, so a shrinkage of about 800/1100): its
+    """500 feedbacks on ``BIASED`` (200 training rows, so a shrinkage of about 500/700): its
     mean predicted quality on held-out queries closes more than half of the gap to the truth
-    (seeded; measured: 0.08 left of a gap above 0.15), and no other LLM's prediction moves."""
+    (seeded; measured: from 0.38 under the truth to 0.14), and no other LLM's prediction
+    moves."""
     offline, stream, held = _biased_world()
     router = MixLLMRouter(encoder=HashingEncoder(), seed=0).fit(offline)
     j = held.llms.index(BIASED)
     truth = float(held.quality[:, j].mean())
     before = router.predict(held.queries)["quality"]
-    assert truth - float(before[:, j].mean()) > 0.15
+    assert truth - float(before[:, j].mean()) > 0.3
     _feed(router, stream, only=BIASED)
     after = router.predict(held.queries)["quality"]
     gap_before = truth - float(before[:, j].mean())
@@ -85,10 +88,10 @@ def test_a_cold_head_still_moves_fast() -> None:
     assert float(router.predict([query])["quality"][0, 0]) < 0.05
 
 
-def _streamed(head_margin: float | None) -> tuple[MixLLMRouter, MixLLMRouter]:
+def _streamed(head_margin: float | None) -> tuple[MixLLMRouter, MixLLMRouter, RefitOutcome]:
     """A router fit on 40 rows of a synthetic world and given ε-greedy feedback on 760 more,
-    then refit with the refit itself refused (margin beyond reach); and the same router never
-    given feedback."""
+    then refit with the refit itself refused (margin beyond reach); the same router never given
+    feedback; and the refit's report."""
     world = make_synthetic_world(800, seed=5)
     offline, stream = world.subset(range(40)), world.subset(range(40, 800))
     policy = DecisionPolicy(explore="epsilon", epsilon=0.5)
@@ -96,8 +99,11 @@ def _streamed(head_margin: float | None) -> tuple[MixLLMRouter, MixLLMRouter]:
     _feed(router, stream)
     report = router.refit(guard=RefitGuard(margin=1e9, head_margin=head_margin))
     assert not report.accepted
-    router.last_report = report  # type: ignore[attr-defined]
-    return router, MixLLMRouter(encoder=HashingEncoder(), policy=policy, seed=0).fit(offline)
+    return (
+        router,
+        MixLLMRouter(encoder=HashingEncoder(), policy=policy, seed=0).fit(offline),
+        report,
+    )
 
 
 def _true_reward(router: MixLLMRouter, held: RoutingData) -> float:
@@ -118,22 +124,21 @@ def _true_reward(router: MixLLMRouter, held: RoutingData) -> float:
 def test_a_refused_refit_keeps_heads_that_route_held_out_feedback_better() -> None:
     """The refit itself is refused; the heads pass their test (gain 2.5 standard errors,
     seeded) and are kept, learned from all the feedback: on 400 new queries of the same world
-    the router chooses LLMs of higher true quality at λ = 20 than without feedback (measured
-    +0.05; asserted > 0). With the heads' test off, they restart from zero: no feedback."""
-    router, unfed = _streamed(head_margin=1.0)
-    report = router.last_report  # type: ignore[attr-defined]
+    the router's choices earn a higher true reward, averaged over the guard's λ grid, than
+    without feedback (measured +0.010; asserted > 0). Untested (``head_margin=None``), the
+    heads are not kept."""
+    router, unfed, report = _streamed(head_margin=1.0)
     assert report.heads_kept and report.heads_gain > 2 * report.heads_stderr > 0
     assert "heads' estimated gain" in report.reason
     held = make_synthetic_world(400, seed=11)
-    gain = _true_reward(router, held) - _true_reward(unfed, held)
-    print(gain)
-    assert gain > 0
-    router, unfed = _streamed(head_margin=None)
-    assert not router.last_report.heads_kept  # type: ignore[attr-defined]
-    queries = held.queries[:50]
-    assert np.array_equal(router.predict(queries)["quality"], unfed.predict(queries)["quality"])
+    assert _true_reward(router, held) > _true_reward(unfed, held)
+    untested = RefitGuard(head_margin=None)
+    feedback = list(router.log.feedback())
+    model = router.model
+    assert model.heads is not None
+    assert guard_heads(model.pool, model.heads, feedback, untested).heads is None
 
 
 def test_head_margin_is_checked() -> None:
-    with pytest.raises(Exception, match="head_margin"):
+    with pytest.raises(ConfigError, match="head_margin"):
         RefitGuard(head_margin=-1.0)
