@@ -104,26 +104,34 @@ def guard_heads(
     score = np.array([fb.score for fb in usable], dtype=float)
     n = len(usable)
     residual = score - Q0[np.arange(n), llm]
-    older, held = np.arange(n - n_held), np.arange(n - n_held, n)
-    trial = _learned(base, pool, X, llm, residual, older)
-    corr, _ = trial.predict(names, X[held])
     lambdas = np.asarray(guard.lambdas, dtype=float)
     wq, wc = lambdas / (1 + lambdas), 1 / (1 + lambdas)
-    Q_old, C = Q0[held], C0[held]
-    direct = wq[None, None, :] * Q_old[:, :, None] - wc[None, None, :] * C[:, :, None]
-    Q_new = np.clip(Q_old + corr, 0.0, 1.0)
-    scored = wq[None, None, :] * Q_new[:, :, None] - wc[None, None, :] * C[:, :, None]
+    direct = wq[None, None, :] * Q0[:, :, None] - wc[None, None, :] * C0[:, :, None]
+    if guard.head_folds >= 2:  # cross-fitted: every record is held out once, by time blocks
+        block = np.arange(n) * guard.head_folds // n
+        splits = [(np.flatnonzero(block != f), np.flatnonzero(block == f)) for f in set(block)]
+        held = np.arange(n)
+    else:  # the newest records held out, as the refit's own test
+        held = np.arange(n - n_held, n)
+        splits = [(np.arange(n - n_held), held)]
+    chosen = direct.argmax(axis=1)
+    for train_rows, test_rows in splits:
+        trial = _learned(base, pool, X, llm, residual, train_rows)
+        corr, _ = trial.predict(names, X[test_rows])
+        Q_new = np.clip(Q0[test_rows] + corr, 0.0, 1.0)
+        C = C0[test_rows]
+        scored = wq[None, None, :] * Q_new[:, :, None] - wc[None, None, :] * C[:, :, None]
+        chosen[test_rows] = scored.argmax(axis=1)
     logged = llm[held]
-    reward = (
-        wq[None, :] * score[held][:, None] - wc[None, :] * C[np.arange(n_held), logged][:, None]
-    )
+    cost = C0[held, logged]
+    reward = wq[None, :] * score[held][:, None] - wc[None, :] * cost[:, None]
     gain, se = dr_gain(
-        scored.argmax(axis=1),
-        direct.argmax(axis=1),
+        chosen[held],
+        direct[held].argmax(axis=1),
         logged,
         reward,
         [usable[i].propensity for i in held],
-        direct,
+        direct[held],
         clip=guard.clip,
     )
     if not (np.isfinite(gain) and gain > margin * (se if np.isfinite(se) else np.inf)):

@@ -669,6 +669,7 @@ class RefitGuard:
     lambdas: tuple[float, ...] = GUARD_LAMBDAS
     learn_all: bool = False
     head_margin: float | None = 1.0
+    head_folds: int = 0
 
     def __post_init__(self) -> None:
         if not 0 < self.holdout < 1:
@@ -681,6 +682,8 @@ class RefitGuard:
             raise ConfigError(f"clip must be in (0, 1], got {self.clip!r}.")
         if not self.lambdas or min(self.lambdas) < 0:
             raise ConfigError(f"lambdas must be non-empty and >= 0, got {self.lambdas!r}.")
+        if self.head_folds < 0 or self.head_folds == 1:
+            raise ConfigError(f"head_folds must be 0 or >= 2, got {self.head_folds!r}.")
         if self.head_margin is not None and not self.head_margin >= 0:
             raise ConfigError(
                 f"head_margin must be None or a number >= 0, got {self.head_margin!r}."

@@ -137,8 +137,13 @@ def test_a_refused_refit_keeps_heads_that_route_held_out_feedback_better() -> No
     model = router.model
     assert model.heads is not None
     assert guard_heads(model.pool, model.heads, feedback, untested).heads is None
+    # cross-fitted, every record counts in the estimate: a smaller standard error
+    folded = guard_heads(model.pool, model.heads, feedback, RefitGuard(head_folds=5))
+    assert folded.heads is not None and folded.stderr < report.heads_stderr
 
 
-def test_head_margin_is_checked() -> None:
+def test_the_heads_test_settings_are_checked() -> None:
     with pytest.raises(ConfigError, match="head_margin"):
         RefitGuard(head_margin=-1.0)
+    with pytest.raises(ConfigError, match="head_folds"):
+        RefitGuard(head_folds=1)
