@@ -841,7 +841,9 @@ class MixLLMRouter:
         estimate, by a margin of standard errors; otherwise the router keeps its offline model
         exactly, and its online heads drop the feedback the refit read (they restart from zero,
         feedback that arrives during the refit is applied again): a refused refit routes as no
-        feedback would. The report says why. Without it (the default) refit always learns.
+        feedback would, unless the heads pass the guard's own test (``head_margin``: heads
+        learned from the older feedback route the held-out feedback better), in which case they
+        keep all the feedback. The report says why. Without it (the default) refit always learns.
 
         Returns:
             The number of feedback records used per refit LLM, a mapping that also carries the
@@ -940,15 +942,15 @@ class MixLLMRouter:
             if n in pool.quality and _same_predictor(pool.quality[n], start.quality[n])
         }
         heads = model.heads
+        new_pool = pool.with_quality(keep)
         if heads is not None:
             for name in keep:
                 heads = heads.reset(name)
-            new_pool = pool.with_quality(keep)
             for seq, llm, x, residual in self._late or ():
                 if seq > cut and llm in keep and x.shape[0] == heads.dim:
                     prior = self._head_prior(new_pool, llm, heads.dim)
                     heads = heads.learned(llm, x, residual, prior=prior)
-        self._model = RoutingModel(pool.with_quality(keep), heads, max(model.feedback_seq, cut))
+        self._model = RoutingModel(new_pool, heads, max(model.feedback_seq, cut))
         return {n: fitted[n][1] for n in keep}
 
     def _swap_pool(
