@@ -104,8 +104,8 @@ def run(
             )
             refit = router.refit
 
-            def guarded(refit=refit, guard=guard, **kwargs):  # overrides the guard a caller gives
-                return refit(**{**kwargs, "guard": guard})
+            def guarded(_refit=refit, _guard=guard, **kwargs):  # replaces a caller's guard
+                return _refit(**{**kwargs, "guard": _guard})
 
             router.refit = guarded  # type: ignore[method-assign]  (stream_feedback's refits too)
             if kind != "none":

@@ -2,9 +2,11 @@
 
 When a guarded ``refit`` refuses its candidate (see :class:`~mixllm_core.snapshot.RefitGuard`),
 the online heads face the same kind of test before they may keep what they learned. Heads are
-learned from the older feedback (each LLM's head from its training rows as rows of residual 0,
-see :func:`~mixllm_core.online.training_prior`), and both the offline model with those heads and
-the offline model alone route the newest, held-out feedback greedily at every λ of the guard.
+learned without the held-out feedback (each LLM's head from its training rows as rows of
+residual 0, see :func:`~mixllm_core.online.training_prior`), and both the offline model with
+those heads and the offline model alone route the held-out feedback greedily at every λ of the
+guard. By default every record is held out once (``head_folds`` blocks in log order, the heads
+learned from the other blocks); ``head_folds=0`` holds out the newest ``holdout`` share only.
 The doubly robust estimate of the gain in routing reward (:func:`~mixllm_core.offpolicy.dr_gain`,
 the offline model as the direct model, inverse logged propensities) must exceed ``head_margin``
 standard errors; then the heads learned from all the feedback are returned, otherwise none (the
