@@ -10,7 +10,10 @@ not be fitted again. Prints a table and writes JSON.
 
 Variants: ``plain`` (the default router), ``tags`` (``--embedding tags``), or a quality model
 (``knn``, ``rf``, ``mlp``) with the plain embedding; ``--encoder`` as in ``mixllm bench`` (the
-baselines of a ``--pair-with`` file read the bench's encoder).
+baselines of a ``--pair-with`` file read the bench's encoder). ``--baselines mlp knn`` fits some
+of the bench's baselines on the same folds too. ``--task-mix uniform`` (or a JSON object
+``{"task": share}``) also scores every test fold with its rows weighted to that task mix, from the
+same fits; the JSON then has both scorings.
 """
 
 from __future__ import annotations
@@ -26,7 +29,14 @@ from mixllm_core import MixLLMRouter
 from mixllm_core.cli import ENCODER_CHOICES, _bench_encoders
 from mixllm_core.data import load_routing_data
 from mixllm_core.encoders import QueryEncoder, TaggedEncoder
-from mixllm_core.experiments.cv import CVReport, Fold, RouterFactory, mixllm_router, run_cv
+from mixllm_core.experiments.cv import (
+    CVReport,
+    Fold,
+    RouterFactory,
+    mixllm_router,
+    run_cv,
+    standard_routers,
+)
 
 VARIANTS = ("plain", "tags", "knn", "rf", "mlp")
 
@@ -44,9 +54,11 @@ def variant(name: str) -> RouterFactory:
     return mixllm_router(make)
 
 
-def paired(report: CVReport, other: dict[str, Any], router: str = "mixllm") -> dict[str, Any]:
+def paired(
+    report: CVReport, other: dict[str, Any], router: str = "mixllm", scoring: str = "metrics"
+) -> dict[str, Any]:
     """Per variant: mean ± s.e. of (variant − ``router`` of ``other``) over the common folds."""
-    theirs = {(f["repeat"], f["fold"]): f["metrics"][router] for f in other["folds"]}
+    theirs = {(f["repeat"], f["fold"]): f[scoring][router] for f in other["folds"]}
     out: dict[str, Any] = {}
     for name in report.routers:
         d = {"aiq_x100": [], "q_pct_at_25": []}  # type: dict[str, list[float]]
@@ -56,7 +68,8 @@ def paired(report: CVReport, other: dict[str, Any], router: str = "mixllm") -> d
             if key in theirs:
                 ratio.append(f["n_test"] / f["n_train"])
                 for m in d:
-                    d[m].append(f["metrics"][name][m] - theirs[key][m])
+                    if f[scoring][name][m] is not None and theirs[key][m] is not None:
+                        d[m].append(f[scoring][name][m] - theirs[key][m])
         out[name] = {
             m: {
                 "mean": float(np.mean(v)),
@@ -81,6 +94,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--variants", nargs="+", default=["tags"], choices=VARIANTS)
     p.add_argument("--encoder", default="static", choices=ENCODER_CHOICES)
+    p.add_argument("--baselines", nargs="*", default=[], help="bench baselines to fit too")
+    p.add_argument("--task-mix", default=None, help='"uniform" or a JSON {"task": share}')
     p.add_argument("--pair-with", default=None, help="a cv.json of mixllm bench on the same folds")
     p.add_argument("--out", default="cv-variants.json")
     args = p.parse_args()
@@ -88,16 +103,31 @@ def main() -> None:
     encoder = _bench_encoders(args.encoder, data)[0]
     other = json.loads(Path(args.pair_with).read_text()) if args.pair_with else None
     out = Path(args.out)
+    mix = args.task_mix
+    task_mix = json.loads(mix) if mix is not None and mix.startswith("{") else mix
+    scorings = ["metrics"] + (["metrics_task_mix"] if task_mix is not None else [])
 
     def write(report: CVReport) -> None:
         result = report.to_dict()
         if other is not None:
-            result["paired_with"] = {"file": args.pair_with, "diff": paired(report, other)}
+            result["paired_with"] = {
+                "file": args.pair_with,
+                **{
+                    ("diff" if s == "metrics" else "diff_task_mix"): paired(
+                        report, other, scoring=s
+                    )
+                    for s in scorings
+                    if s in other["folds"][0]
+                },
+            }
         out.write_text(json.dumps(result, indent=1))
 
     report = run_cv(
         data,
-        {f"mixllm-{v}": variant(v) for v in args.variants},
+        {
+            **{f"mixllm-{v}": variant(v) for v in args.variants},
+            **standard_routers(args.baselines),
+        },
         args.cv,
         args.repeats,
         args.task_shift,
@@ -106,11 +136,18 @@ def main() -> None:
         reference=args.reference,
         baseline=f"mixllm-{args.variants[0]}",
         on_fold=write,
+        task_mix=task_mix,
     )
     print(report.format_table())
+    if task_mix is not None:
+        print(report.with_task_mix().format_table())
     if other is not None:
-        for name, d in paired(report, other).items():
-            print(name, "− bench mixllm:", {m: (v["mean"], v["se"], v["n"]) for m, v in d.items()})
+        for s in scorings:
+            if s not in other["folds"][0]:
+                continue
+            for name, d in paired(report, other, scoring=s).items():
+                summary = {m: (v["mean"], v["se"], v["n"]) for m, v in d.items()}
+                print(f"[{s}] {name} − paired mixllm:", summary)
     print(f"wrote {out}")
 
 

@@ -36,6 +36,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import os
@@ -43,6 +44,7 @@ import platform
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -50,7 +52,9 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+#: the checkout measured: this one, or ``$MIXLLM_BENCH_CODE`` (``--baseline-code`` sets it for the
+#: cells it measures with an earlier version of the code)
+ROOT = Path(os.environ.get("MIXLLM_BENCH_CODE") or Path(__file__).resolve().parents[1])
 if str(ROOT) not in sys.path:  # measure this checkout, not another installed copy
     sys.path.insert(0, str(ROOT))
 
@@ -153,7 +157,51 @@ class StoredEncoder:
 
 def pct(seconds: Sequence[float]) -> dict[str, float]:
     a = 1e3 * np.asarray(seconds)
-    return {"p50_ms": float(np.percentile(a, 50)), "p99_ms": float(np.percentile(a, 99))}
+    return {f"p{q}_ms": float(np.percentile(a, q)) for q in (50, 95, 99)}
+
+
+def _dir_mb(path: Path) -> float:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
+
+
+def held_by_pool(router: MixLLMRouter) -> dict[str, float]:
+    """MB the fitted pool keeps for ``refit``: the training features and the routing data.
+
+    ``features``: the arrays of the per-LLM training sets (``X`` is one array shared by all LLMs,
+    counted once); ``data_matrices``: the routing data's per-(query, LLM) matrices;
+    ``data_strings``: its queries, sample ids and tasks (Python strings).
+    """
+    pool = router.model.pool
+    seen: dict[int, int] = {}
+    for arrays in pool.train.values():
+        for a in arrays:
+            base = a.base if a.base is not None else a
+            seen[id(base)] = max(seen.get(id(base), 0), int(base.nbytes))
+    data = pool.data
+    matrices = strings = 0
+    if data is not None:
+        for name in (
+            "quality",
+            "cost",
+            "input_tokens",
+            "output_tokens",
+            "latency",
+            "observed",
+            "propensity",
+            "timestamp",
+        ):
+            value = getattr(data, name, None)
+            if isinstance(value, np.ndarray):
+                matrices += value.nbytes
+        for name in ("queries", "sample_ids", "tasks", "split"):
+            value = getattr(data, name, None)
+            if value is not None:
+                strings += sys.getsizeof(value) + sum(sys.getsizeof(v) for v in value)
+    return {
+        "features": sum(seen.values()) / 2**20,
+        "data_matrices": matrices / 2**20,
+        "data_strings": strings / 2**20,
+    }
 
 
 def _rss_mb() -> float:
@@ -204,12 +252,19 @@ def measure_cell(m: int, n: int, n_timed: int, n_batch: int, seed: int = 0) -> d
         MixLLMRouter().fit(make_world(100, 2, seed=seed + 1))
         _WARM.append(True)
     router = MixLLMRouter()
+    gc.collect()
     rss0 = _rss_mb()
     reset = _reset_peak()
     c0, w0 = time.process_time(), time.perf_counter()
     router.fit(train)
     fit_s, fit_cpu_s = time.perf_counter() - w0, time.process_time() - c0
     peak = _peak_mb(reset)
+    gc.collect()
+    held_mb = _rss_mb() - rss0
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        saved_mb = _dir_mb(router.save(Path(tmp) / "router"))
+        save_s = time.perf_counter() - t0
     router.route("a first decision: lazy allocations")
     route = [_timed(router.route, q) for q in timed]
     batch_s, batch_cpu_s = _timed(router.route_batch, batch)
@@ -230,6 +285,11 @@ def measure_cell(m: int, n: int, n_timed: int, n_batch: int, seed: int = 0) -> d
         "fit_peak_mb": peak,
         "fit_added_mb": peak - rss0,
         "peak_from": "VmHWM" if reset else "ru_maxrss",
+        "held_mb": held_mb,
+        "pool_keeps_mb": held_by_pool(router),
+        "saved_mb": saved_mb,
+        "save_s": save_s,
+        "code": str(ROOT),
         "route": pct([w for w, _ in route]),
         "route_cpu": pct([c for _, c in route]),
         "route_pre": pct([w for w, _ in pre]),
@@ -246,10 +306,18 @@ def measure_cell(m: int, n: int, n_timed: int, n_batch: int, seed: int = 0) -> d
 
 
 def run_cell(
-    m: int, n: int, n_timed: int, n_batch: int, *, inline: bool, timeout_s: float
+    m: int,
+    n: int,
+    n_timed: int,
+    n_batch: int,
+    *,
+    inline: bool,
+    timeout_s: float,
+    code_root: Path | None = None,
 ) -> dict[str, Any]:
-    """One cell, in a fresh interpreter unless ``inline`` (then peak memory is the process's)."""
-    if inline:
+    """One cell, in a fresh interpreter unless ``inline`` (then peak memory is the process's);
+    with ``code_root``, measuring the ``mixllm_core`` found there instead of this checkout's."""
+    if inline and code_root is None:
         return measure_cell(m, n, n_timed, n_batch)
     code = (
         "import json, sys; sys.path.insert(0, sys.argv[1]); import scaling; "
@@ -263,6 +331,7 @@ def run_cell(
             text=True,
             timeout=timeout_s,
             check=True,
+            env={**os.environ, "MIXLLM_BENCH_CODE": str(code_root or ROOT)},
         ).stdout
     except subprocess.TimeoutExpired:
         return {"llms": m, "rows": n, "skipped": f"over the {timeout_s:.0f} s cell time limit"}
@@ -277,7 +346,7 @@ def run_cell(
 HEADER = (
     f"{'cell':<15} {'LLMs':>4} {'rows':>7} {'fit s':>7} {'fit cpu':>7} {'×base':>6} "
     f"{'peak MB':>7} {'+MB':>5} | {'route p50 wall/cpu':>18} {'p99':>6} {'×base':>5} | "
-    f"{'no-emb p50':>10} {'predict':>7} {'batch/q':>7} {'load':>5}"
+    f"{'no-emb p50':>10} {'predict':>7} {'batch/q':>7} {'load':>5} {'held MB':>7} {'saved MB':>8}"
 )
 
 
@@ -293,7 +362,8 @@ def format_row(name: str, row: dict[str, Any], base: dict[str, Any] | None) -> s
         f"{row['fit_added_mb']:>5.0f} | {row['route']['p50_ms']:>9.3f}/{row['route_cpu']['p50_ms']:<8.3f}"
         f" {row['route']['p99_ms']:>6.1f} {rr:>5.2f} | {row['route_pre_cpu']['p50_ms']:>10.3f} "
         f"{row['predict_cpu']['p50_ms']:>7.3f} {row['batch_cpu_ms_per_query']:>7.3f} "
-        f"{row['loadavg'][0]:>5.1f}"
+        f"{row['loadavg'][0]:>5.1f} {row.get('held_mb', float('nan')):>7.0f} "
+        f"{row.get('saved_mb', float('nan')):>8.1f}"
     )
 
 
@@ -348,16 +418,23 @@ def run(
     inline: bool,
     cell_timeout_s: float,
     out: Path | None = None,
+    grid_only: bool = False,
+    baseline_code: Path | None = None,
 ) -> dict[str, Any]:
     """The grid (smallest first), the budget row and the baseline measured again.
 
     A cell is not run when a cheaper one (no more LLMs and no more rows) went over the time
-    limit. With ``out``, the results so far are written after every cell.
+    limit. With ``out``, the results so far are written after every cell. ``grid_only``: no
+    budget row and no baseline again. ``baseline_code``: every cell is measured first with the
+    ``mixllm_core`` in that directory (an earlier version: ``before`` in the results), then
+    with this checkout's, one after the other, so that the two compare under the same load.
     """
     plan = [(f"{m}x{n}", m, n) for n in sorted(rows) for m in sorted(llms)]
-    plan.insert(1, ("budget", BUDGET_LLMS, min(rows)))
-    plan.append(("baseline-again", min(llms), min(rows)))
+    if not grid_only:
+        plan.insert(1, ("budget", BUDGET_LLMS, min(rows)))
+        plan.append(("baseline-again", min(llms), min(rows)))
     cells: dict[str, Any] = {}
+    before: dict[str, Any] = {}
     base = None
     print(HEADER, flush=True)
     result: dict[str, Any] = {}
@@ -370,11 +447,24 @@ def run(
         if slow:
             row = {"llms": m, "rows": n, "skipped": f"not run: {slow[0]} went over the limit"}
         else:
+            if baseline_code is not None:
+                before[name] = run_cell(
+                    m,
+                    n,
+                    n_timed,
+                    n_batch,
+                    inline=inline,
+                    timeout_s=cell_timeout_s,
+                    code_root=baseline_code,
+                )
+                print(format_row(f"{name} before", before[name], base), flush=True)
             row = run_cell(m, n, n_timed, n_batch, inline=inline, timeout_s=cell_timeout_s)
         base = base or (row if "skipped" not in row else None)
         cells[name] = row
         print(format_row(name, row, base), flush=True)
         result = _summary(llms, rows, cells)
+        if before:
+            result["before"] = {"code": str(baseline_code), "cells": before}
         if out is not None:
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(result, indent=1))
@@ -415,6 +505,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--inline", action="store_true", help="cells in this process (no subprocess)")
     p.add_argument("--cell-timeout", type=float, default=420.0, help="wall seconds per cell")
     p.add_argument("--out", type=Path, required=True, help="JSON output path")
+    p.add_argument("--grid-only", action="store_true", help="no budget row, no baseline again")
+    p.add_argument(
+        "--baseline-code",
+        type=Path,
+        help="a directory holding an earlier mixllm_core: each cell is measured with it first",
+    )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     llms = args.llms or (QUICK_LLMS if args.quick else FULL_LLMS)
@@ -428,6 +524,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         inline=args.inline,
         cell_timeout_s=args.cell_timeout,
         out=args.out,
+        grid_only=args.grid_only,
+        baseline_code=args.baseline_code,
     )
     result["wall_s"] = time.perf_counter() - t0
     result["command"] = " ".join(["python", "benchmarks/scaling.py", *(argv or sys.argv[1:])])

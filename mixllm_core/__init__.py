@@ -19,7 +19,7 @@ from __future__ import annotations
 import importlib
 import warnings
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .data import RoutingData, load_routing_data
 from .decision import CandidateScore, DecisionPolicy, RoutingDecision
@@ -31,12 +31,18 @@ from .errors import (
     CorruptStateError,
     DataFormatError,
     FeedbackError,
+    LogUnavailableError,
     MixLLMError,
 )
 from .factory import build_router
 from .latency import LatencyTracker
 from .router import FeedbackResult, MixLLMRouter
+from .shared_state import SharedState
+from .snapshot import RefitGuard, RefitOutcome
 from .spec import LLMSpec
+
+if TYPE_CHECKING:
+    from .sqllog import SQLLog
 
 try:
     __version__ = version("mixllm")
@@ -55,13 +61,18 @@ __all__ = [
     "FeedbackResult",
     "LLMSpec",
     "LatencyTracker",
+    "LogUnavailableError",
     "MixLLMError",
     "MixLLMRouter",
     "QueryEncoder",
+    "RefitGuard",
+    "RefitOutcome",
     "RetryPolicy",
     "RoutingData",
     "RoutingDecision",
+    "SQLLog",
     "SentenceEncoder",
+    "SharedState",
     "StaticEncoder",
     "__version__",
     "build_router",
@@ -99,7 +110,16 @@ _MOVED = {
 }
 
 
+#: Exported names whose module loads an optional dependency: imported on first use, so that
+#: ``import mixllm_core`` loads no SQLAlchemy.
+_LAZY = {"SQLLog": "mixllm_core.sqllog"}
+
+
 def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
     home = _MOVED.get(name)
     if home is None:
         raise AttributeError(f"module 'mixllm_core' has no attribute {name!r}")

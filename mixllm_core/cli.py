@@ -157,9 +157,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     b.add_argument(
         "--embedding",
-        default="plain",
+        default="tags",
         choices=["plain", "tags"],
-        help="router representation: the plain embedding, or with tag features (tags.py)",
+        help="router representation: with tag features (the router's default), or the plain "
+        "embedding",
     )
     b.add_argument(
         "--online",
@@ -189,6 +190,20 @@ def _parser() -> argparse.ArgumentParser:
         "--task-shift",
         action="store_true",
         help="cross-validate leaving whole tasks out (each test fold holds unseen tasks)",
+    )
+    b.add_argument(
+        "--repeat-share",
+        type=float,
+        default=0.0,
+        metavar="R",
+        help="with --cv: add R x |test fold| of the fold's training rows to its test rows "
+        "(repeated traffic; mixllm without its memory of seen queries is scored too)",
+    )
+    b.add_argument(
+        "--task-mix",
+        default=None,
+        choices=["uniform"],
+        help="with --cv: also score each test fold with every task counting equally",
     )
     c = sub.add_parser(
         "calibrate", help="pick λ on validation data for a target mean cost or quality share"
@@ -362,10 +377,14 @@ def _bench_cv(args: argparse.Namespace, data: Any, encoder: Any) -> int:
         embedding=args.embedding,
         show_progress=not args.no_progress,
         data_name=args.data or "synthetic",
+        repeat_share=args.repeat_share,
+        task_mix=args.task_mix,
     )
     if hasattr(encoder, "save_cache"):
         encoder.save_cache()
     print(report.format_table())
+    if args.task_mix is not None:
+        print(report.with_task_mix().format_table())
     print(f"wrote {Path(args.out) / 'cv.json'}")
     return 0
 
@@ -380,6 +399,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
+        if (
+            args.command == "bench"
+            and args.repeat_share
+            and args.cv is None
+            and not args.task_shift
+        ):
+            raise ConfigError("--repeat-share needs --cv K or --task-shift.")
         if args.command == "route":
             return _route(args)
         if args.command == "simulate":
@@ -431,6 +457,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _bench_cv(args, data, encoders[0])
         if args.repeats is not None:
             raise ConfigError("--repeats needs --cv K or --task-shift.")
+        if args.task_mix is not None:
+            raise ConfigError("--task-mix needs --cv K or --task-shift.")
         result = run_bench(
             data,
             args.out,

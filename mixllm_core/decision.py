@@ -23,7 +23,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -129,6 +129,72 @@ class CandidateScore:
     reason: str = ""
 
 
+@dataclass(frozen=True, eq=False)
+class _CandidateTable:
+    """A decision's breakdown as arrays; :class:`CandidateScore` rows are built on demand.
+
+    ``reasons`` holds the reason of every ineligible candidate by position; ``index`` is the
+    chosen one's.
+    """
+
+    names: Sequence[str]
+    quality: np.ndarray
+    cost: np.ndarray
+    uncertainty: np.ndarray
+    wait: np.ndarray
+    score: np.ndarray
+    eligible: np.ndarray
+    reasons: dict[int, str]
+    index: int
+
+    def row(self, i: int) -> CandidateScore:
+        return CandidateScore(
+            llm=self.names[i],
+            quality=float(self.quality[i]),
+            cost=float(self.cost[i]),
+            uncertainty=float(self.uncertainty[i]),
+            wait_s=float(self.wait[i]),
+            score=float(self.score[i]),
+            eligible=bool(self.eligible[i]),
+            reason=self.reasons.get(i, ""),
+        )
+
+    def rows(self) -> tuple[CandidateScore, ...]:
+        reasons = [""] * len(self.names)
+        for i, why in self.reasons.items():
+            reasons[i] = why
+        columns = (self.quality, self.cost, self.uncertainty, self.wait, self.score)
+        q, c, u, w, s = (np.asarray(a, dtype=float).tolist() for a in columns)  # = float(a[i])
+        return tuple(
+            map(CandidateScore, self.names, q, c, u, w, s, self.eligible.tolist(), reasons)
+        )
+
+
+class _Candidates:
+    """``RoutingDecision.candidates``: the tuple the constructor was given, or one built on first
+    read from the :class:`_CandidateTable` a :class:`DecisionMaker` passed instead (most
+    decisions are never asked for their breakdown, and building a frozen row per LLM used to
+    cost more than the whole decision rule)."""
+
+    def __get__(
+        self, obj: RoutingDecision | None, owner: type | None = None
+    ) -> tuple[CandidateScore, ...]:
+        if obj is None:  # what ``dataclass`` asks for a default: there is none
+            raise AttributeError("candidates")
+        state = obj.__dict__
+        rows: tuple[CandidateScore, ...] | None = state.get("_candidates")
+        if rows is None:
+            rows = state["_candidate_table"].rows()
+            state["_candidates"] = rows  # two threads may build it at once: equal tuples
+        return rows
+
+    def __set__(self, obj: RoutingDecision, value: Any) -> None:
+        if isinstance(value, _CandidateTable):
+            obj.__dict__["_candidate_table"] = value
+        else:
+            obj.__dict__["_candidates"] = value
+
+
 @dataclass(frozen=True)
 class RoutingDecision:
     """The outcome of routing one query: the chosen LLM and why.
@@ -141,24 +207,37 @@ class RoutingDecision:
 
     decision_id: str
     llm: str
-    candidates: tuple[CandidateScore, ...]
+    if TYPE_CHECKING:
+        candidates: tuple[CandidateScore, ...]
+    else:  # a tuple to every reader; a decision maker's are built on first read
+        candidates: tuple[CandidateScore, ...] = _Candidates()
     lam: float
     fallback: str = ""
     created_at: float = field(default_factory=time.time)
     propensity: float = 1.0
     c_ref: float | None = None
 
+    def _table(self) -> _CandidateTable | None:
+        """The arrays behind ``candidates`` while no row was built (None: none or built)."""
+        state = self.__dict__
+        return None if "_candidates" in state else state.get("_candidate_table")
+
     @property
     def chosen(self) -> CandidateScore:
+        table = self._table()
+        if table is not None:
+            return table.row(table.index)
         return next(c for c in self.candidates if c.llm == self.llm)
 
     @property
     def predicted_quality(self) -> float:
-        return self.chosen.quality
+        table = self._table()
+        return self.chosen.quality if table is None else float(table.quality[table.index])
 
     @property
     def predicted_cost(self) -> float:
-        return self.chosen.cost
+        table = self._table()
+        return self.chosen.cost if table is None else float(table.cost[table.index])
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form (what the integrations put in response metadata)."""
@@ -346,10 +425,16 @@ class DecisionMaker:
     ) -> tuple[int, float]:
         """One query's choice under ``policy``'s exploration rule, with its probability."""
         policy = policy or self.policy
+        if policy.explore == "greedy":  # the seeded tie-break of ``choose``; p = 1/#ties
+            if not eligible.any():
+                raise EmptyPoolError("No eligible candidate to choose from.")
+            masked = np.where(eligible, scores, -np.inf)
+            best = np.flatnonzero(masked >= masked.max() - 1e-12)
+            if len(best) == 1:
+                return int(best[0]), 1.0
+            with self._lock:
+                return int(self._rng.choice(best)), 1.0 / len(best)
         p = choice_probabilities(scores, eligible, policy)
-        if policy.explore == "greedy":  # the seeded tie-break of ``choose``
-            idx = self.choose(scores, eligible)
-            return idx, float(p[idx])
         support = np.flatnonzero(p > 0)
         if len(support) == 1:
             return int(support[0]), 1.0
@@ -388,36 +473,51 @@ class DecisionMaker:
         m = len(names)
         if m == 0:
             raise EmptyPoolError("The pool is empty: add an LLM before routing.")
-        unc = np.zeros(m) if uncertainty is None else uncertainty
-        w = np.zeros(m) if wait is None else wait
+        # copies (dtype kept): the breakdown is built from them later, maybe never
+        quality, cost = np.array(quality), np.array(cost)
+        unc = np.zeros(m) if uncertainty is None else np.array(uncertainty)
+        w = np.zeros(m) if wait is None else np.array(wait)
         s = self.scores(quality, cost, c_ref, uncertainty=unc, wait=w, policy=p)
-        avail = np.ones(m, bool) if available is None else np.asarray(available, bool).copy()
-        blocked = [""] * m if unavailable_reasons is None else list(unavailable_reasons)
-        avail &= np.array([not r for r in blocked], dtype=bool)
-        if not avail.any():
-            why = "; ".join(f"{n}: {r}" for n, r in zip(names, blocked) if r)
+        avail = np.ones(m, bool) if available is None else np.array(available, bool)
+        blocked = None if unavailable_reasons is None else list(unavailable_reasons)
+        if blocked is not None:
+            avail &= np.array([not r for r in blocked], dtype=bool)
+        if (available is not None or blocked is not None) and not avail.any():
+            why = "; ".join(f"{n}: {r}" for n, r in zip(names, blocked or ()) if r)
             raise EmptyPoolError(
                 f"No LLM is available; the pool is {list(names)}" + (f" ({why})." if why else ".")
             )
         expected = w + (0.0 if service is None else service)
-        reasons = [""] * m
-        for i in range(m):
-            if blocked[i]:
-                reasons[i] = blocked[i]
-            elif not avail[i]:
-                reasons[i] = "unavailable"
-            elif p.max_cost_per_query is not None and cost[i] > p.max_cost_per_query:
-                reasons[i] = f"cost {cost[i]:.3g} > max_cost_per_query {p.max_cost_per_query:.3g}"
-            elif cost[i] > budget_left:
-                reasons[i] = f"cost {cost[i]:.3g} > budget left {budget_left:.3g}"
-            elif p.tau is not None and expected[i] > p.tau:
-                reasons[i] = f"expected time {expected[i]:.3g}s > tau {p.tau:.3g}s"
-        eligible = np.array([r == "" for r in reasons])
+        # a candidate breaks a constraint when the comparison holds (NaN breaks none)
+        eligible = avail.copy()
+        if p.max_cost_per_query is not None:
+            eligible &= ~(cost > p.max_cost_per_query)
+        if budget_left < math.inf:
+            eligible &= ~(cost > budget_left)
+        if p.tau is not None:
+            eligible &= ~(expected > p.tau)
+        reasons = {}  # the first constraint each ineligible candidate breaks, in this order
+        if not eligible.all():
+            for i in np.flatnonzero(~eligible).tolist():
+                if blocked is not None and blocked[i]:
+                    reasons[i] = blocked[i]
+                elif not avail[i]:
+                    reasons[i] = "unavailable"
+                elif p.max_cost_per_query is not None and cost[i] > p.max_cost_per_query:
+                    reasons[i] = (
+                        f"cost {cost[i]:.3g} > max_cost_per_query {p.max_cost_per_query:.3g}"
+                    )
+                elif cost[i] > budget_left:
+                    reasons[i] = f"cost {cost[i]:.3g} > budget left {budget_left:.3g}"
+                else:  # only the time limit is left
+                    reasons[i] = f"expected time {expected[i]:.3g}s > tau {p.tau:.3g}s"
         fallback, propensity = "", 1.0
         if eligible.any():
             idx, propensity = self.draw(s, eligible, p)
         else:
-            timed_out = np.array([r.startswith("expected time") for r in reasons])
+            timed_out = np.zeros(m, bool)
+            for i, why in reasons.items():
+                timed_out[i] = why.startswith("expected time")
             if timed_out.any():
                 # Nothing fits the time limit: the fastest expected answer among the others.
                 idx = int(np.argmin(np.where(timed_out, expected, np.inf)))
@@ -426,23 +526,21 @@ class DecisionMaker:
                 # Cost constraints leave nothing: the cheapest available LLM.
                 idx = int(np.argmin(np.where(avail, cost, np.inf)))
                 fallback = f"no candidate met the constraints; chose the cheapest ({names[idx]})"
-        cands = tuple(
-            CandidateScore(
-                llm=names[i],
-                quality=float(quality[i]),
-                cost=float(cost[i]),
-                uncertainty=float(unc[i]),
-                wait_s=float(w[i]),
-                score=float(s[i]),
-                eligible=bool(eligible[i]),
-                reason=reasons[i],
-            )
-            for i in range(m)
+        table = _CandidateTable(
+            names=names if isinstance(names, tuple) else tuple(names),
+            quality=quality,
+            cost=cost,
+            uncertainty=unc,
+            wait=w,
+            score=np.asarray(s),
+            eligible=eligible,
+            reasons=reasons,
+            index=idx,
         )
         return RoutingDecision(
             decision_id=uuid.uuid4().hex,
             llm=names[idx],
-            candidates=cands,
+            candidates=cast("tuple[CandidateScore, ...]", table),  # rows built on first read
             lam=p.lam,
             fallback=fallback,
             propensity=propensity,

@@ -12,6 +12,7 @@ exception a caller would naturally catch, so ``except ValueError`` keeps working
     ├── FeedbackError        (ValueError)    feedback for an unknown or already-used decision
     ├── CorruptStateError    (ValueError)    a saved router that fails its integrity checks
     ├── MissingDependencyError (ImportError) an optional extra is not installed
+    ├── LogUnavailableError  (ConnectionError)  the routing log's database does not answer
     ├── ChildCallError       (RuntimeError)  a child's failure, its message redacted
     └── AllCandidatesFailedError (RuntimeError)  no child answered a routed call
         └── AllCoolingDownError                  every child left is cooling down: none called
@@ -47,6 +48,7 @@ __all__ = [
     "DataFormatError",
     "EmptyPoolError",
     "FeedbackError",
+    "LogUnavailableError",
     "MissingDependencyError",
     "MixLLMError",
     "MixLLMWarning",
@@ -112,6 +114,11 @@ class CorruptStateError(MixLLMError, ValueError):
 
 class MissingDependencyError(MixLLMError, ImportError):
     """An optional dependency is missing; the message names the pip command that fixes it."""
+
+
+class LogUnavailableError(MixLLMError, ConnectionError):
+    """The database of a routing log does not answer; the message names it (no password) and
+    says what to do. Nothing the call would have written was recorded: try it again later."""
 
 
 class ChildCallError(MixLLMError, RuntimeError):

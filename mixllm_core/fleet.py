@@ -22,11 +22,12 @@ import logging
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 
 from .encoders import QueryEncoder
-from .errors import ConfigError, CorruptStateError
+from .errors import ConfigError, CorruptStateError, LogUnavailableError
 from .log import MemoryLog, RoutingLog, SQLiteLog, StatePublisher
 from .persistence.files import read_state, write_state
 from .persistence.state import RouterState
@@ -61,13 +62,16 @@ class SyncState:
         return time.monotonic() - self.last >= interval_s and not self.running.locked()
 
     def start_background(self, sync: Callable[[], int]) -> None:
-        """Run ``sync`` in a daemon thread; a failure is logged, never raised to a route."""
+        """Run ``sync`` in a daemon thread; a failure is logged, never raised to a route (a log
+        that does not answer warned once when the outage began: it is not logged again)."""
         self.mark()
 
         def run() -> None:
             try:
                 sync()
-            except Exception:  # noqa: BLE001 - the database may be away: routing goes on
+            except LogUnavailableError:
+                pass  # the log warns once per outage and retries; the next sync catches up
+            except Exception:  # noqa: BLE001 - routing goes on whatever the sync hit
                 _log.warning("Background sync with the routing log failed.", exc_info=True)
 
         threading.Thread(target=run, name="mixllm-sync", daemon=True).start()
@@ -92,27 +96,47 @@ def state_files(state: RouterState) -> dict[str, bytes]:
         }
 
 
+#: Published versions refused by each log's readers (files that failed their checks).
+_refused: weakref.WeakKeyDictionary[StatePublisher, set[int]] = weakref.WeakKeyDictionary()
+
+
 def published_model(
     log: StatePublisher, version: int, encoder: QueryEncoder
 ) -> RoutingModel | None:
-    """The model of published ``version``, read through ``encoder`` (None: pruned meanwhile).
+    """The model of published ``version``, read through ``encoder`` (None: pruned meanwhile, or
+    refused).
 
     The files are checked as :func:`~mixllm_core.persistence.files.read_state` checks a
-    directory (paths, checksums, archives, an exact allow-list of estimator types).
+    directory (paths, checksums, archives, an exact allow-list of estimator types). A version
+    that fails them is refused: one warning, and None now and at every later sync without
+    reading it again; the router keeps its model and goes on folding feedback.
     """
+    refused = _refused.setdefault(log, set())
+    if version in refused:
+        return None
     files = log.read_state_files(version)
     if not files:
         return None
-    with tempfile.TemporaryDirectory(prefix="mixllm-pickup-") as tmp:
-        root = Path(tmp) / "router"
-        root.mkdir()
-        for rel, data in files.items():
-            path = (root / rel).resolve()
-            if root.resolve() not in path.parents:
-                raise CorruptStateError(f"Published version {version} names a file {rel!r}.")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
-        state = read_state(root, load_encoder=False)
+    try:
+        with tempfile.TemporaryDirectory(prefix="mixllm-pickup-") as tmp:
+            root = Path(tmp) / "router"
+            root.mkdir()
+            for rel, data in files.items():
+                path = (root / rel).resolve()
+                if root.resolve() not in path.parents:
+                    raise CorruptStateError(f"Published version {version} names a file {rel!r}.")
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(data)
+            state = read_state(root, load_encoder=False)
+    except CorruptStateError as exc:
+        refused.add(version)
+        _log.warning(
+            "Published router version %d in the routing log is refused (%s); this router keeps "
+            "its model.",
+            version,
+            exc,
+        )
+        return None
     return RoutingModel.from_state(state, encoder)
 
 

@@ -13,9 +13,11 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+
+import numpy as np
 
 from .errors import ConfigError
 
@@ -87,9 +89,14 @@ class LatencyTracker:
         self._service: dict[str, float] = {}
         self._concurrency: dict[str, int] = {}
         self._started: dict[str, tuple[str, float, bool]] = {}
+        # readings for a tuple of names, valid while ``_version`` (bumped by every change) holds
+        self._version = 0
+        self._readings: dict[tuple[str, ...], tuple[object, np.ndarray, np.ndarray]] = {}
+        self._custom_readers = _overrides_readers(type(self))
 
     def set_concurrency(self, llm: str, limit: int | None) -> None:
         with self._lock:
+            self._version += 1
             if limit is None:
                 self._concurrency.pop(llm, None)
             else:
@@ -99,6 +106,7 @@ class LatencyTracker:
         """Mark a call to ``llm`` as started; returns a token for :meth:`finish`."""
         token = uuid.uuid4().hex
         with self._lock:
+            self._version += 1
             self._in_flight[llm] = self._in_flight.get(llm, 0) + 1
             slots = self._concurrency.get(llm)
             queued = slots is not None and self._in_flight[llm] > slots
@@ -112,6 +120,7 @@ class LatencyTracker:
             if token not in self._started:
                 raise ConfigError(f"Unknown or already finished call token {token!r}.")
             llm, t0, queued = self._started.pop(token)
+            self._version += 1
             self._in_flight[llm] = max(self._in_flight.get(llm, 1) - 1, 0)
             elapsed = max(now - t0, 0.0)
             if ok and not queued:  # a call that waited for a slot says little about service
@@ -144,6 +153,7 @@ class LatencyTracker:
     def observe_service(self, llm: str, seconds: float) -> None:
         """Seed or update the service time of ``llm`` without a tracked call."""
         with self._lock:
+            self._version += 1
             old = self._service.get(llm)
             self._service[llm] = (
                 seconds if old is None else (self.smoothing * seconds + (1 - self.smoothing) * old)
@@ -167,3 +177,61 @@ class LatencyTracker:
             return busy * service
         queued = max(busy - slots + 1, 0)
         return queued * service / slots
+
+    def expected_waits(self, llms: Sequence[str]) -> np.ndarray:
+        """:meth:`expected_wait` of each of ``llms``, as one read-only array (one lock, and no
+        work at all while nothing changed since the last reading of the same names).
+
+        Example:
+            >>> t = LatencyTracker()
+            >>> t.observe_service("a", 2.0)
+            >>> _ = t.start("a")
+            >>> t.expected_waits(["a", "b"]).tolist()
+            [2.0, 0.0]
+        """
+        return self._readings_of(llms)[0]
+
+    def service_times(self, llms: Sequence[str]) -> np.ndarray:
+        """:meth:`service_time` of each of ``llms``, as one read-only array.
+
+        Example:
+            >>> LatencyTracker(default_service_s=0.5).service_times(["a"]).tolist()
+            [0.5]
+        """
+        return self._readings_of(llms)[1]
+
+    def _readings_of(self, llms: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        if self._custom_readers:  # e.g. readings that cover a fleet: ask per LLM
+            wait = np.array([self.expected_wait(n) for n in llms], dtype=float)
+            service = np.array([self.service_time(n) for n in llms], dtype=float)
+            return wait, service
+        key = tuple(llms)
+        with self._lock:
+            cached = self._readings.get(key)
+            version = (self._version, self.default_service_s)
+            if cached is not None and cached[0] == version:
+                return cached[1], cached[2]
+            busy = [self._in_flight.get(n, 0) for n in key]
+            service_list = [self._service.get(n, self.default_service_s) for n in key]
+            slots = [self._concurrency.get(n) for n in key]
+        # the same arithmetic, in the same order, as ``expected_wait``
+        waits = [
+            b * s if k is None else max(b - k + 1, 0) * s / k
+            for b, s, k in zip(busy, service_list, slots)
+        ]
+        wait = np.array(waits, dtype=float)
+        service = np.array(service_list, dtype=float)
+        wait.flags.writeable = service.flags.writeable = False
+        with self._lock:
+            if len(self._readings) > 64:  # pools come and go: keep the cache small
+                self._readings.clear()
+            self._readings[key] = (version, wait, service)
+        return wait, service
+
+
+def _overrides_readers(cls: type[LatencyTracker]) -> bool:
+    """Whether ``cls`` changes how a reading is made (then every reading goes through it)."""
+    return any(
+        getattr(cls, name) is not getattr(LatencyTracker, name)
+        for name in ("expected_wait", "in_flight", "service_time", "concurrency")
+    )

@@ -44,6 +44,8 @@ __all__ = [
     "RoutingLog",
     "SQLiteLog",
     "StatePublisher",
+    "plausible_id",
+    "show_id",
 ]
 
 _SCHEMA = """
@@ -65,10 +67,44 @@ def text_sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+#: The longest decision id a log looks up (mixllm makes ids of 32 hex characters).
+MAX_ID_CHARS = 200
+
+
+def plausible_id(decision_id: object) -> bool:
+    """Whether ``decision_id`` could name a logged decision: text of 1 to
+    :data:`MAX_ID_CHARS` characters without NUL or lone surrogates. Anything else is unknown to
+    every log, which answers so without sending it to a database that would choke on it.
+
+    Example:
+        >>> plausible_id("9f86d081884c7d659a2feaa0c55ad015"), plausible_id("a" + chr(0))
+        (True, False)
+    """
+    if not isinstance(decision_id, str) or not 0 < len(decision_id) <= MAX_ID_CHARS:
+        return False
+    return "\x00" not in decision_id and storable_text(decision_id) == decision_id
+
+
+def show_id(decision_id: object) -> str:
+    """``repr(decision_id)`` for an error message, cut to 60 characters (a message never
+    echoes a megabyte of input).
+
+    Example:
+        >>> show_id("z" * 10_000)
+        "'zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz...' (10000 characters)"
+    """
+    text = repr(decision_id)
+    if len(text) <= 60:
+        return text
+    size = f"{len(decision_id)} characters" if isinstance(decision_id, str) else type(decision_id)
+    return f"{text[:51]}...{text[0] if isinstance(decision_id, str) else ''} ({size})"
+
+
 @dataclass(frozen=True)
 class LoggedDecision:
     """A logged decision; ``query`` is None when the log stores no prompts, ``propensity`` when
-    it was logged before propensities were recorded."""
+    it was logged before propensities were recorded; ``query_hash`` is the sha256 of the query
+    text (None only from a log written before it was recorded)."""
 
     decision_id: str
     llm: str
@@ -76,6 +112,7 @@ class LoggedDecision:
     x: np.ndarray
     offline_quality: float
     propensity: float | None = None
+    query_hash: str | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +127,7 @@ class LoggedFeedback:
     x: np.ndarray
     offline_quality: float
     propensity: float | None = None
+    query_hash: str | None = None
 
 
 class RoutingLog:
@@ -221,16 +259,18 @@ class SQLiteLog(RoutingLog):
         )
 
     def get_decision(self, decision_id: str) -> LoggedDecision | None:
+        if not plausible_id(decision_id):
+            return None
         with self._lock:
             row = self._conn.execute(
-                "SELECT decision_id, llm, query, x, offline_quality, propensity FROM decisions "
-                "WHERE decision_id=?",
+                "SELECT decision_id, llm, query, x, offline_quality, propensity, query_hash "
+                "FROM decisions WHERE decision_id=?",
                 (decision_id,),
             ).fetchone()
         if row is None:
             return None
         return LoggedDecision(
-            row[0], row[1], row[2], np.frombuffer(row[3], dtype=np.float32), row[4], row[5]
+            row[0], row[1], row[2], np.frombuffer(row[3], dtype=np.float32), row[4], row[5], row[6]
         )
 
     def add_feedback(
@@ -246,6 +286,8 @@ class SQLiteLog(RoutingLog):
             raise FeedbackError(f"Decision {decision_id!r} already received feedback.") from exc
 
     def has_feedback(self, decision_id: str) -> bool:
+        if not plausible_id(decision_id):
+            return False
         with self._lock:
             row = self._conn.execute(
                 "SELECT 1 FROM feedback WHERE decision_id=?", (decision_id,)
@@ -271,7 +313,7 @@ class SQLiteLog(RoutingLog):
         with self._lock:
             rows = self._conn.execute(
                 "SELECT f.seq, f.decision_id, f.llm, f.score, f.kind, f.applied, d.query, d.x, "
-                "d.offline_quality, d.propensity FROM feedback f JOIN decisions d "
+                "d.offline_quality, d.propensity, d.query_hash FROM feedback f JOIN decisions d "
                 "USING (decision_id) "
                 "WHERE f.seq > ? ORDER BY f.seq",
                 (since_seq,),
@@ -288,6 +330,7 @@ class SQLiteLog(RoutingLog):
                 np.frombuffer(r[7], dtype=np.float32),
                 r[8],
                 r[9],
+                r[10],
             )
 
     def get_meta(self, key: str) -> str | None:
@@ -365,6 +408,7 @@ class MemoryLog(RoutingLog):
         text = storable_text(query) if self.store_prompts else None
         vector = np.asarray(x, np.float32)
         size = len(text or "") * 4 + vector.nbytes + self.RECORD_OVERHEAD
+        digest = text_sha256(query)
         row = {
             "decision_id": decision.decision_id,
             "time": decision.created_at,
@@ -373,11 +417,17 @@ class MemoryLog(RoutingLog):
             "predicted_quality": decision.predicted_quality,
             "predicted_cost": decision.predicted_cost,
             "query": text,
-            "query_hash": text_sha256(query),
+            "query_hash": digest,
             "propensity": decision.propensity,
         }
         logged = LoggedDecision(
-            decision.decision_id, decision.llm, text, vector, offline_quality, decision.propensity
+            decision.decision_id,
+            decision.llm,
+            text,
+            vector,
+            offline_quality,
+            decision.propensity,
+            digest,
         )
         with self._lock:
             self._decisions[decision.decision_id] = (logged, row, size)
@@ -390,6 +440,8 @@ class MemoryLog(RoutingLog):
                 self._feedback.pop(oldest, None)
 
     def get_decision(self, decision_id: str) -> LoggedDecision | None:
+        if not plausible_id(decision_id):
+            return None
         with self._lock:
             entry = self._decisions.get(decision_id)
         return None if entry is None else entry[0]
@@ -414,6 +466,8 @@ class MemoryLog(RoutingLog):
             return self._seq
 
     def has_feedback(self, decision_id: str) -> bool:
+        if not plausible_id(decision_id):
+            return False
         with self._lock:
             return decision_id in self._feedback
 
@@ -442,6 +496,7 @@ class MemoryLog(RoutingLog):
                 d.x,
                 d.offline_quality,
                 d.propensity,
+                d.query_hash,
             )
 
     def get_meta(self, key: str) -> str | None:

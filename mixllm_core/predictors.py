@@ -567,6 +567,8 @@ class PredictorBank:
                 self._cost_W[:, i] = c.coef_
                 self._cost_b[i] = c.intercept_
         self._cost_mode = np.array([c.mode for c in self.cost])
+        self._cost_prior = self._cost_mode == "prior"  # masks compared once, not per query
+        self._cost_regress = self._cost_mode == "regress"
         self._price_in = np.array([c.input_price for c in self.cost])
         self._price_out = np.array([c.output_price for c in self.cost])
         self._prior_out = np.array([c.output_tokens for c in self.cost])
@@ -611,8 +613,10 @@ class PredictorBank:
             else np.zeros((F.shape[0], self.m))
         )
         in_tok = np.expm1(F[:, :1])
-        out_tok = np.where(self._cost_mode == "prior", self._prior_out, np.maximum(z, 1.0))
-        priced = (in_tok * self._price_in + out_tok * self._price_out) / 1e6
+        out_tok = np.where(self._cost_prior, self._prior_out, np.maximum(z, 1.0))
+        priced: np.ndarray = (in_tok * self._price_in + out_tok * self._price_out) / 1e6
+        if not self._cost_regress.any():
+            return priced
         with np.errstate(over="ignore"):
-            regressed = np.exp(np.where(self._cost_mode == "regress", z, 0.0))
-        return np.where(self._cost_mode == "regress", regressed, priced)
+            regressed = np.exp(np.where(self._cost_regress, z, 0.0))
+        return np.where(self._cost_regress, regressed, priced)

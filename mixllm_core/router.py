@@ -23,7 +23,8 @@ import numpy as np
 from .calibration import CALIBRATION_GRID, Calibration, check_target, pick_lambda
 from .data import RoutingData
 from .decision import BudgetTracker, DecisionMaker, DecisionPolicy, RoutingDecision
-from .encoders import AdaptableEncoder, QueryEncoder, StaticEncoder
+from .encoders import AdaptableEncoder, QueryEncoder, TaggedEncoder
+from .encoders.tagged import default_router_encoder
 from .errors import (
     ConfigError,
     DataFormatError,
@@ -34,7 +35,8 @@ from .errors import (
 from .fleet import SyncState, base_of, open_log, published_model
 from .head_guard import guard_heads
 from .latency import LatencyTracker
-from .log import LoggedFeedback, RoutingLog, StatePublisher
+from .log import LoggedFeedback, RoutingLog, StatePublisher, show_id
+from .memory import OutcomeMemory, check_memory_prior, query_key
 from .online import HeadsTable
 from .persistence.files import read_state, write_state
 from .persistence.state import RouterState
@@ -74,6 +76,9 @@ class FeedbackResult:
     reason: str = ""
 
 
+_MAX_TOKENS = 2**31 - 1  # what every log's integer column holds
+
+
 def _check_outcome(
     latency_s: object, cost: object, input_tokens: object, output_tokens: object
 ) -> None:
@@ -98,14 +103,22 @@ def _check_outcome(
         if value is not None and (
             isinstance(value, (bool, np.bool_))
             or not isinstance(value, (int, np.integer))
-            or value < 0
+            or not 0 <= value <= _MAX_TOKENS
         ):
-            raise ConfigError(f"{name} must be None or an int >= 0, got {value!r}.")
+            raise ConfigError(
+                f"{name} must be None or an int >= 0 and <= {_MAX_TOKENS}, got {value!r}."
+            )
 
 
 def _same_predictor(a: QualityPredictor, b: QualityPredictor) -> bool:
     """Whether ``a`` still stands for what ``b`` learned (a re-derived prior counts as the same)."""
     return a is b or (a.n_samples_ == 0 and b.n_samples_ == 0)
+
+
+def _context_windows(names: Sequence[str], specs: Mapping[str, LLMSpec]) -> np.ndarray:
+    """The context window of each of ``names`` in tokens (inf: unknown)."""
+    windows = [specs[n].context_window for n in names]
+    return np.array([math.inf if w is None else w for w in windows], dtype=float)
 
 
 class MixLLMRouter:
@@ -115,7 +128,9 @@ class MixLLMRouter:
         llms: The pool, as :class:`LLMSpec` or names. May be empty; ``fit`` takes the data's LLMs.
         encoder: A :class:`QueryEncoder`; defaults to :class:`~mixllm_core.StaticEncoder` (static
             MiniLM token table + a corpus part learned by ``fit``: about 1 ms per query, routing
-            quality within 0.5 points of MiniLM, see docs/dev/speed.md). ``SentenceEncoder()`` runs
+            quality within 0.5 points of MiniLM, see docs/dev/speed.md) with tag features that
+            ``fit`` learns from the data's task labels, or clusters when it has none
+            (:func:`~mixllm_core.encoders.tagged.default_router_encoder`). ``SentenceEncoder()`` runs
             MiniLM itself (a few hundred ms per query on two CPU cores).
         quality_model: ``"linear"`` (logistic regression, the default: best AIQ measured on
             RouterBench and LLMRouter), ``"knn"``, ``"rf"`` or ``"mlp"``.
@@ -147,6 +162,11 @@ class MixLLMRouter:
             starts one in the background (it never waits for it). None: only explicit
             :meth:`sync` calls (and every feedback given to this router) fold other writers'
             feedback.
+        memory: Remember the qualities observed per query (the training rows, then every
+            feedback) and mix them into the prediction when a query comes again (see
+            :mod:`mixllm_core.memory`). A query never seen is routed exactly as without.
+        memory_prior: How many observations the model's own prediction counts as when it is
+            mixed with a seen query's observed mean (``k0`` in :mod:`mixllm_core.memory`).
 
     Example:
         >>> from mixllm_core.testing import HashingEncoder, make_synthetic_world
@@ -173,7 +193,13 @@ class MixLLMRouter:
         store_prompts: bool = True,
         shared_state: SharedState | str | None = None,
         sync_interval_s: float | None = 1.0,
+        memory: bool = True,
+        memory_prior: float = 1.0,
     ) -> None:
+        if not isinstance(memory, bool):
+            raise ConfigError(f"memory must be True or False, got {memory!r}.")
+        self.memory = memory
+        self.memory_prior = check_memory_prior(memory_prior)
         if sync_interval_s is not None and (
             isinstance(sync_interval_s, bool)
             or not isinstance(sync_interval_s, (int, float))
@@ -212,10 +238,10 @@ class MixLLMRouter:
         self._sync = SyncState()
         pool = PoolModel.cold(
             list(specs.values()),
-            encoder if encoder is not None else StaticEncoder(),
+            encoder if encoder is not None else default_router_encoder(),
             quality_model,
         )
-        self._model = RoutingModel(pool, None, 0)
+        self._model = RoutingModel(pool, None, 0, self._empty_memory(pool.names))
         for spec in specs.values():
             self.tracker.set_concurrency(spec.name, spec.max_concurrency)
 
@@ -257,6 +283,9 @@ class MixLLMRouter:
     @property
     def _heads(self) -> HeadsTable | None:
         return self._model.heads
+
+    def _empty_memory(self, names: Sequence[str]) -> OutcomeMemory | None:
+        return OutcomeMemory.empty(names) if self.memory else None
 
     def _new_quality(self) -> QualityPredictor:
         return QualityPredictor(self.quality_model, seed=self.seed, **self.quality_params)
@@ -333,7 +362,9 @@ class MixLLMRouter:
                     f"The pool's LLMs {missing} have no column in the data; it has {data.llms}."
                 )
             encoder = model.pool.encoder
-            if isinstance(encoder, AdaptableEncoder):  # this router's own adapted copy
+            if isinstance(encoder, TaggedEncoder) and encoder.fit_with_router:  # the default
+                encoder = encoder.refitted(data.queries, data.tasks)
+            elif isinstance(encoder, AdaptableEncoder):  # this router's own adapted copy
                 encoder = encoder.adapted(data.queries)
             pool = model.pool.with_encoder(encoder)
             X, F = pool.features(data.queries, show_progress=show_progress, check=False)
@@ -355,7 +386,14 @@ class MixLLMRouter:
             for name in specs.keys() - model.pool.specs.keys():
                 self.tracker.set_concurrency(name, specs[name].max_concurrency)
             heads = HeadsTable.empty(X.shape[1], ridge=self._head_ridge(pool))
-            self._model = RoutingModel(pool, heads.with_heads(pool.names), model.feedback_seq)
+            memory = None
+            if self.memory:
+                memory = OutcomeMemory.from_observations(
+                    kept.llms, kept.queries, kept.quality, kept.observed
+                )
+            self._model = RoutingModel(
+                pool, heads.with_heads(pool.names), model.feedback_seq, memory
+            )
         return self
 
     # ------------------------------------------------------------------ add / remove
@@ -394,7 +432,17 @@ class MixLLMRouter:
                 wide = max(4.0, heads.ridge) if prior_scale is None else prior_scale
                 heads = heads.with_head(spec.name, prior_scale=1.0 if data is not None else wide)
             self.tracker.set_concurrency(spec.name, spec.max_concurrency)
-            self._model = RoutingModel(pool, heads, model.feedback_seq)
+            memory = model.memory
+            if memory is not None:
+                memory = memory.with_llm(spec.name)
+                if data is not None:  # its observed column is remembered too
+                    column = data.select_llms([spec.name])
+                    memory = memory.merged(
+                        OutcomeMemory.from_observations(
+                            column.llms, column.queries, column.quality, column.observed
+                        )
+                    )
+            self._model = RoutingModel(pool, heads, model.feedback_seq, memory)
         return self
 
     def remove_llm(self, name: str) -> MixLLMRouter:
@@ -413,7 +461,10 @@ class MixLLMRouter:
             if len(model.pool.specs) == 1:
                 raise EmptyPoolError(f"Cannot remove {name!r}: it is the last LLM in the pool.")
             heads = None if model.heads is None else model.heads.without(name)
-            self._model = RoutingModel(model.pool.without_llm(name), heads, model.feedback_seq)
+            memory = None if model.memory is None else model.memory.without_llm(name)
+            self._model = RoutingModel(
+                model.pool.without_llm(name), heads, model.feedback_seq, memory
+            )
             self.tracker.set_concurrency(name, None)
         return self
 
@@ -429,7 +480,11 @@ class MixLLMRouter:
         return self._model.pool.reference_cost()
 
     def _predict(
-        self, model: RoutingModel, X: np.ndarray, F: np.ndarray
+        self,
+        model: RoutingModel,
+        X: np.ndarray,
+        F: np.ndarray,
+        keys: Sequence[str] | None = None,
     ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         pool = model.pool
         bank = pool.bank
@@ -437,6 +492,8 @@ class MixLLMRouter:
         C = bank.predict_cost(F)
         corr, U = self._route_heads(model, X.shape[1]).predict(pool.names, X)
         Q = np.clip(Q_off + corr, 0.0, 1.0)
+        if keys is not None and model.memory is not None:  # seen queries: observed outcomes
+            Q, U = model.memory.blend(keys, pool.names, Q, U, self.memory_prior)
         return list(pool.names), Q_off, Q, C, U
 
     def _predict_all(
@@ -445,17 +502,22 @@ class MixLLMRouter:
         return self._predict(self._model, X, F)
 
     def predict_features(
-        self, X: np.ndarray, F: np.ndarray
+        self, X: np.ndarray, F: np.ndarray, *, keys: Sequence[str] | None = None
     ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
-        """Quality, cost and uncertainty ``(n, m)`` for precomputed features (the hot path)."""
-        names, _, Q, C, U = self._predict(self._model, X, F)
+        """Quality, cost and uncertainty ``(n, m)`` for precomputed features (the hot path).
+
+        With ``keys`` (:func:`~mixllm_core.memory.query_key` of each query text) the memory of
+        observed outcomes is mixed in, as a route does; without, the model's predictions alone.
+        """
+        names, _, Q, C, U = self._predict(self._model, X, F, keys)
         return names, Q, C, U
 
     def predict(self, queries: Sequence[Query]) -> dict[str, np.ndarray | list[str]]:
         """Predicted ``quality``, ``cost`` and ``uncertainty`` per query and LLM, with ``llms``."""
         model = self._model
-        X, F = model.pool.features([query_text(q) for q in queries])
-        names, _, Q, C, U = self._predict(model, X, F)
+        texts = [query_text(q) for q in queries]
+        X, F = model.pool.features(texts)
+        names, _, Q, C, U = self._predict(model, X, F, [query_key(t) for t in texts])
         return {"llms": names, "quality": Q, "cost": C, "uncertainty": U}
 
     # ------------------------------------------------------------------ route
@@ -470,24 +532,26 @@ class MixLLMRouter:
         exclude: frozenset[str],
         input_tokens: float,
         specs: Mapping[str, LLMSpec] | None = None,
+        windows: np.ndarray | None = None,
     ) -> RoutingDecision:
-        specs = self._model.pool.specs if specs is None else specs
-        wait = np.array([self.tracker.expected_wait(n) for n in names])
-        blocked = []
-        for n in names:
-            window = specs[n].context_window
-            too_long = window is not None and input_tokens > window
-            blocked.append(
-                f"prompt of ~{input_tokens:.0f} tokens > context window {window}"
-                if too_long
+        pool = self._model.pool
+        if specs is None or specs is pool.specs:
+            specs = pool.specs
+        if windows is None:  # per-pool arrays: built once per pool model, not per decision
+            same = specs is pool.specs and tuple(names) == pool.names
+            windows = pool.context_windows if same else _context_windows(names, specs)
+        blocked = None
+        too_long = input_tokens > windows
+        if too_long.any():
+            blocked = [
+                f"prompt of ~{input_tokens:.0f} tokens > context window {specs[n].context_window}"
+                if long
                 else ""
-            )
-        service = (
-            np.array([self.tracker.service_time(n) for n in names])
-            if policy.tau is not None
-            else None
-        )
-        available = np.array([n not in exclude for n in names])
+                for n, long in zip(names, too_long.tolist())
+            ]
+        wait = self.tracker.expected_waits(names)
+        service = self.tracker.service_times(names) if policy.tau is not None else None
+        available = np.array([n not in exclude for n in names]) if exclude else None
         for _ in range(_ROUTE_ATTEMPTS):  # decided again while a shared budget refuses the hold
             decision = self.maker.decide(
                 names,
@@ -532,12 +596,22 @@ class MixLLMRouter:
         if not pool.specs:
             raise EmptyPoolError("The pool is empty: add an LLM or fit on data first.")
         X, F = pool.features(texts)
-        names, Q_off, Q, C, U = self._predict(model, X, F)
+        names, Q_off, Q, C, U = self._predict(model, X, F, [query_key(t) for t in texts])
         c_ref = pool.reference_cost()
+        windows = pool.context_windows
         decisions, offline = [], []
         for i, text in enumerate(texts):
             d = self._decide(
-                names, Q[i], C[i], U[i], policy, c_ref, excluded, estimate_tokens(text), pool.specs
+                names,
+                Q[i],
+                C[i],
+                U[i],
+                policy,
+                c_ref,
+                excluded,
+                estimate_tokens(text),
+                pool.specs,
+                windows,
             )
             decisions.append(d)
             offline.append(float(Q_off[i, names.index(d.llm)]))
@@ -641,7 +715,7 @@ class MixLLMRouter:
             raise DataFormatError(f"The data has no column for {missing}; it has {data.llms}.")
         cols = [data.llms.index(n) for n in names]
         X, F = model.pool.features(data.queries)
-        _, _, Q, C, U = self._predict(model, X, F)
+        _, _, Q, C, U = self._predict(model, X, F, [query_key(t) for t in data.queries])
         cost = C if data.cost is None else data.cost[:, cols]
         quality = data.quality[:, cols]
         rows = np.arange(len(data))
@@ -671,7 +745,7 @@ class MixLLMRouter:
         """Learn from the outcome of a routed call.
 
         The feedback is written to the log first, then applied to the chosen LLM's online head
-        (so a crash in between loses nothing: the head is rebuilt from the log on start). It
+        and to the memory of this query's outcomes (so a crash in between loses nothing: the head is rebuilt from the log on start). It
         never waits for a running ``refit`` and is not lost by it (see :meth:`refit`).
 
         Args:
@@ -698,12 +772,12 @@ class MixLLMRouter:
             value, kind = float(score), "refined"
         with self._lock:
             if self.log.has_feedback(decision_id):
-                raise FeedbackError(f"Decision {decision_id!r} already received feedback.")
+                raise FeedbackError(f"Decision {show_id(decision_id)} already received feedback.")
             logged = self.log.get_decision(decision_id)
             if logged is None:
                 raise FeedbackError(
-                    f"Unknown decision id {decision_id!r}: it was not made by this router (or its "
-                    "log), or the in-memory log has dropped it."
+                    f"Unknown decision id {show_id(decision_id)}: it was not made by this router "
+                    "(or its log), or the in-memory log has dropped it."
                 )
             in_pool = logged.llm in self._model.pool.specs
             reason = "" if in_pool else f"LLM {logged.llm!r} is no longer in the pool"
@@ -711,18 +785,33 @@ class MixLLMRouter:
             if self.log.shared:  # fold every writer's feedback up to this one, in id order
                 self._fold_log()
             elif in_pool:
-                self._learn(logged.llm, logged.x, value - logged.offline_quality, seq)
+                key = logged.query_hash or (
+                    None if logged.query is None else query_key(logged.query)
+                )
+                self._learn(logged.llm, logged.x, value - logged.offline_quality, seq, key, value)
             else:
                 self._model = replace(self._model, feedback_seq=max(self._model.feedback_seq, seq))
         return FeedbackResult(decision_id, logged.llm, value, applied=in_pool, reason=reason)
 
-    def _learn(self, llm: str, x: np.ndarray, residual: float, seq: int) -> None:
-        """Apply one feedback to ``llm``'s online head and publish (under the lock)."""
+    def _learn(
+        self,
+        llm: str,
+        x: np.ndarray,
+        residual: float,
+        seq: int,
+        key: str | None = None,
+        score: float | None = None,
+    ) -> None:
+        """Apply one feedback to ``llm``'s online head and (with the query's ``key`` and the
+        ``score``) to the memory, and publish both at once (under the lock)."""
         model = self._model
         dim = int(x.shape[0])
         prior = self._head_prior(model.pool, llm, dim)
         heads = self._heads_for(model, dim).learned(llm, x, residual, prior=prior)
-        self._model = RoutingModel(model.pool, heads, max(model.feedback_seq, seq))
+        memory = model.memory
+        if memory is not None and key is not None and score is not None:
+            memory = memory.observed(key, llm, score)
+        self._model = RoutingModel(model.pool, heads, max(model.feedback_seq, seq), memory)
         if self._late is not None:  # a refit is running: it re-applies this after its swap
             self._late.append((seq, llm, x, residual))
 
@@ -749,7 +838,8 @@ class MixLLMRouter:
         applied = 0
         for fb in self.log.feedback(since_seq=self._model.feedback_seq):
             if fb.applied and fb.llm in self._model.pool.specs:
-                self._learn(fb.llm, fb.x, fb.score - fb.offline_quality, fb.seq)
+                key = fb.query_hash or (None if fb.query is None else query_key(fb.query))
+                self._learn(fb.llm, fb.x, fb.score - fb.offline_quality, fb.seq, key, fb.score)
                 applied += 1
             else:
                 model = self._model
@@ -827,7 +917,8 @@ class MixLLMRouter:
         Each LLM is refit on its own observations only. An LLM added without data needs
         ``min_feedback`` of them first (below that it keeps its prior and online head). The refit
         LLMs' online heads restart from zero, since what they had learned is now part of the
-        offline predictors.
+        offline predictors. The memory of observed outcomes (``memory=True``) is kept as it is:
+        it already holds the training rows and every feedback folded since ``fit``.
 
         The predictors are trained outside the router's lock: routes and feedback go on meanwhile
         and the new predictors replace the old ones in one step. Feedback that arrives after the
@@ -841,9 +932,10 @@ class MixLLMRouter:
         estimate, by a margin of standard errors; otherwise the router keeps its offline model
         exactly, and its online heads drop the feedback the refit read (they restart from zero,
         feedback that arrives during the refit is applied again): a refused refit routes as no
-        feedback would, unless the heads pass the guard's own test (``head_margin``: heads
-        learned from the older feedback route the held-out feedback better), in which case they
-        keep all the feedback. The report says why. Without it (the default) refit always learns.
+        feedback would, except that the memory of seen queries keeps what it observed, and
+        unless the heads pass the guard's own test (``head_margin``: heads learned without part
+        of the feedback route that part better), in which case they keep all the feedback. The
+        report says why. Without it (the default) refit always learns.
 
         Returns:
             The number of feedback records used per refit LLM, a mapping that also carries the
@@ -950,7 +1042,7 @@ class MixLLMRouter:
                 if seq > cut and llm in keep and x.shape[0] == heads.dim:
                     prior = self._head_prior(new_pool, llm, heads.dim)
                     heads = heads.learned(llm, x, residual, prior=prior)
-        self._model = RoutingModel(new_pool, heads, max(model.feedback_seq, cut))
+        self._model = RoutingModel(new_pool, heads, max(model.feedback_seq, cut), model.memory)
         return {n: fitted[n][1] for n in keep}
 
     def _swap_pool(
@@ -969,7 +1061,7 @@ class MixLLMRouter:
                 if seq > cut and llm in counts and x.shape[0] == heads.dim:
                     prior = self._head_prior(pool, llm, heads.dim)
                     heads = heads.learned(llm, x, residual, prior=prior)
-        self._model = RoutingModel(pool, heads, max(model.feedback_seq, cut))
+        self._model = RoutingModel(pool, heads, max(model.feedback_seq, cut), model.memory)
         return counts
 
     def _keep_heads(self, heads: HeadsTable, cut: int) -> None:
@@ -980,7 +1072,7 @@ class MixLLMRouter:
             if seq > cut and llm in heads and x.shape[0] == heads.dim:
                 prior = self._head_prior(model.pool, llm, heads.dim)
                 heads = heads.learned(llm, x, residual, prior=prior)
-        self._model = RoutingModel(model.pool, heads, max(model.feedback_seq, cut))
+        self._model = RoutingModel(model.pool, heads, max(model.feedback_seq, cut), model.memory)
 
     def record_outcome(
         self,
@@ -1006,8 +1098,8 @@ class MixLLMRouter:
         _check_outcome(latency_s, cost, input_tokens, output_tokens)
         if not isinstance(decision_id, str) or self.log.get_decision(decision_id) is None:
             raise FeedbackError(
-                f"Unknown decision id {decision_id!r}: it was not made by this router (or its "
-                "log), or the in-memory log has dropped it; no outcome was recorded."
+                f"Unknown decision id {show_id(decision_id)}: it was not made by this router "
+                "(or its log), or the in-memory log has dropped it; no outcome was recorded."
             )
         self.budget.settle(decision_id, None if cost is None else float(cost))
         self.log.add_outcome(
@@ -1045,6 +1137,9 @@ class MixLLMRouter:
             c_ref=pool.c_ref,
             feedback_seq=model.feedback_seq,
             encoder=pool.encoder,
+            use_memory=self.memory,
+            memory_prior=self.memory_prior,
+            memory=model.memory,
         )
 
     @classmethod
@@ -1089,6 +1184,8 @@ class MixLLMRouter:
             log=log,
             shared_state=shared_state,
             sync_interval_s=sync_interval_s,
+            memory=state.use_memory,
+            memory_prior=state.memory_prior,
         )
         router._model = RoutingModel.from_state(state, encoder)
         return router

@@ -12,6 +12,9 @@ The model has two parts that change at different rates:
   sets, the encoder and the reference cost. Replaced by ``fit``, ``refit`` and pool changes; it
   compiles its :class:`~mixllm_core.predictors.PredictorBank` once, on first use.
 - :class:`~mixllm_core.online.HeadsTable`: the online heads, replaced by every feedback.
+- :class:`~mixllm_core.memory.OutcomeMemory`: the qualities observed per query and LLM (the
+  training rows, then every feedback), replaced by every feedback; None when the router's
+  memory is off.
 
 :func:`fit_llm` and :func:`refit_quality` train the predictors a new pool model holds.
 """
@@ -19,6 +22,7 @@ The model has two parts that change at different rates:
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
@@ -30,6 +34,7 @@ from .data import ASSUMED_OUTPUT_TOKENS, REFERENCE_INPUT_TOKENS, RoutingData
 from .encoders import AdaptableEncoder, QueryEncoder
 from .errors import ConfigError, DataFormatError, EmptyPoolError
 from .log import LoggedFeedback
+from .memory import OutcomeMemory
 from .offpolicy import DEFAULT_CLIP, dr_gain, ips_weights
 from .online import HeadsTable, training_prior
 from .persistence.state import LLMState, RouterState
@@ -148,6 +153,7 @@ class PoolModel:
     data: RoutingData | None = None
     _bank: PredictorBank | None = field(default=None, init=False, repr=False)
     _dims: frozenset[int] | None = field(default=None, init=False, repr=False)
+    _windows: np.ndarray | None = field(default=None, init=False, repr=False)
     _priors: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -180,6 +186,22 @@ class PoolModel:
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(self.specs)
+
+    @property
+    def context_windows(self) -> np.ndarray:
+        """Each pool LLM's context window in tokens, in pool order (inf: unknown), read-only."""
+        windows = self._windows
+        if windows is None:
+            windows = np.array(
+                [
+                    math.inf if s.context_window is None else s.context_window
+                    for s in self.specs.values()
+                ],
+                dtype=float,
+            )
+            windows.flags.writeable = False
+            object.__setattr__(self, "_windows", windows)
+        return windows
 
     @property
     def bank(self) -> PredictorBank:
@@ -311,9 +333,11 @@ class PoolModel:
 
 @dataclass(frozen=True, eq=False)
 class RoutingModel:
-    """What one route reads: the pool model, the online heads and the last feedback included.
+    """What one route reads: the pool model, the online heads, the last feedback included and
+    the memory of observed outcomes (None: off).
 
-    Invariant: ``heads`` is None or holds a head for every pool LLM.
+    Invariant: ``heads`` is None or holds a head for every pool LLM; ``heads`` and ``memory``
+    hold the same feedback (every applied feedback up to ``feedback_seq`` since ``fit``).
 
     Example:
         >>> from mixllm_core.testing import HashingEncoder
@@ -325,6 +349,7 @@ class RoutingModel:
     pool: PoolModel
     heads: HeadsTable | None
     feedback_seq: int
+    memory: OutcomeMemory | None = None
 
     def __post_init__(self) -> None:
         heads = self.heads
@@ -355,7 +380,10 @@ class RoutingModel:
             state.c_ref,
         )
         heads = None if state.heads is None else HeadsTable.from_state(state.heads)
-        return cls(pool, heads, state.feedback_seq)
+        memory = None
+        if state.use_memory:  # a state saved before the memory existed starts with an empty one
+            memory = state.memory or OutcomeMemory.empty(pool.names)
+        return cls(pool, heads, state.feedback_seq, memory)
 
 
 def fit_llm(

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .errors import ConfigError
-from .text import estimate_tokens
+from .text import estimate_tokens, storable_text
 
 __all__ = ["CallUsage", "LLMSpec"]
 
@@ -61,6 +61,10 @@ class LLMSpec:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
             raise ConfigError(f"LLMSpec.name must be a non-empty string, got {self.name!r}.")
+        if "\x00" in self.name or storable_text(self.name) != self.name:  # no log could hold it
+            raise ConfigError(
+                f"LLMSpec.name must be text without NUL or lone surrogates, got {self.name!r}."
+            )
         for field in ("input_price", "output_price"):
             value = getattr(self, field)
             if (

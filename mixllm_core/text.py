@@ -27,7 +27,13 @@ def storable_text(text: str) -> str:
         >>> storable_text(b"caf\\xe9".decode("utf-8", "surrogateescape"))
         'caf\ufffd'
     """
-    return _SURROGATE.sub("\ufffd", text)
+    if text.isascii():
+        return text
+    try:  # strict UTF-8 refuses exactly the surrogates: most texts need no regex pass
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+    return text
 
 
 def estimate_tokens(text: str) -> int:

@@ -9,6 +9,10 @@ Formats read by :func:`load_routing_data` (the format is detected from the colum
   turns; optional ``eval_name``, ``sample_id``, ``split``.
 * **LLMRouter** (``ulab-uiuc/LLMRouter``, as in ``llmrouter_nim``): ``question``, ``task_name``,
   ``score__<model>`` columns, prices in a ``default_llm.json`` beside the file.
+* **RouterArena** cached results (:func:`load_routerarena`), long format: ``question``,
+  ``model``, ``score``, ``inference_cost_usd``, optional ``global_index``, ``input_tokens``,
+  ``output_tokens``, ``dataset`` (the task); prices in a ``model_cost.json`` beside the file.
+  Scores below 0 (METEOR can give −0.03) are clipped to 0.
 * **a router's own log** (:func:`load_routing_log`): the feedback it received, one LLM per
   query, with the logged propensities.
 * **generic** (ours), long format, one row per (query, LLM)::
@@ -35,7 +39,8 @@ numbers >= 0. Anything else — a file that cannot be parsed, a missing column, 
 type, a value out of range — raises :class:`~mixllm_core.errors.DataFormatError` naming the file,
 the column, the first offending rows and what is allowed. Rows are counted from 0, header
 excluded. The only thing dropped quietly is what the RouterBench loader is asked to drop:
-rows with an empty score or cost (logged).
+rows with an empty score or cost (logged); the only thing changed is a negative RouterArena score
+(clipped to 0, logged).
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from .loaders import (
     effective_prices,
     load_generic,
     load_llmrouter,
+    load_routerarena,
     load_routerbench,
     load_routerbench_hub,
     load_routing_data,
@@ -60,6 +66,7 @@ __all__ = [
     "estimate_tokens",
     "load_generic",
     "load_llmrouter",
+    "load_routerarena",
     "load_routerbench",
     "load_routerbench_hub",
     "load_routing_data",

@@ -36,6 +36,7 @@ __all__ = [
     "load_generic",
     "load_llmrouter",
     "load_routerbench",
+    "load_routerarena",
     "load_routerbench_hub",
     "load_routing_data",
 ]
@@ -583,6 +584,93 @@ def load_generic(path: str | Path, *, prices: str | Path | None = None) -> Routi
     return _from_generic_frame(_read_table(path), path, prices)
 
 
+#: RouterArena's cached-results columns (one row per query and model) and ours.
+_ROUTERARENA = {
+    "global_index": "sample_id",
+    "question": "query",
+    "model": "llm",
+    "score": "quality",
+    "inference_cost_usd": "cost",
+    "input_tokens": "input_tokens",
+    "output_tokens": "output_tokens",
+    "dataset": "task",
+}
+_ROUTERARENA_REQUIRED = ("question", "model", "score", "inference_cost_usd")
+
+
+def _routerarena_prices(path: Path) -> dict[str, LLMSpec]:
+    """RouterArena's ``model_cost.json`` beside the data (``{model: {"input_token_price_per_
+    million": x, "output_token_price_per_million": y}}``) as specs; {} when there is none."""
+    beside = path.with_name("model_cost.json")
+    if not beside.exists():
+        return {}
+    where = repr(str(beside))
+    try:
+        raw = json.loads(beside.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
+        raise DataFormatError(f"Cannot read the price table {where} ({exc}).") from exc
+    if not isinstance(raw, dict):
+        raise DataFormatError(f"The price table {where} must be a JSON object of models.")
+    specs = {}
+    for name, info in raw.items():
+        if not isinstance(info, dict):
+            raise DataFormatError(f"{where}: price entry for {name!r} must be an object.")
+        try:
+            specs[name] = LLMSpec(
+                name,
+                input_price=_float(info.get("input_token_price_per_million", 0.0)),
+                output_price=_float(info.get("output_token_price_per_million", 0.0)),
+            )
+        except ConfigError as exc:
+            raise DataFormatError(f"{where}: {exc}") from exc
+    return specs
+
+
+def _from_routerarena_frame(df: Any, path: Path) -> RoutingData:
+    where = repr(str(path))
+    missing = [c for c in _ROUTERARENA_REQUIRED if c not in df.columns]
+    if missing:
+        raise DataFormatError(
+            f"{where} is not RouterArena format: it needs {list(_ROUTERARENA_REQUIRED)}; "
+            f"missing {missing}."
+        )
+    keep = [c for c in _ROUTERARENA if c in df.columns]
+    frame = df[keep].rename(columns=_ROUTERARENA)
+    if "sample_id" not in frame.columns:
+        frame["sample_id"] = frame["query"]
+    score = _numbers(frame, "quality", where)
+    low = np.isfinite(score) & (score < 0)
+    if low.any():
+        log.info("Clipping %d RouterArena scores below 0 (METEOR) to 0.", int(low.sum()))
+    frame["quality"] = np.clip(score, 0.0, 1.0)
+    data = _from_generic_frame(frame, path, None)
+    prices = _routerarena_prices(path)
+    data.specs = {m: prices[m] for m in data.llms if m in prices}
+    data.source = "routerarena"
+    return data
+
+
+def load_routerarena(path: str | Path) -> RoutingData:
+    """Load RouterArena cached model results (long format: one row per query and model).
+
+    Columns read: ``question`` (the query), ``model``, ``score`` (quality), ``inference_cost_usd``
+    (cost) and, when present, ``global_index`` (the query id; else the question),
+    ``input_tokens``, ``output_tokens`` (measured) and ``dataset`` (the task). Prices come from
+    RouterArena's ``model_cost.json`` beside the file when there is one (USD per million tokens).
+
+    Scores graded with METEOR (translation, NarrativeQA) can be slightly negative (down to about
+    −0.03); they are clipped to [0, 1], since routing data quality must lie there.
+
+    Example:
+        >>> load_routerarena("no/such/cached_results.parquet")
+        Traceback (most recent call last):
+        ...
+        mixllm_core.errors.DataFormatError: Routing data file 'no/such/cached_results.parquet' does not exist.
+    """
+    path = Path(path)
+    return _from_routerarena_frame(_read_table(path), path)
+
+
 def load_routing_data(path: str | Path, *, trust_pickle: bool = False) -> RoutingData:
     """Load routing data in any supported format, detected from its columns.
 
@@ -602,12 +690,15 @@ def load_routing_data(path: str | Path, *, trust_pickle: bool = False) -> Routin
         return _from_routerbench_frame(df, path=path, drop_incomplete=True, source="routerbench")
     if any(c.startswith("score__") for c in columns):
         return _from_llmrouter_frame(df, path, None)
+    if all(c in columns for c in _ROUTERARENA_REQUIRED) and "llm" not in columns:
+        return _from_routerarena_frame(df, path)
     if sum(c in columns for c in _GENERIC_REQUIRED) >= 2:  # looks generic: name what is missing
         return _from_generic_frame(df, path, None)
     raise DataFormatError(
         f"Cannot tell the format of {str(path)!r} from its columns {columns[:12]}. Expected "
-        "RouterBench ('<model>|total_cost'), LLMRouter ('score__<model>') or the generic long "
-        f"format ({list(_GENERIC_REQUIRED)})." + _delimiter_hint(columns)
+        "RouterBench ('<model>|total_cost'), LLMRouter ('score__<model>'), RouterArena "
+        f"({list(_ROUTERARENA_REQUIRED)}) or the generic long format ({list(_GENERIC_REQUIRED)})."
+        + _delimiter_hint(columns)
     )
 
 

@@ -1,7 +1,8 @@
 """Query encoders: text → fixed-size vector, behind the :class:`QueryEncoder` Protocol.
 
-- :class:`StaticEncoder` (the router's default): a static token table distilled from MiniLM plus a
-  corpus part learned at ``fit``; about 1 ms per query, no transformer at query time.
+- :class:`StaticEncoder`: a static token table distilled from MiniLM plus a corpus part learned
+  at ``fit``; about 1 ms per query, no transformer at query time. With tag features on top
+  (``default_router_encoder()``) it is the router's default.
 - :class:`SentenceEncoder`: all-MiniLM-L6-v2 itself (sentence-transformers).
 - :class:`OnnxEncoder`: MiniLM on ONNX Runtime, optionally int8.
 - :class:`TaggedEncoder` and :class:`Tagger`: the tag-enhanced embedding of the paper.

@@ -218,8 +218,12 @@ class Tagger:
         """Soft tag memberships ``(n, len(tags_))``, rows summing to 1."""
         self._check_fitted()
         X = _check_matrix(X, dim=self.n_features_in_)
-        if self.mode_ == "supervised":
-            return np.asarray(self.classifier_.predict_proba(X), dtype=np.float32)
+        if self.mode_ == "supervised":  # LogisticRegression.predict_proba, without its checks
+            clf = self.classifier_
+            logits = X @ np.asarray(clf.coef_, dtype=X.dtype).T + clf.intercept_
+            if logits.shape[1] == 1:  # two tags: the logit of the second
+                logits = np.hstack([np.zeros_like(logits), logits])
+            return _softmax(logits).astype(np.float32)
         return _softmax(-self._sq_dist(X) / self.temperature_).astype(np.float32)
 
     def tag(self, X: np.ndarray) -> list[list[str]]:

@@ -27,6 +27,20 @@ Folds (:func:`cv_folds`):
   the router never saw (leave-one-task-out when there are at most K tasks; repeats then coincide
   and only one is run). Test rows whose prompt also occurs in a training task are dropped.
 
+**Repeat share** (``repeat_share=r``): real traffic repeats itself, and held-out splits share
+prompts with training data. With ``r > 0`` each test fold also gets ``round(r · |fold|)`` rows
+drawn (seeded, without replacement) from that fold's training rows, so the test traffic holds
+queries the router has seen answered (a router with a memory of seen queries can use it).
+
+Task mix (``task_mix="uniform"``, or ``{task: share}``): each test fold is scored a second time
+with its rows weighted so that every task present counts equally (or as the shares say; tasks
+without a share get weight 0), as on a test split whose task mix differs from the training rows'.
+Under ``"uniform"`` a task with fewer than :data:`TASK_MIX_MIN_ROWS` rows in the fold counts
+``n / TASK_MIX_MIN_ROWS`` of a task, so that no single row carries a large share. Every metric is
+a function of the routers' mean cost and quality, so weighting means weighted means (the
+reference LLM's and the AIQ range too). The routers are fitted once; both scorings are in the
+report (:meth:`CVReport.with_task_mix`).
+
 Rows marked ``split == "test"`` are never used: cross-validation runs on the other rows, and a
 held-out test split stays held out.
 
@@ -44,7 +58,7 @@ Uncertainty: the standard error of a mean over the ``J`` folds is the Nadeau–B
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +68,7 @@ from ..data import RoutingData
 from ..encoders import QueryEncoder
 from ..encoders.base import AdaptableEncoder
 from ..errors import ConfigError
+from ..memory import query_key
 from ..metrics import aiq, cost_to_reach, quality_at_cost
 from ..router import MixLLMRouter
 from .baselines import BASELINES, duplicate_groups, sweep
@@ -67,6 +82,7 @@ __all__ = [
     "Fold",
     "bench_cv",
     "RouterFactory",
+    "TASK_MIX_MIN_ROWS",
     "cv_folds",
     "fold_metrics",
     "format_cv_markdown",
@@ -75,11 +91,18 @@ __all__ = [
     "run_cv",
     "score_router",
     "standard_routers",
+    "task_weights",
 ]
 
 #: Metric keys per fold and router: AIQ × 100, % of the reference's quality at 25% of its cost,
 #: % of the reference's cost at which 97% of its quality is reached (None when never).
 METRICS = ("aiq_x100", "q_pct_at_25", "cost_pct_for_97")
+
+#: Under ``task_mix="uniform"``, a task with fewer test rows than this counts n / this of a task.
+TASK_MIX_MIN_ROWS = 5
+
+#: A task mix to score test folds with: "uniform" or {task: share}; None: the rows as they are.
+TaskMix = str | Mapping[str, float] | None
 
 
 @dataclass(frozen=True)
@@ -228,7 +251,8 @@ def mixllm_router(
         )
         router.fit(fold.train)
         X, F = router.features(fold.test.queries)
-        names, Q, C, _ = router.predict_features(X, F)
+        keys = [query_key(q) for q in fold.test.queries]
+        names, Q, C, _ = router.predict_features(X, F, keys=keys)
         order = [names.index(n) for n in fold.test.llms]
         Q, C = Q[:, order], C[:, order]
         c_ref = router.c_ref()
@@ -299,16 +323,60 @@ def standard_routers(names: Sequence[str] | None = None) -> dict[str, RouterFact
 
 
 # --------------------------------------------------------------------------- scoring
+def task_weights(tasks: Sequence[str] | None, mix: str | Mapping[str, float]) -> np.ndarray:
+    """Row weights (summing to 1) that give ``tasks`` the task mix ``mix``.
+
+    Args:
+        tasks: The task of each row.
+        mix: ``"uniform"``: every task present counts equally (a task with fewer than
+            :data:`TASK_MIX_MIN_ROWS` rows counts ``n / TASK_MIX_MIN_ROWS`` of one); or
+            ``{task: share}``: the shares, renormalised over the tasks present (a task without a
+            share gets weight 0).
+
+    Raises:
+        ConfigError: no tasks, an unknown mix, a negative share, or no row with a share.
+
+    Example:
+        >>> task_weights(["a", "a", "a", "a", "a", "b", "b", "b", "b", "b"], "uniform")[[0, 5]]
+        array([0.1, 0.1])
+        >>> task_weights(["a"] * 6 + ["b"] * 2, "uniform")[[0, 6]]  # b counts 2/5 of a task
+        array([0.11904762, 0.14285714])
+        >>> task_weights(["a", "a", "b"], {"b": 1.0})
+        array([0., 0., 1.])
+    """
+    if tasks is None:
+        raise ConfigError("A task mix needs a task column; this data has none.")
+    names, y, counts = np.unique(np.asarray(tasks), return_inverse=True, return_counts=True)
+    if isinstance(mix, str):
+        if mix != "uniform":
+            raise ConfigError(f"Invalid task mix {mix!r}. Allowed: 'uniform' or {{task: share}}.")
+        per_task = np.minimum(counts, TASK_MIX_MIN_ROWS) / TASK_MIX_MIN_ROWS
+    else:
+        bad = {t: v for t, v in mix.items() if not (np.isfinite(v) and v >= 0)}
+        if bad:
+            raise ConfigError(f"Task shares must be finite numbers >= 0, got {bad}.")
+        per_task = np.array([float(mix.get(str(t), 0.0)) for t in names])
+    if per_task.sum() <= 0:
+        raise ConfigError(f"No row has a task with a share in {mix!r} (tasks: {list(names)}).")
+    w = (per_task / counts)[y]
+    return np.asarray(w / w.sum(), dtype=float)
+
+
 def fold_metrics(
-    choices: Mapping[Any, np.ndarray], test: RoutingData, reference: int
+    choices: Mapping[Any, np.ndarray],
+    test: RoutingData,
+    reference: int,
+    weights: np.ndarray | None = None,
 ) -> dict[str, float | None]:
-    """One router's metrics on one fold's test rows (see the module docstring)."""
+    """One router's metrics on one fold's test rows (see the module docstring), with the rows
+    weighted by ``weights`` (e.g. :func:`task_weights`) when given."""
     rows = np.arange(len(test))
+    w = np.full(len(test), 1 / max(len(test), 1)) if weights is None else np.asarray(weights)
     cost = test.cost if test.cost is not None else np.zeros_like(test.quality)
-    costs = [float(cost[rows, idx].mean()) for idx in choices.values()]
-    quals = [float(test.quality[rows, idx].mean()) for idx in choices.values()]
-    ref_cost, ref_q = float(cost[:, reference].mean()), float(test.quality[:, reference].mean())
-    max_cost = float(cost.mean(axis=0).max())
+    costs = [float(w @ cost[rows, idx]) for idx in choices.values()]
+    quals = [float(w @ test.quality[rows, idx]) for idx in choices.values()]
+    ref_cost, ref_q = float(w @ cost[:, reference]), float(w @ test.quality[:, reference])
+    max_cost = float((w @ cost).max())
     reach = cost_to_reach(costs, quals, 0.97 * ref_q)
     ref_q = ref_q if ref_q > 0 else float("nan")
     ref_cost = ref_cost if ref_cost > 0 else float("nan")
@@ -347,10 +415,18 @@ class CVReport:
     settings: dict[str, Any]
     folds: list[dict[str, Any]] = field(default_factory=list)
     baseline: str = "mixllm"
+    scoring: str = "metrics"
+
+    def with_task_mix(self) -> CVReport:
+        """The same folds scored with the task mix of ``run_cv(task_mix=...)`` (the fold key
+        ``"metrics_task_mix"``); raises ConfigError when the run had none."""
+        if not self.folds or "metrics_task_mix" not in self.folds[0]:
+            raise ConfigError("This report was run without a task mix (run_cv(task_mix=...)).")
+        return CVReport(self.settings, self.folds, self.baseline, "metrics_task_mix")
 
     @property
     def routers(self) -> list[str]:
-        return list(self.folds[0]["metrics"]) if self.folds else []
+        return list(self.folds[0][self.scoring]) if self.folds else []
 
     @property
     def _ratio(self) -> float:
@@ -359,7 +435,7 @@ class CVReport:
 
     def values(self, router: str, metric: str) -> np.ndarray:
         """Per-fold values of one router's metric (None where undefined), in fold order."""
-        return np.array([f["metrics"][router][metric] for f in self.folds], dtype=object)
+        return np.array([f[self.scoring][router][metric] for f in self.folds], dtype=object)
 
     def summary(self) -> dict[str, dict[str, dict[str, Any]]]:
         """``{router: {metric: {"mean", "se", "se_naive", "n"}}}``."""
@@ -384,14 +460,20 @@ class CVReport:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        """Everything, JSON-ready."""
-        return {
+        """Everything, JSON-ready; with a task mix, its summary and differences under
+        ``"task_mix"``."""
+        out = {
             "settings": self.settings,
             "baseline": self.baseline,
+            "scoring": self.scoring,
             "summary": self.summary(),
             "differences": self.differences(),
             "folds": self.folds,
         }
+        if self.scoring == "metrics" and self.folds and "metrics_task_mix" in self.folds[0]:
+            mixed = self.with_task_mix()
+            out["task_mix"] = {"summary": mixed.summary(), "differences": mixed.differences()}
+        return out
 
     def format_table(self) -> str:
         """Mean ± s.e. per router (by mean AIQ) and the paired differences from the baseline."""
@@ -414,6 +496,8 @@ def format_cv_table(report: Mapping[str, Any]) -> str:
         report["baseline"],
     )
     protocol = "task shift (whole tasks left out)" if s["task_shift"] else "random, stratified"
+    if report.get("scoring") == "metrics_task_mix":
+        protocol += f"; test rows weighted to the task mix {s.get('task_mix')!r}"
     n_folds = len(report["folds"])
     lines = [
         f"data: {s.get('data', '?')}  ({len(s['llms'])} LLMs; mixllm: "
@@ -492,6 +576,16 @@ def _reference_index(data: RoutingData, reference: str | None) -> int:
     return data.llms.index(reference)
 
 
+def _with_repeats(split: CVSplit, share: float, seed: int) -> CVSplit:
+    """``split`` with ``round(share · |test|)`` of its training rows added to its test rows."""
+    n = min(int(round(share * len(split.test))), len(split.train))
+    if n == 0:
+        return split
+    rng = np.random.default_rng([seed, split.repeat, split.fold, 7919])
+    extra = rng.choice(split.train, size=n, replace=False)
+    return replace(split, test=np.concatenate([split.test, np.sort(extra)]))
+
+
 def run_cv(
     data: RoutingData,
     routers: Mapping[str, RouterFactory],
@@ -506,6 +600,8 @@ def run_cv(
     baseline: str = "mixllm",
     show_progress: bool = False,
     on_fold: Callable[[CVReport], None] | None = None,
+    repeat_share: float = 0.0,
+    task_mix: TaskMix = None,
 ) -> CVReport:
     """Cross-validate ``routers`` on ``data``: every router fitted and scored on every fold.
 
@@ -521,6 +617,10 @@ def run_cv(
         baseline: The router paired differences are taken from.
         show_progress: A progress bar over folds × routers.
         on_fold: Called with the report after each fold (e.g. to save partial results).
+        repeat_share: Add ``round(repeat_share · |test fold|)`` of the fold's training rows to
+            its test rows (seeded; see the module docstring), in [0, 1].
+        task_mix: Also score each test fold with its rows weighted to this task mix
+            (:func:`task_weights`); see :meth:`CVReport.with_task_mix`.
 
     Returns:
         A :class:`CVReport`.
@@ -541,12 +641,16 @@ def run_cv(
 
     from ..encoders import StaticEncoder
 
+    if not (isinstance(repeat_share, (int, float)) and 0 <= repeat_share <= 1):
+        raise ConfigError(f"repeat_share must be a number in [0, 1], got {repeat_share!r}.")
     if data.split is not None and "test" in data.split:
         data = data.subset([i for i, s in enumerate(data.split) if s != "test"])
     encoder = encoder if encoder is not None else StaticEncoder()
     lam = tuple(LAMBDA_GRID if lambdas is None else lambdas)
     ref = _reference_index(data, reference)
     splits = cv_folds(data, k, repeats, task_shift=task_shift, seed=seed)
+    if task_mix is not None:
+        task_weights(data.tasks, task_mix)  # fail before fitting anything
     shared = None if isinstance(encoder, AdaptableEncoder) else encoder.encode(data.queries)
     report = CVReport(
         settings={
@@ -560,11 +664,16 @@ def run_cv(
             "reference_llm": data.llms[ref],
             "encoder": encoder.get_config(),
             "routers": list(routers),
+            "repeat_share": repeat_share,
+            "task_mix": task_mix
+            if task_mix is None or isinstance(task_mix, str)
+            else dict(task_mix),
         },
         baseline=baseline,
     )
     bar = tqdm(total=len(splits) * len(routers), disable=not show_progress, unit="fit")
     for split in splits:
+        split = _with_repeats(split, repeat_share, seed)
         train, test = data.subset(split.train), data.subset(split.test)
         enc = encoder.adapted(train.queries) if isinstance(encoder, AdaptableEncoder) else encoder
         if shared is not None:
@@ -574,10 +683,24 @@ def run_cv(
         observed = train.mean_cost()
         c_ref = float(np.nanmax(observed)) if np.isfinite(observed).any() else 1.0
         fold = Fold(train, test, enc, Xtr, Xte, lam, c_ref if c_ref > 0 else 1.0, seed, split)
+        weights = None
+        if task_mix is not None:
+            try:
+                weights = task_weights(test.tasks, task_mix)
+            except ConfigError:  # no test row of this fold has a share: nothing to score
+                weights = np.full(len(test), np.nan)
         metrics: dict[str, Any] = {}
+        mixed: dict[str, Any] = {}
         for name, factory in routers.items():
             bar.set_postfix_str(f"repeat {split.repeat} fold {split.fold}: {name}")
-            metrics[name] = fold_metrics(factory(fold), test, ref)
+            choices = factory(fold)
+            metrics[name] = fold_metrics(choices, test, ref)
+            if weights is not None:
+                mixed[name] = (
+                    fold_metrics(choices, test, ref, weights)
+                    if np.isfinite(weights).all()
+                    else dict.fromkeys(METRICS)
+                )
             bar.update()
         report.folds.append(
             {
@@ -587,6 +710,7 @@ def run_cv(
                 "n_test": len(test),
                 "held_out_tasks": list(split.held_out_tasks),
                 "metrics": metrics,
+                **({"metrics_task_mix": mixed} if weights is not None else {}),
             }
         )
         if on_fold is not None:
@@ -609,17 +733,21 @@ def bench_cv(
     embedding: str = "plain",
     show_progress: bool = True,
     data_name: str | None = None,
+    repeat_share: float = 0.0,
+    task_mix: TaskMix = None,
 ) -> CVReport:
-    """What ``mixllm bench --cv K --repeats R [--task-shift]`` runs: mixllm (``quality_model``,
-    ``embedding`` ``"plain"`` or ``"tags"``) and :func:`standard_routers` through :func:`run_cv`;
-    writes ``cv.json`` into ``out`` after every fold (the folds so far)."""
+    """What ``mixllm bench --cv K --repeats R [--task-shift] [--task-mix uniform]
+    [--repeat-share r]`` runs: mixllm (``quality_model``, ``embedding`` ``"plain"`` or
+    ``"tags"``) and :func:`standard_routers` through :func:`run_cv`; writes ``cv.json`` into
+    ``out`` after every fold (the folds so far). With ``repeat_share > 0`` mixllm without its
+    memory of seen queries (``mixllm-no-memory``) is scored too."""
     import json
 
     from ..errors import check_choice
 
     check_choice("embedding", embedding, ("plain", "tags"))
 
-    def make(fold: Fold) -> MixLLMRouter:
+    def make(fold: Fold, memory: bool = True) -> MixLLMRouter:
         enc: QueryEncoder = fold.encoder
         if embedding == "tags":
             from ..encoders import TaggedEncoder
@@ -627,9 +755,12 @@ def bench_cv(
             enc = TaggedEncoder(fold.encoder, mode="tags", seed=fold.seed).fit(
                 fold.train.queries, fold.train.tasks, show_progress=False
             )
-        return MixLLMRouter(encoder=enc, quality_model=quality_model, seed=fold.seed)
+        return MixLLMRouter(encoder=enc, quality_model=quality_model, seed=fold.seed, memory=memory)
 
-    routers = {"mixllm": mixllm_router(make), **standard_routers()}
+    routers = {"mixllm": mixllm_router(make)}
+    if repeat_share > 0:
+        routers["mixllm-no-memory"] = mixllm_router(lambda fold: make(fold, memory=False))
+    routers.update(standard_routers())
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     extra = {
@@ -653,4 +784,6 @@ def bench_cv(
         reference=reference,
         show_progress=show_progress,
         on_fold=write,
+        repeat_share=repeat_share,
+        task_mix=task_mix,
     )

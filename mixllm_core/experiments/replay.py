@@ -27,6 +27,7 @@ import numpy as np
 from ..data import RoutingData
 from ..decision import DecisionPolicy
 from ..errors import ConfigError, check_choice
+from ..memory import query_key
 from ..router import MixLLMRouter
 from ..snapshot import RefitGuard
 
@@ -150,8 +151,10 @@ def evaluate_choices(
     lambdas: Sequence[float],
     c_ref: float,
 ) -> dict[float, np.ndarray]:
-    """Per λ the index (into ``test.llms``) of the LLM the router picks for each test row."""
-    names, Q, C, _ = router.predict_features(X, F)
+    """Per λ the index (into ``test.llms``) of the LLM the router picks for each test row (the
+    memory of seen queries included, as a route would)."""
+    keys = [query_key(q) for q in test.queries]
+    names, Q, C, _ = router.predict_features(X, F, keys=keys)
     choices = {}
     for lam in lambdas:
         idx = choose_indices(router, Q, C, lam, c_ref)

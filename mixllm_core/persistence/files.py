@@ -7,6 +7,7 @@ Layout of a saved router directory::
     quality/NAME.skops   fitted scikit-learn estimators (skops, exact allow-list of types)
     online.npz       the online heads' A⁻¹, b and update counts (allow_pickle=False)
     train.npz        the offline training representations and qualities (for ``refit``)
+    memory.npz       optional: the outcomes observed per query (sha256 keys, sums, counts)
     encoder/         learned encoder state, for encoders that have one (``StatefulEncoder``)
     manifest.sig     optional: HMAC-SHA256 of manifest.json under the caller's signing key
     manifest.json    format marker and the sha256 of every file above; written last
@@ -64,6 +65,7 @@ from ..encoders import (
 from ..encoders.base import DEFAULT_MODEL
 from ..errors import ConfigError, CorruptStateError, MissingDependencyError, MixLLMError
 from ..estimator_io import check_archive, dump_estimator, load_estimator
+from ..memory import OutcomeMemory
 from ..online import HeadsState
 from ..predictors import CostState, QualityState
 from ..spec import LLMSpec
@@ -75,6 +77,7 @@ __all__ = ["FORMAT", "read_state", "write_state"]
 FORMAT = "mixllm-router"
 _MANIFEST, _SIGNATURE, _CONFIG = "manifest.json", "manifest.sig", "router.json"
 _ARRAYS = ("online.npz", "train.npz")
+_MEMORY = "memory.npz"
 _MAX_JSON = 1 << 28  # router.json of a thousand LLMs is a few MB
 _NUM = (int, float)
 _NONE = type(None)
@@ -231,6 +234,11 @@ def _document(state: RouterState, out: Path) -> dict[str, Any]:
     )
     np.savez(out / "online.npz", **online)  # type: ignore[arg-type]
     np.savez(out / "train.npz", **train_arrays)  # type: ignore[arg-type]
+    memory = None
+    if state.memory is not None:
+        arrays = state.memory.get_state()
+        memory = {"file": _MEMORY, "llms": arrays.pop("llms")}
+        np.savez(out / _MEMORY, **arrays)
     if isinstance(state.encoder, StatefulEncoder):  # TaggedEncoder, StaticEncoder's corpus part
         state.encoder.save_state(out / "encoder")
     encoder_files = [f"encoder/{f}" for f in _files_under(out / "encoder")]
@@ -251,6 +259,9 @@ def _document(state: RouterState, out: Path) -> dict[str, Any]:
         "train": train_map,
         "feedback_seq": state.feedback_seq,
         "extra": dict(state.extra),
+        "use_memory": state.use_memory,
+        "memory_prior": state.memory_prior,
+        "memory": memory,
     }
 
 
@@ -497,6 +508,37 @@ def _llm(
     return spec, quality, cost
 
 
+def _memory_entry(doc: Any) -> dict[str, Any] | None:
+    """``router.json``'s memory entry (absent in routers saved before the memory existed)."""
+    entry = _get(doc, "memory", (dict, _NONE), _CONFIG) if "memory" in doc else None
+    if entry is not None and _get(entry, "file", (str,), f"{_CONFIG} memory") != _MEMORY:
+        raise CorruptStateError(f"{_CONFIG} memory.file must be {_MEMORY!r}.")
+    return entry
+
+
+def _memory(doc: Any, root: Path, real: Path) -> OutcomeMemory | None:
+    entry = _memory_entry(doc)
+    if entry is None:
+        return None
+    llms = _get(entry, "llms", (list,), f"{_CONFIG} memory")
+    if not all(isinstance(n, str) for n in llms):
+        raise CorruptStateError(f"{_CONFIG} memory.llms must be a list of names.")
+    arrays = _arrays(_inside(root, real, _MEMORY, _CONFIG), {"keys", "sums", "counts"})
+    keys = arrays["keys"]
+    if keys.dtype != np.dtype("S64") or keys.ndim != 1:
+        raise CorruptStateError(f"{_MEMORY} keys must be a 1-d array of 64-byte hex digests.")
+    try:
+        texts = [k.decode("ascii") for k in keys.tolist()]
+    except UnicodeDecodeError as exc:
+        raise CorruptStateError(f"{_MEMORY} keys must be hex digests: {exc}") from exc
+    if arrays["counts"].dtype.kind not in "iu" or arrays["sums"].dtype.kind != "f":
+        raise CorruptStateError(f"{_MEMORY} must hold float sums and integer counts.")
+    shape = (len(keys), len(llms))
+    if arrays["sums"].shape != shape or arrays["counts"].shape != shape:
+        raise CorruptStateError(f"{_MEMORY} sums and counts must have shape {shape}.")
+    return OutcomeMemory(llms, texts, arrays["sums"], arrays["counts"])
+
+
 def _decode(
     doc: Any, root: Path, real: Path, files: dict[str, str], load_encoder: bool
 ) -> RouterState:
@@ -521,6 +563,7 @@ def _decode(
     else:
         _arrays(_inside(root, real, "online.npz", _CONFIG), set())
     config = _get(doc, "encoder", (dict,), _CONFIG)
+    memory = _memory(doc, root, real)
     llms = []
     for spec, quality, cost in parts:
         slot = slots.get(spec.name)
@@ -538,6 +581,9 @@ def _decode(
         c_ref=_get(doc, "c_ref", (*_NUM, _NONE), _CONFIG),
         feedback_seq=_get(doc, "feedback_seq", (int,), _CONFIG),
         extra=_get(doc, "extra", (dict,), _CONFIG) if "extra" in doc else {},
+        use_memory=_get(doc, "use_memory", (bool,), _CONFIG) if "use_memory" in doc else True,
+        memory_prior=_get(doc, "memory_prior", _NUM, _CONFIG) if "memory_prior" in doc else 1.0,
+        memory=memory,
     )
     if not load_encoder:
         return state
@@ -561,7 +607,8 @@ def _expected_files(doc: Any, version: int, files: dict[str, str]) -> set[str]:
         _get(_get(e, "quality", (dict,), _CONFIG), "file", (str, _NONE), _CONFIG)
         for e in _get(doc, "llms", (list,), _CONFIG)
     ]
-    return {_CONFIG, *_ARRAYS, *encoder, *(q for q in quality if q is not None)}
+    memory = [_MEMORY] if _memory_entry(doc) is not None else []
+    return {_CONFIG, *_ARRAYS, *memory, *encoder, *(q for q in quality if q is not None)}
 
 
 def _read(root: Path, load_encoder: bool, key: bytes | None) -> RouterState:

@@ -22,6 +22,7 @@ import numpy as np
 from ..decision import DecisionPolicy
 from ..encoders import QueryEncoder
 from ..errors import ConfigError
+from ..memory import OutcomeMemory, check_memory_prior
 from ..online import HeadsState
 from ..predictors import CostState, QualityPredictor, QualityState
 from ..spec import LLMSpec
@@ -107,6 +108,8 @@ class RouterState:
             read without rebuilding it; pass ``encoder=`` to ``from_state`` then).
         extra: JSON-serialisable state of subclasses.
         version: :data:`STATE_VERSION`.
+        use_memory, memory_prior: The router's ``memory`` and ``memory_prior`` arguments.
+        memory: The observed outcomes per query and LLM (None: none, or memory off).
 
     Example:
         >>> from mixllm_core import MixLLMRouter
@@ -131,6 +134,9 @@ class RouterState:
     encoder: QueryEncoder | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
     version: int = STATE_VERSION
+    use_memory: bool = True
+    memory_prior: float = 1.0
+    memory: OutcomeMemory | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "llms", tuple(self.llms))
@@ -157,6 +163,7 @@ class RouterState:
                 raise ConfigError(
                     f"The online heads are for {list(self.heads.names)}; the pool is {names}."
                 )
+        self._check_memory(names)
         dims = _dims(self.llms, self.heads)
         if len(set().union(*dims.values())) > 1:
             raise ConfigError(
@@ -174,6 +181,20 @@ class RouterState:
         nothing was fit yet); the encoder must produce vectors of this size."""
         dims = set().union(*_dims(self.llms, self.heads).values())
         return next(iter(dims)) if dims else None
+
+    def _check_memory(self, names: list[str]) -> None:
+        if not isinstance(self.use_memory, bool):
+            raise ConfigError(f"RouterState.use_memory must be a bool, got {self.use_memory!r}.")
+        check_memory_prior(self.memory_prior)
+        memory = self.memory
+        if memory is None:
+            return
+        if not isinstance(memory, OutcomeMemory):
+            raise ConfigError(f"RouterState.memory must be an OutcomeMemory, got {memory!r}.")
+        if not set(memory.llms) <= set(names):
+            raise ConfigError(
+                f"The memory has columns for {list(memory.llms)}; the pool is {names}."
+            )
 
     def _check_numbers(self) -> None:
         for name in ("seed", "feedback_seq"):

@@ -116,7 +116,7 @@ def test_cli_train_then_load(tmp_path: Path) -> None:
     picks = [d.llm for d in router.route_batch(test.queries, lam=5.0)]
     right = np.mean([p == specialist_of(t) for p, t in zip(picks, test.tasks or [], strict=True)])
     assert right >= 0.95  # measured 1.0 on the 56 held-out queries
-    with pytest.raises(ConfigError, match=r"64-dimensional vectors .* \[192\]-dimensional"):
+    with pytest.raises(ConfigError, match=r"64-dimensional vectors .* \[\d+\]-dimensional"):
         MixLLMRouter.load(tmp_path / "r", encoder=HashingEncoder()).route("x")
 
 

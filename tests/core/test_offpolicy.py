@@ -17,6 +17,7 @@ from mixllm_core.decision import DecisionMaker, choice_probabilities
 from mixllm_core.encoders import StaticEncoder
 from mixllm_core.errors import ConfigError
 from mixllm_core.log import MemoryLog, SQLiteLog
+from mixllm_core.memory import query_key
 from mixllm_core.offpolicy import dr_gain, dr_mean, ips_mean, ips_weights, naive_mean
 from mixllm_core.predictors import QualityPredictor
 from mixllm_core.snapshot import RefitGuard
@@ -361,7 +362,9 @@ def test_a_refit_on_corrupted_feedback_is_refused_and_routes_as_no_feedback() ->
     assert "not above" in report.reason
     assert router.model.pool is pool  # the offline model is kept, not learned again
     unfed = MixLLMRouter(encoder=HashingEncoder(), seed=0).fit(offline)
-    queries = make_synthetic_world(50, seed=9).queries
+    memory = router.model.memory  # keeps the feedback: probe queries it has not seen
+    queries = [q for q in make_synthetic_world(80, seed=9).queries if query_key(q) not in memory]
+    assert len(queries) >= 40
     for key in ("quality", "cost"):  # the heads dropped the feedback: exactly no feedback
         assert np.array_equal(router.predict(queries)[key], unfed.predict(queries)[key])
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mixllm_core import ConfigError, CorruptStateError, LLMSpec, MixLLMRouter
+from mixllm_core import ConfigError, CorruptStateError, LLMSpec, MixLLMRouter, StaticEncoder
 from mixllm_core.online import HeadsState, OnlineHeads
 from mixllm_core.persistence import read_state, write_state
 from mixllm_core.persistence.state import LLMState, RouterState
@@ -191,7 +191,8 @@ def test_a_router_saved_in_format_1_still_loads(router: MixLLMRouter, tmp_path: 
 
 def test_an_adapted_static_encoder_needs_its_corpus_part(tmp_path: Path) -> None:
     data = make_synthetic_world(200, seed=1)
-    router = MixLLMRouter([LLMSpec(n) for n in data.llms], seed=0).fit(data)
+    specs = [LLMSpec(n) for n in data.llms]
+    router = MixLLMRouter(specs, encoder=StaticEncoder(), seed=0).fit(data)
     path = router.save(tmp_path / "r")
     config = json.loads((path / "router.json").read_text())
     assert config["encoder_files"] == ["encoder/static_lsa.npz"]

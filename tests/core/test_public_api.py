@@ -25,13 +25,18 @@ EXPORTED = [
     "FeedbackResult",
     "LLMSpec",
     "LatencyTracker",
+    "LogUnavailableError",
     "MixLLMError",
     "MixLLMRouter",
     "QueryEncoder",
+    "RefitGuard",
+    "RefitOutcome",
     "RetryPolicy",
     "RoutingData",
     "RoutingDecision",
+    "SQLLog",
     "SentenceEncoder",
+    "SharedState",
     "StaticEncoder",
     "__version__",
     "build_router",
@@ -86,6 +91,9 @@ def test_importing_the_package_loads_no_heavy_dependency() -> None:
         "onnxruntime",
         "langchain_core",
         "llama_index",
+        "sqlalchemy",  # SQLLog is exported but loads on first use
+        "redis",
+        "psycopg",
     ]
     code = f"import sys, mixllm_core; print([m for m in {heavy!r} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -68,8 +68,31 @@ def test_tiny_run_writes_every_cell(scaling: ModuleType, tmp_path: Path) -> None
     for cell in cells.values():
         assert cell["fit_s"] > 0 and cell["fit_peak_mb"] > 0
         for key in ("route", "route_cpu", "route_pre", "predict"):
-            assert 0 < cell[key]["p50_ms"] <= cell[key]["p99_ms"]
+            assert 0 < cell[key]["p50_ms"] <= cell[key]["p95_ms"] <= cell[key]["p99_ms"]
         assert cell["n_timed"] == 4 and cell["n_batch"] == 3
+        assert cell["saved_mb"] > 0
+        # the training features the pool keeps: one float32 array of rows x dim, counted once
+        kept = cell["pool_keeps_mb"]
+        expected = (cell["rows"] * cell["dim"] * 4 + cell["llms"] * cell["rows"] * 8) / 2**20
+        assert kept["features"] == pytest.approx(expected)
+        assert kept["data_matrices"] > 0 and kept["data_strings"] > 0
     budget = result["budget"]
     assert budget["route_p50_ms_cpu"] == cells["budget"]["route_cpu"]["p50_ms"]
     assert budget["pass_cpu"] == (budget["route_p50_ms_cpu"] <= 1.0)
+
+
+def test_grid_only_and_the_plot(scaling: ModuleType, tmp_path: Path) -> None:
+    out = tmp_path / "scaling.json"
+    argv = ["--llms", "2", "3", "--rows", "60", "--n-timed", "4", "--n-batch", "3", "--inline"]
+    result = scaling.main([*argv, "--grid-only", "--out", str(out)])
+    assert list(result["cells"]) == ["2x60", "3x60"]  # no budget row, no baseline again
+    spec = importlib.util.spec_from_file_location(
+        "scaling_plot", SCRIPT.with_name("scaling_plot.py")
+    )
+    assert spec is not None and spec.loader is not None
+    plot = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plot)
+    now, before = plot.load_cells([out])
+    assert set(now) == {(2, 60), (3, 60)} and not before
+    plot.main([str(out), "--out", str(tmp_path / "scaling.png")])
+    assert (tmp_path / "scaling.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

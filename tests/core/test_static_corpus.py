@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -90,16 +91,35 @@ def test_routers_sharing_an_encoder_do_not_change_each_others_features() -> None
     assert again.encoder is first.encoder
 
 
-def test_the_default_router_encoder_is_the_adapted_static_encoder(tmp_path: Path) -> None:
+def test_the_default_router_encoder_is_the_adapted_static_encoder_with_tags(
+    tmp_path: Path,
+) -> None:
     train, test = WORLD.train_test_split(seed=0)
+    cold = MixLLMRouter(list(WORLD.llms), seed=0)
+    assert isinstance(cold.encoder, TaggedEncoder) and not cold.encoder.fitted
+    assert cold.encoder.dim == StaticEncoder().dim  # before any fit: the static encoder alone
+    cold.save(tmp_path / "cold")
+    assert not MixLLMRouter.load(tmp_path / "cold").encoder.fitted  # type: ignore[attr-defined]
     router = MixLLMRouter(seed=0).fit(train)
-    assert isinstance(router.encoder, StaticEncoder) and router.encoder.is_adapted
+    enc = router.encoder
+    assert isinstance(enc, TaggedEncoder) and enc is not cold.encoder
+    assert isinstance(enc.base, StaticEncoder) and enc.base.is_adapted
+    assert enc.tagger.mode_ == "supervised" and set(enc.tagger.tags_) == set(train.tasks or [])
+    assert enc.dim == StaticEncoder().dim + len(set(train.tasks or []))
     before = router.encoder.encode(test.queries)
     router.save(tmp_path / "r")
     loaded = MixLLMRouter.load(tmp_path / "r")
     np.testing.assert_array_equal(loaded.encoder.encode(test.queries), before)
     picks = [router.route(q, lam=3.0).llm for q in test.queries[:20]]
     assert [loaded.route(q, lam=3.0).llm for q in test.queries[:20]] == picks
+
+
+def test_the_default_router_fits_without_task_labels_by_clustering() -> None:
+    train, test = WORLD.train_test_split(seed=0)
+    router = MixLLMRouter(seed=0).fit(replace(train, tasks=None))
+    enc = router.encoder
+    assert isinstance(enc, TaggedEncoder) and enc.tagger.mode_ == "unsupervised"
+    assert enc.dim > StaticEncoder().dim and router.route(test.queries[0]).llm in WORLD.llms
 
 
 def test_a_tagged_encoder_over_static_keeps_its_corpus_part(tmp_path: Path) -> None:

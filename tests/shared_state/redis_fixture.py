@@ -5,6 +5,10 @@ temporary directory, without RDB or AOF files, and stops it when the session end
 hands each test an empty database on it (restarted first if a test stopped it). Where neither
 binary is on PATH the tests skip with the command that installs one, except in CI (``CI=true``),
 where they fail: CI installs ``redis-server`` in ``.ci/run``.
+
+The server never outlives the run (see :mod:`server_reaper`): it gets SIGTERM when the test
+process dies, it is stopped at exit and on SIGTERM, and the ``mixllm-redis-*`` directories of
+runs that are gone are removed (their servers stopped) before a new one starts.
 """
 
 from __future__ import annotations
@@ -20,10 +24,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import server_reaper
 
 __all__ = ["RedisServer", "free_port", "redis_server", "redis_url"]
 
 BINARIES = ("redis-server", "valkey-server")
+PID_FILE = "server.pid"
 
 
 def free_port() -> int:
@@ -60,8 +66,12 @@ class RedisServer:
         args = ["--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory)]
         args += ["--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"]
         self.proc = subprocess.Popen(
-            [self.binary, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            [self.binary, *args],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            preexec_fn=server_reaper.die_with_parent(signal.SIGTERM),
         )
+        (self.directory / PID_FILE).write_text(str(self.proc.pid))
         while not self.ping():
             if self.proc.poll() is not None:
                 err = self.proc.stderr.read().decode() if self.proc.stderr else ""
@@ -101,6 +111,22 @@ class RedisServer:
             s.recv(64)
 
 
+def _server_pid(directory: Path) -> int | None:
+    try:
+        return int((directory / PID_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _kill(directory: Path, pid: int) -> None:
+    os.kill(pid, signal.SIGKILL)  # no persistence: nothing to shut down cleanly
+
+
+def clean_stale() -> list[Path]:
+    """Remove the directories (and stop the servers) of test runs that are gone."""
+    return server_reaper.clean_stale("mixllm-redis-*", _server_pid, _kill)
+
+
 def _binary() -> str:
     for name in BINARIES:
         found = shutil.which(name)
@@ -118,12 +144,21 @@ def _binary() -> str:
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     binary = _binary()
+    clean_stale()
     with tempfile.TemporaryDirectory(prefix="mixllm-redis-") as directory:
+        server_reaper.claim(Path(directory))
         server = RedisServer(binary, Path(directory))
-        server.start()
+
+        def stop_and_remove() -> None:  # at exit or on SIGTERM: the with block will not run
+            server.stop()
+            shutil.rmtree(directory, ignore_errors=True)
+
+        key = server_reaper.register(stop_and_remove)
         try:
+            server.start()
             yield server
         finally:
+            server_reaper.unregister(key)
             server.stop()
 
 
