@@ -14,7 +14,6 @@ import json
 import logging
 import time
 from dataclasses import replace
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +71,8 @@ def run(
     alpha: float,
     margin: float,
     learn_all: bool,
+    head_margin: float | None = 1.0,
+    head_folds: int = 0,
     **explore,
 ) -> dict:
     data = load_routing_data(DATA[name])
@@ -91,10 +92,21 @@ def run(
             router.fit(offline)
         else:
             router.fit(offline)
-            guarded = partial(
-                router.refit,
-                guard=RefitGuard(margin=margin, learn_all=learn_all) if margin >= 0 else None,
+            guard = (
+                RefitGuard(
+                    margin=margin,
+                    learn_all=learn_all,
+                    head_margin=head_margin,
+                    head_folds=head_folds,
+                )
+                if margin >= 0
+                else None
             )
+            refit = router.refit
+
+            def guarded(_refit=refit, _guard=guard, **kwargs):  # replaces a caller's guard
+                return _refit(**{**kwargs, "guard": _guard})
+
             router.refit = guarded  # type: ignore[method-assign]  (stream_feedback's refits too)
             if kind != "none":
                 stream_feedback(router, stream, kind, lam=stream_lam, refit_every=REFIT_EVERY)
@@ -104,6 +116,9 @@ def run(
                     "gain": final.gain,
                     "stderr": final.stderr,
                     "reason": final.reason,
+                    "heads_kept": final.heads_kept,
+                    "heads_gain": final.heads_gain,
+                    "heads_stderr": final.heads_stderr,
                 }
         out[kind] = score(router, test, max_cost)
         print(
@@ -131,6 +146,13 @@ def main() -> None:
         action="store_true",
         help="an accepted refit is learned again from all feedback (default: the tested one)",
     )
+    p.add_argument(
+        "--head-margin",
+        type=float,
+        default=RefitGuard().head_margin,
+        help="the guard's test of the online heads; < 0: heads always restart (None)",
+    )
+    p.add_argument("--head-folds", type=int, default=RefitGuard().head_folds)
     p.add_argument("--out", default="replay-seeds.json")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -145,6 +167,8 @@ def main() -> None:
                 args.alpha,
                 args.margin,
                 args.learn_all,
+                None if args.head_margin is None or args.head_margin < 0 else args.head_margin,
+                args.head_folds,
                 **explore,
             )
             for s in args.seeds

@@ -4,6 +4,11 @@ Each head learns the residual between observed feedback and the offline predicto
 the query representation with a bias term. ``A⁻¹`` is maintained with Sherman–Morrison rank-one
 updates (no matrix inverse per step); the exploration bonus is ``sqrt(xᵀA⁻¹x)``.
 
+A head starts from ``A = ridge·I`` (a cold router: feedback is all it learns from), or from the
+offline training rows of its LLM (:func:`training_prior`: ``A = I + Σ_train zzᵀ``, each training
+row a row of residual 0): one feedback then weighs as much as one more training row, and the head
+moves only in the directions the offline data left open.
+
 :class:`HeadsTable` is the heads of a pool as one immutable value (what a router routes with);
 :class:`OnlineHeads` is a mutable holder of one, for use outside a router.
 """
@@ -19,7 +24,7 @@ import numpy as np
 
 from .errors import ConfigError, UnknownLLMError
 
-__all__ = ["HeadsState", "HeadsTable", "OnlineHead", "OnlineHeads"]
+__all__ = ["HeadsState", "HeadsTable", "OnlineHead", "OnlineHeads", "training_prior"]
 
 
 def _with_bias(X: np.ndarray) -> np.ndarray:
@@ -34,6 +39,27 @@ def _sherman_morrison(A_inv: np.ndarray, b: np.ndarray, z: np.ndarray, target: f
     b += target * z
     theta: np.ndarray = A_inv @ b
     return theta
+
+
+def training_prior(X: np.ndarray, *, ridge: float = 1.0) -> np.ndarray:
+    """``A⁻¹`` of a head whose LLM was trained on the rows ``X``: ``(ridge·I + Σ zzᵀ)⁻¹``.
+
+    ``z`` is a row with the bias term. A head starting from it treats the training rows as
+    observations of residual 0 (the offline predictor fits them), so each feedback counts as
+    one more training row: the correction stays small where the training rows already speak.
+
+    Example:
+        >>> A_inv = training_prior(np.zeros((99, 2)))
+        >>> round(float(A_inv[2, 2]), 3)  # the bias: 1 / (1 + 99 rows)
+        0.01
+    """
+    if not ridge > 0:
+        raise ConfigError(f"ridge must be > 0, got {ridge!r}.")
+    Z = _with_bias(X)
+    A = Z.T @ Z
+    A[np.diag_indices_from(A)] += ridge
+    A_inv: np.ndarray = np.linalg.inv(A)
+    return _frozen(A_inv)
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:
@@ -253,15 +279,49 @@ class HeadsTable:
         zero = _frozen(np.zeros(self.dim + 1))
         return self._replace_row(i, None, zero, zero, 0, 1.0 / self.ridge)
 
-    def learned(self, name: str, x: np.ndarray, target: float) -> HeadsTable:
-        """This table with ``name``'s head updated by residual ``target`` at representation ``x``."""
+    def learned(
+        self, name: str, x: np.ndarray, target: float, *, prior: np.ndarray | None = None
+    ) -> HeadsTable:
+        """This table with ``name``'s head updated by residual ``target`` at representation ``x``.
+
+        ``prior``: the ``A⁻¹`` a head that has seen no feedback starts from (see
+        :func:`training_prior`); ignored once it has. None: ``s·I``.
+        """
         i = self._index_of(name)
         old = self.A_inv[i]
-        A_inv = np.eye(self.dim + 1) * self.scale[i] if old is None else old.copy()
-        b = self.b[i].copy()
+        fresh = int(self.n_updates[i]) == 0
+        if fresh and prior is not None:
+            A_inv = np.array(prior, dtype=float)
+            b = np.zeros(self.dim + 1)
+        else:
+            A_inv = np.eye(self.dim + 1) * self.scale[i] if old is None else old.copy()
+            b = self.b[i].copy()
         theta = _sherman_morrison(A_inv, b, _with_bias(x)[0], float(target))
         n = int(self.n_updates[i]) + 1
         return self._replace_row(i, _frozen(A_inv), _frozen(b), theta, n, float(self.scale[i]))
+
+    def fitted(
+        self, name: str, X: np.ndarray, targets: np.ndarray, *, prior: np.ndarray | None = None
+    ) -> HeadsTable:
+        """This table with ``name``'s head learned afresh from the rows ``X`` and residuals
+        ``targets`` at once (what :meth:`learned` row by row from a fresh head gives, rounding
+        aside)."""
+        i = self._index_of(name)
+        d = self.dim + 1
+        A0_inv = np.eye(d) * self.scale[i] if prior is None else np.asarray(prior, dtype=float)
+        Z = _with_bias(X)
+        targets = np.asarray(targets, dtype=float).reshape(-1)
+        if Z.shape[0] != targets.shape[0] or Z.shape[1] != d:
+            raise ConfigError(
+                f"fitted() takes rows of dim {self.dim} and one target per row, got "
+                f"{np.shape(X)} and {targets.shape}."
+            )
+        A_inv = np.linalg.inv(np.linalg.inv(A0_inv) + Z.T @ Z)
+        b = Z.T @ targets
+        theta = A_inv @ b
+        return self._replace_row(
+            i, _frozen(A_inv), _frozen(b), theta, len(targets), float(self.scale[i])
+        )
 
     def predict(self, names: Sequence[str], X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Residual corrections and uncertainties, each ``(n, m)``, for the LLMs ``names``.

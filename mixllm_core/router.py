@@ -9,6 +9,7 @@ assignment; ``refit`` trains its predictors outside that lock.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -32,8 +33,9 @@ from .errors import (
     UnknownLLMError,
 )
 from .fleet import SyncState, base_of, open_log, published_model
+from .head_guard import guard_heads
 from .latency import LatencyTracker
-from .log import RoutingLog, StatePublisher, show_id
+from .log import LoggedFeedback, RoutingLog, StatePublisher, show_id
 from .memory import OutcomeMemory, check_memory_prior, query_key
 from .online import HeadsTable
 from .persistence.files import read_state, write_state
@@ -56,6 +58,8 @@ __all__ = ["FeedbackResult", "MixLLMRouter"]
 
 #: How many times a route decides when the LLM it chose keeps leaving the pool meanwhile.
 _ROUTE_ATTEMPTS = 4
+
+_refit_log = logging.getLogger("mixllm_core.refit")
 
 #: Feedback applied to the online heads while a refit runs: (log seq, LLM, x, residual).
 _Late = tuple[int, str, np.ndarray, float]
@@ -134,9 +138,11 @@ class MixLLMRouter:
         policy: The decision rule (:class:`DecisionPolicy`).
         seed: Seeds tie-breaking and the estimators.
         online_ridge: Prior precision of the online heads updated by feedback. None (default):
-            1 while no LLM has offline data (feedback is all a cold router learns from), 50 once
-            fitted (the offline predictors are good; selection-biased feedback must not swamp
-            them — measured on RouterBench, see docs/dev/results.md).
+            the head of an LLM with offline training rows starts from those rows (as rows of
+            residual 0, plus ridge 1: one feedback weighs one training row; measured on
+            RouterBench and LLMRouter, see docs/dev/learning.md); an LLM without them starts
+            from ridge 1 while no LLM has offline data (feedback is all a cold router learns
+            from), 50 once the router is fitted. A number: every head starts from that ridge.
         tracker: The :class:`LatencyTracker` that supplies expected waiting times.
         clock: Clock of the budget period.
         max_pending: Decisions kept by the in-memory log (oldest dropped first).
@@ -298,6 +304,12 @@ class MixLLMRouter:
         if self.online_ridge is not None:
             return self.online_ridge
         return 50.0 if pool.is_fitted else 1.0
+
+    def _head_prior(self, pool: PoolModel, llm: str, dim: int) -> np.ndarray | None:
+        """The ``A⁻¹`` ``llm``'s fresh head starts from: with the default ``online_ridge``, its
+        offline training rows as rows of residual 0 (one feedback weighs one training row;
+        measured in docs/dev/learning.md); None (``ridge·I``) for an LLM without them."""
+        return None if self.online_ridge is not None else pool.head_prior(llm, dim)
 
     def _heads_for(self, model: RoutingModel, dim: int) -> HeadsTable:
         """``model``'s heads when they read ``dim``-dimensional vectors, else a fresh set."""
@@ -793,7 +805,9 @@ class MixLLMRouter:
         """Apply one feedback to ``llm``'s online head and (with the query's ``key`` and the
         ``score``) to the memory, and publish both at once (under the lock)."""
         model = self._model
-        heads = self._heads_for(model, int(x.shape[0])).learned(llm, x, residual)
+        dim = int(x.shape[0])
+        prior = self._head_prior(model.pool, llm, dim)
+        heads = self._heads_for(model, dim).learned(llm, x, residual, prior=prior)
         memory = model.memory
         if memory is not None and key is not None and score is not None:
             memory = memory.observed(key, llm, score)
@@ -918,7 +932,9 @@ class MixLLMRouter:
         estimate, by a margin of standard errors; otherwise the router keeps its offline model
         exactly, and its online heads drop the feedback the refit read (they restart from zero,
         feedback that arrives during the refit is applied again): a refused refit routes as no
-        feedback would, except that the memory of seen queries keeps what it observed. The
+        feedback would, except that the memory of seen queries keeps what it observed, and
+        unless the heads pass the guard's own test (``head_margin``: heads learned without part
+        of the feedback route that part better), in which case they keep all the feedback. The
         report says why. Without it (the default) refit always learns.
 
         Returns:
@@ -940,12 +956,22 @@ class MixLLMRouter:
                     )
                     if whole is not None:
                         pool, report = whole
+                        kept = None
+                        heads = self._model.heads
+                        if pool is None and guard is not None and heads is not None:
+                            kept = self._guard_heads(start, heads, feedback, guard, report)
                         with self._lock:
                             if self.log.shared:  # the rows up to ``cut`` are in the heads first
                                 self._fold_log()
-                            if pool is None:  # refused: the offline model stays, the heads
-                                # drop the feedback it judged (what no feedback would give)
-                                self._swap_pool(start, start, dict.fromkeys(start.names, 0), cut)
+                            if pool is None:  # refused: the offline model stays; the heads
+                                # keep the feedback only if they passed the guard's test, else
+                                # drop what it judged (what no feedback would give)
+                                if kept is not None and self._model.pool is start:
+                                    self._keep_heads(kept, cut)
+                                    report.heads_kept = True
+                                else:
+                                    zero = dict.fromkeys(start.names, 0)
+                                    self._swap_pool(start, start, zero, cut)
                                 return report
                             done = self._swap_pool(start, pool, report, cut)
                         if done is not None:
@@ -975,6 +1001,24 @@ class MixLLMRouter:
                 with self._lock:
                     self._late = None
 
+    @staticmethod
+    def _guard_heads(
+        start: PoolModel,
+        heads: HeadsTable,
+        feedback: Sequence[LoggedFeedback],
+        guard: RefitGuard,
+        report: RefitOutcome,
+    ) -> HeadsTable | None:
+        """The heads a refused refit keeps (learned from all ``feedback``) when they pass
+        ``guard``'s test, else None; the verdict goes into ``report``."""
+        verdict = guard_heads(start, heads, feedback, guard)
+        report.heads_gain, report.heads_stderr = verdict.gain, verdict.stderr
+        report.reason = f"{report.reason}; {verdict.reason}"
+        _refit_log.info(
+            "online heads %s: %s", "kept" if verdict.heads is not None else "reset", verdict.reason
+        )
+        return verdict.heads
+
     def _swap_refit(
         self, start: PoolModel, fitted: dict[str, tuple[QualityPredictor, int]], cut: int
     ) -> dict[str, int]:
@@ -990,15 +1034,15 @@ class MixLLMRouter:
             if n in pool.quality and _same_predictor(pool.quality[n], start.quality[n])
         }
         heads = model.heads
+        new_pool = pool.with_quality(keep)
         if heads is not None:
             for name in keep:
                 heads = heads.reset(name)
             for seq, llm, x, residual in self._late or ():
                 if seq > cut and llm in keep and x.shape[0] == heads.dim:
-                    heads = heads.learned(llm, x, residual)
-        self._model = RoutingModel(
-            pool.with_quality(keep), heads, max(model.feedback_seq, cut), model.memory
-        )
+                    prior = self._head_prior(new_pool, llm, heads.dim)
+                    heads = heads.learned(llm, x, residual, prior=prior)
+        self._model = RoutingModel(new_pool, heads, max(model.feedback_seq, cut), model.memory)
         return {n: fitted[n][1] for n in keep}
 
     def _swap_pool(
@@ -1015,9 +1059,20 @@ class MixLLMRouter:
                 heads = heads.reset(name)
             for seq, llm, x, residual in self._late or ():
                 if seq > cut and llm in counts and x.shape[0] == heads.dim:
-                    heads = heads.learned(llm, x, residual)
+                    prior = self._head_prior(pool, llm, heads.dim)
+                    heads = heads.learned(llm, x, residual, prior=prior)
         self._model = RoutingModel(pool, heads, max(model.feedback_seq, cut), model.memory)
         return counts
+
+    def _keep_heads(self, heads: HeadsTable, cut: int) -> None:
+        """Publish heads a refused refit kept (under the lock), with the feedback logged after
+        ``cut`` applied again."""
+        model = self._model
+        for seq, llm, x, residual in self._late or ():
+            if seq > cut and llm in heads and x.shape[0] == heads.dim:
+                prior = self._head_prior(model.pool, llm, heads.dim)
+                heads = heads.learned(llm, x, residual, prior=prior)
+        self._model = RoutingModel(model.pool, heads, max(model.feedback_seq, cut), model.memory)
 
     def record_outcome(
         self,

@@ -36,7 +36,7 @@ from .errors import ConfigError, DataFormatError, EmptyPoolError
 from .log import LoggedFeedback
 from .memory import OutcomeMemory
 from .offpolicy import DEFAULT_CLIP, dr_gain, ips_weights
-from .online import HeadsTable
+from .online import HeadsTable, training_prior
 from .persistence.state import LLMState, RouterState
 from .predictors import (
     CostPredictor,
@@ -154,6 +154,7 @@ class PoolModel:
     _bank: PredictorBank | None = field(default=None, init=False, repr=False)
     _dims: frozenset[int] | None = field(default=None, init=False, repr=False)
     _windows: np.ndarray | None = field(default=None, init=False, repr=False)
+    _priors: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         for name in ("specs", "quality", "cost", "train"):
@@ -221,6 +222,19 @@ class PoolModel:
             dims = frozenset(q.n_features_in_ for q in self.quality.values() if q.n_samples_ > 0)
             object.__setattr__(self, "_dims", dims)
         return dims
+
+    def head_prior(self, name: str, dim: int) -> np.ndarray | None:
+        """The ``A⁻¹`` an online head of ``name`` starts from: its training rows as rows of
+        residual 0 (:func:`~mixllm_core.online.training_prior`), computed once per pool; None
+        for an LLM without training rows of ``dim`` columns (its head starts from ``ridge·I``)."""
+        prior = self._priors.get(name)
+        if prior is None:
+            train = self.train.get(name)
+            if train is None or train[0].ndim != 2 or train[0].shape[1] != dim:
+                return None
+            prior = training_prior(train[0])
+            self._priors[name] = prior  # two callers may compute it at once: equal
+        return prior if prior.shape[0] == dim + 1 else None
 
     @property
     def is_fitted(self) -> bool:
@@ -656,10 +670,16 @@ class RefitGuard:
         learn_all: On acceptance, learn the model again from all the feedback (True) or publish
             the tested candidate itself, learned without the held-out feedback (False: the
             model that is published is the one the estimate is about).
+        head_margin: When the refit is refused, the online heads face the same test: heads
+            learned from the older feedback must route the held-out feedback better than the
+            offline model by this many standard errors; then the heads learned from all the
+            feedback are kept, otherwise they restart from zero (None: always restart, so a
+            refused refit routes exactly as no feedback).
 
-    The defaults are strict on purpose: on RouterBench and LLMRouter (docs/dev/learning.md) a
+    The margins are strict on purpose: on RouterBench and LLMRouter (docs/dev/learning.md) a
     candidate accepted at 1–2 standard errors still lost AIQ on test rows on one split in five,
-    while at 3 no measured split lost.
+    while at 3 no measured split lost; heads kept at 1 standard error (newest 30% held out) lost
+    0.39 AIQ points on one split of LLMRouter, hence 2 standard errors of the cross-fitted test.
 
     Example:
         >>> RefitGuard().margin
@@ -676,6 +696,8 @@ class RefitGuard:
     clip: float = DEFAULT_CLIP
     lambdas: tuple[float, ...] = GUARD_LAMBDAS
     learn_all: bool = False
+    head_margin: float | None = 2.0
+    head_folds: int = 5
 
     def __post_init__(self) -> None:
         if not 0 < self.holdout < 1:
@@ -688,6 +710,12 @@ class RefitGuard:
             raise ConfigError(f"clip must be in (0, 1], got {self.clip!r}.")
         if not self.lambdas or min(self.lambdas) < 0:
             raise ConfigError(f"lambdas must be non-empty and >= 0, got {self.lambdas!r}.")
+        if self.head_folds < 0 or self.head_folds == 1:
+            raise ConfigError(f"head_folds must be 0 or >= 2, got {self.head_folds!r}.")
+        if self.head_margin is not None and not self.head_margin >= 0:
+            raise ConfigError(
+                f"head_margin must be None or a number >= 0, got {self.head_margin!r}."
+            )
 
 
 class RefitOutcome(dict[str, int]):
@@ -700,6 +728,10 @@ class RefitOutcome(dict[str, int]):
         stderr: Its standard error.
         n_holdout: Held-out feedback records the test used.
         reason: Why the refit was accepted or refused, in words.
+        heads_kept: Whether a refused refit kept the online heads (they passed the guard's
+            test of heads, see :class:`RefitGuard`); False when they restarted from zero.
+        heads_gain: The heads' estimated gain in that test (NaN when not tested).
+        heads_stderr: Its standard error.
 
     Example:
         >>> r = RefitOutcome({"a": 3}, accepted=True, reason="not guarded")
@@ -716,6 +748,9 @@ class RefitOutcome(dict[str, int]):
         stderr: float = float("nan"),
         n_holdout: int = 0,
         reason: str = "",
+        heads_kept: bool = False,
+        heads_gain: float = float("nan"),
+        heads_stderr: float = float("nan"),
     ) -> None:
         super().__init__(counts or {})
         self.accepted = accepted
@@ -723,11 +758,15 @@ class RefitOutcome(dict[str, int]):
         self.stderr = stderr
         self.n_holdout = n_holdout
         self.reason = reason
+        self.heads_kept = heads_kept
+        self.heads_gain = heads_gain
+        self.heads_stderr = heads_stderr
 
     def __repr__(self) -> str:
         return (
             f"RefitOutcome({dict(self)!r}, accepted={self.accepted}, gain={self.gain:.4g}, "
-            f"stderr={self.stderr:.4g}, n_holdout={self.n_holdout}, reason={self.reason!r})"
+            f"stderr={self.stderr:.4g}, n_holdout={self.n_holdout}, reason={self.reason!r}, "
+            f"heads_kept={self.heads_kept})"
         )
 
 

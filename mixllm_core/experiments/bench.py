@@ -171,8 +171,10 @@ class _Replay:
             progress=bar,
             **kwargs,
         )
-        if kind != "none":
-            router.refit()
+        if kind != "none":  # guarded like the stream's refits (refit's guard is opt-in)
+            from ..snapshot import RefitGuard
+
+            router.refit(guard=RefitGuard())
         bar.close()
         return report
 
