@@ -186,9 +186,22 @@ def _sqlite_engine(url: sa.URL) -> Engine:
     return engine
 
 
+#: Query parameters of a database URL whose values are secrets (matched case-insensitively).
+_SECRET_PARAM = re.compile(r"(?i)((?:[a-z_]*pass(?:word|wd)?|pwd|[a-z_]*secret|[a-z_]*token)=)[^&#]*")
+
+
 def _hide_password(url: str) -> str:
-    """``url`` with any password in it replaced by ``***`` (for a URL that does not parse)."""
-    return re.sub(r"(//[^/@]*?):[^/@]*@", r"\1:***@", url)
+    """``url`` with any password in it replaced by ``***`` (also for a URL that does not parse).
+
+    The user-info password may hold ``/`` or ``@`` (everything up to the last ``@`` goes), and
+    query parameters such as ``password=`` or ``sslpassword=`` are hidden too.
+
+    Example:
+        >>> _hide_password("postgresql://bob:p/s@s@db/prod?password=x&sslmode=require")
+        'postgresql://bob:***@db/prod?password=***&sslmode=require'
+    """
+    hidden = re.sub(r"(//[^:/@?#]*):.*@", r"\1:***@", url)
+    return _SECRET_PARAM.sub(r"\1***", hidden)
 
 
 def _engine(url: str) -> Engine:
@@ -234,7 +247,7 @@ def _reason(exc: BaseException | None) -> str:
         return "no answer"
     inner = getattr(exc, "orig", None) or exc
     text = str(inner).strip().splitlines()
-    return f"{type(inner).__name__}: {text[0] if text else ''}"[:300]
+    return _hide_password(f"{type(inner).__name__}: {text[0] if text else ''}"[:300])
 
 
 class _Watchdog:
@@ -377,7 +390,7 @@ class SQLLog(RoutingLog):
         self.retry_after_s = float(retry_after_s)
         self.write_timeout_s = float(write_timeout_s)
         self.engine = _engine(url)
-        self.url = self.engine.url.render_as_string(hide_password=True)
+        self.url = _hide_password(self.engine.url.render_as_string(hide_password=True))
         self.dialect = self.engine.dialect.name
         #: Whether the database answered the last call (as far as this process knows).
         self.up = True

@@ -13,7 +13,7 @@ import pytest
 from postgres_fixtures import _server
 
 from mixllm_core import LLMSpec, MixLLMRouter
-from mixllm_core.errors import ConfigError, FeedbackError
+from mixllm_core.errors import ConfigError, FeedbackError, LogUnavailableError
 from mixllm_core.log import text_sha256
 from mixllm_core.testing import HashingEncoder, make_synthetic_world
 
@@ -111,9 +111,18 @@ def test_an_llm_name_no_log_can_hold_is_refused(name: str) -> None:
         ("postgresql+psycopg://u:s3cret@db:notaport/x", "is not a database URL"),
         ("://u:s3cret@", "is not a database URL"),
         ("postgresql+psycopg://u:s3cret@127.0.0.1:9/x?connect_timeout=abc", "cannot be opened"),
+        ("postgresql+psycopg://u:p/s3cret@db:notaport/x", "is not a database URL"),
+        ("postgresql+psycopg://u@127.0.0.1:9/x?password=s3cret&connect_timeout=abc", "cannot be"),
     ],
 )
 def test_a_bad_database_url_is_a_config_error_that_hides_its_password(url: str, says: str) -> None:
     with pytest.raises(ConfigError, match=says) as caught:
+        MixLLMRouter(["a", "b"], encoder=HashingEncoder(), log=url)
+    assert "s3cret" not in str(caught.value) and "***" in str(caught.value)
+
+
+def test_an_unreachable_database_is_named_without_its_password() -> None:
+    url = "postgresql+psycopg://u:s3cret@127.0.0.1:9/x?sslpassword=s3cret&connect_timeout=2"
+    with pytest.raises(LogUnavailableError, match="cannot be opened") as caught:
         MixLLMRouter(["a", "b"], encoder=HashingEncoder(), log=url)
     assert "s3cret" not in str(caught.value) and "***" in str(caught.value)
