@@ -50,13 +50,15 @@ def _learned(
     llm: np.ndarray,
     residual: np.ndarray,
     rows: np.ndarray,
+    training_prior: bool,
 ) -> HeadsTable:
-    """``base`` with every LLM's head learned afresh from the feedback ``rows``."""
+    """``base`` with every LLM's head learned afresh from the feedback ``rows`` (from the
+    training-row prior when ``training_prior``, else from ``ridge·I`` as the router's own)."""
     table = base
     for j, name in enumerate(pool.names):
         mine = rows[llm[rows] == j]
         if len(mine):
-            prior = pool.head_prior(name, base.dim)
+            prior = pool.head_prior(name, base.dim) if training_prior else None
             table = table.fitted(name, X[mine], residual[mine], prior=prior)
     return table
 
@@ -66,11 +68,15 @@ def guard_heads(
     heads: HeadsTable,
     feedback: Sequence[LoggedFeedback],
     guard: RefitGuard,
+    *,
+    training_prior: bool = True,
 ) -> HeadsVerdict:
     """The heads learned from ``feedback`` over ``pool`` when they pass ``guard``'s test.
 
-    ``heads`` gives the table's shape (names, dim, ridge); every head of it is learned afresh.
-    Feedback on LLMs outside the pool is ignored; feedback whose prompt was not stored makes
+    ``heads`` gives the table's shape (names, dim, ridge); every head of it is learned afresh,
+    from the training-row prior when ``training_prior`` (the router's default; False: from
+    ``ridge·I``, as a router with an explicit ``online_ridge`` learns). Feedback the log marks
+    as not applied, or on LLMs outside the pool, is ignored; feedback whose prompt was not stored makes
     the test impossible (refused).
 
     Example:
@@ -85,7 +91,9 @@ def guard_heads(
     nan = float("nan")
     if margin is None:
         return HeadsVerdict(None, nan, nan, "heads are not tested (head_margin None)")
-    usable = sorted((fb for fb in feedback if fb.llm in pool.specs), key=lambda fb: fb.seq)
+    usable = sorted(
+        (fb for fb in feedback if fb.applied and fb.llm in pool.specs), key=lambda fb: fb.seq
+    )
     n_held = int(round(guard.holdout * len(usable)))
     if n_held < guard.min_holdout:
         reason = f"{n_held} held-out feedback records, fewer than {guard.min_holdout}"
@@ -118,7 +126,7 @@ def guard_heads(
         splits = [(np.arange(n - n_held), held)]
     chosen = direct.argmax(axis=1)
     for train_rows, test_rows in splits:
-        trial = _learned(base, pool, X, llm, residual, train_rows)
+        trial = _learned(base, pool, X, llm, residual, train_rows, training_prior)
         corr, _ = trial.predict(names, X[test_rows])
         Q_new = np.clip(Q0[test_rows] + corr, 0.0, 1.0)
         C = C0[test_rows]
@@ -139,6 +147,6 @@ def guard_heads(
     if not (np.isfinite(gain) and gain > margin * (se if np.isfinite(se) else np.inf)):
         reason = f"heads' estimated gain {gain:.4g} is not above {margin:g} x stderr {se:.4g}"
         return HeadsVerdict(None, gain, se, reason)
-    kept = _learned(base, pool, X, llm, residual, np.arange(n))
+    kept = _learned(base, pool, X, llm, residual, np.arange(n), training_prior)
     reason = f"heads' estimated gain {gain:.4g} is above {margin:g} x stderr {se:.4g}"
     return HeadsVerdict(kept, gain, se, reason)

@@ -770,6 +770,8 @@ class MixLLMRouter:
             ):
                 raise FeedbackError(f"score must be a number in [0, 1], got {score!r}.")
             value, kind = float(score), "refined"
+        if self.online_ridge is None:  # the heads' priors, outside the lock (once per pool)
+            self._model.pool.warm_head_priors()
         with self._lock:
             if self.log.has_feedback(decision_id):
                 raise FeedbackError(f"Decision {show_id(decision_id)} already received feedback.")
@@ -859,6 +861,8 @@ class MixLLMRouter:
                 return 0
             self._sync.mark()
             self._pick_up_published()
+            if self.online_ridge is None:  # the heads' priors, outside the lock (once per pool)
+                self._model.pool.warm_head_priors()
             with self._lock:
                 return self._fold_log()
 
@@ -876,6 +880,14 @@ class MixLLMRouter:
         with self._lock:
             for name in model.pool.specs.keys() - self._model.pool.specs.keys():
                 self.tracker.set_concurrency(name, model.pool.specs[name].max_concurrency)
+            if not self.memory:  # this replica's memory= setting wins over the publisher's
+                model = replace(model, memory=None)
+            elif model.memory is None:
+                mine = self._model.memory
+                same = mine is not None and tuple(mine.llms) == tuple(model.pool.names)
+                model = replace(
+                    model, memory=mine if same else self._empty_memory(model.pool.names)
+                )
             self._model = model
             self._sync.version = version
 
@@ -1001,8 +1013,8 @@ class MixLLMRouter:
                 with self._lock:
                     self._late = None
 
-    @staticmethod
     def _guard_heads(
+        self,
         start: PoolModel,
         heads: HeadsTable,
         feedback: Sequence[LoggedFeedback],
@@ -1011,7 +1023,9 @@ class MixLLMRouter:
     ) -> HeadsTable | None:
         """The heads a refused refit keeps (learned from all ``feedback``) when they pass
         ``guard``'s test, else None; the verdict goes into ``report``."""
-        verdict = guard_heads(start, heads, feedback, guard)
+        verdict = guard_heads(
+            start, heads, feedback, guard, training_prior=self.online_ridge is None
+        )
         report.heads_gain, report.heads_stderr = verdict.gain, verdict.stderr
         report.reason = f"{report.reason}; {verdict.reason}"
         _refit_log.info(

@@ -236,6 +236,13 @@ class PoolModel:
             self._priors[name] = prior  # two callers may compute it at once: equal
         return prior if prior.shape[0] == dim + 1 else None
 
+    def warm_head_priors(self) -> None:
+        """Compute every LLM's :meth:`head_prior` now (cached), so that the first feedback after
+        a fit, refit or load does not compute it while holding the router's lock."""
+        for name, train in self.train.items():
+            if train is not None and train[0].ndim == 2:
+                self.head_prior(name, int(train[0].shape[1]))
+
     @property
     def is_fitted(self) -> bool:
         """Whether any LLM's quality predictor was fit on data."""

@@ -187,7 +187,9 @@ def _sqlite_engine(url: sa.URL) -> Engine:
 
 
 #: Query parameters of a database URL whose values are secrets (matched case-insensitively).
-_SECRET_PARAM = re.compile(r"(?i)((?:[a-z_]*pass(?:word|wd)?|pwd|[a-z_]*secret|[a-z_]*token)=)[^&#]*")
+_SECRET_PARAM = re.compile(
+    r"(?i)((?:[a-z_]*pass(?:word|wd)?|pwd|[a-z_]*secret|[a-z_]*token)=)[^&#]*"
+)
 
 
 def _hide_password(url: str) -> str:

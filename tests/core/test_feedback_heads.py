@@ -12,7 +12,7 @@ import pytest
 from mixllm_core import DecisionPolicy, MixLLMRouter
 from mixllm_core.data import RoutingData
 from mixllm_core.errors import ConfigError
-from mixllm_core.head_guard import guard_heads
+from mixllm_core.head_guard import _learned, guard_heads
 from mixllm_core.online import HeadsTable, training_prior
 from mixllm_core.snapshot import GUARD_LAMBDAS, RefitGuard, RefitOutcome
 from mixllm_core.testing import HashingEncoder, make_synthetic_world
@@ -148,3 +148,34 @@ def test_the_heads_test_settings_are_checked() -> None:
         RefitGuard(head_margin=-1.0)
     with pytest.raises(ConfigError, match="head_folds"):
         RefitGuard(head_folds=1)
+
+
+def test_the_heads_test_learns_as_the_router_does() -> None:
+    """Heads the test learns start from the training-row prior only where the router's own
+    do (``online_ridge`` unset); with ``training_prior=False`` from ``ridge·I``, so their ``A``
+    holds the feedback rows alone. Feedback the log marks as not applied is ignored."""
+    world = make_synthetic_world(300, seed=5)
+    router = MixLLMRouter(encoder=HashingEncoder(), seed=0).fit(world.subset(range(40)))
+    model = router.model
+    assert model.heads is not None
+    name, dim, ridge = model.pool.names[0], model.heads.dim, model.heads.ridge
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(25, dim)).astype(np.float32)
+    llm, residual, rows = np.zeros(25, int), rng.normal(size=25), np.arange(25)
+    base = model.heads
+    primed = _learned(base, model.pool, X, llm, residual, rows, True)
+    flat = _learned(base, model.pool, X, llm, residual, rows, False)
+    Z = np.hstack([X.astype(np.float64), np.ones((25, 1))])
+    A_flat = np.linalg.inv(flat.matrix(name))
+    np.testing.assert_allclose(A_flat, ridge * np.eye(dim + 1) + Z.T @ Z, rtol=1e-6, atol=1e-6)
+    A_primed = np.linalg.inv(primed.matrix(name))
+    prior = model.pool.head_prior(name, dim)
+    assert prior is not None  # the 40 training rows, as rows of residual 0
+    np.testing.assert_allclose(A_primed, np.linalg.inv(prior) + Z.T @ Z, rtol=1e-5, atol=1e-4)
+    for d in router.route_batch(world.queries[40:120], lam=5):
+        router.feedback(d.decision_id, score=1.0)
+    feedback = list(router.log.feedback())
+    unapplied = [dataclasses.replace(fb, applied=False) for fb in feedback]
+    keep_all = RefitGuard(head_margin=0.0, head_folds=0)
+    assert guard_heads(model.pool, model.heads, feedback, keep_all).reason[:2] != "0 "
+    assert guard_heads(model.pool, model.heads, unapplied, keep_all).reason.startswith("0 held")

@@ -5,6 +5,7 @@ PostgreSQL server stopped mid-run, and on SQLite locked by another writer."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sqlite3
 import threading
@@ -286,3 +287,26 @@ def test_a_tampered_published_version_is_refused_once_and_feedback_still_folds(
 def test_the_outage_settings_are_checked(tmp_path: Path, setting: str, value: object) -> None:
     with pytest.raises(ConfigError, match=rf"SQLLog\.{setting} must be .* got {value!r}"):
         SQLLog(f"sqlite:///{tmp_path / 'r.db'}", **{setting: value})  # type: ignore[arg-type]
+
+
+def test_a_replica_keeps_its_own_memory_setting_when_it_adopts_a_published_version(
+    tmp_path: Path, saved: Path, closing
+) -> None:
+    """A version published by a router that remembers seen queries does not switch memory on
+    in a replica that turned it off (and the replica still adopts the version)."""
+    from mixllm_core.refit_job import run_refit
+
+    url = f"sqlite:///{tmp_path / 'fleet.db'}"
+    a, b = closing(_load(saved, url)), closing(_load(saved, url))
+    b.memory = False
+    b._model = dataclasses.replace(b.model, memory=None)
+    for i, d in enumerate(a.route_batch(Q[:30], lam=5)):
+        a.feedback(d.decision_id, score=float(i % 2))
+    assert run_refit(url, saved, encoder=HashingEncoder()).version == 1
+    a.sync()
+    b.sync()
+    assert a.model.memory is not None and len(a.model.memory) > 0
+    assert b._sync.version == 1  # adopted the published version
+    assert b.model.memory is None
+    seen = Q[3]
+    assert not np.array_equal(a.predict([seen])["quality"], b.predict([seen])["quality"])
