@@ -25,6 +25,7 @@ and one warning tree under :class:`MixLLMWarning` (a ``UserWarning``)::
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
@@ -188,3 +189,24 @@ def check_non_negative(name: str, value: float) -> None:
     """Raise :class:`ConfigError` unless ``value`` is a finite number >= 0."""
     if not isinstance(value, (int, float)) or not value >= 0 or value == float("inf"):
         raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}.")
+
+
+#: Query parameters of a URL whose values are secrets (matched case-insensitively).
+_SECRET_PARAM = re.compile(
+    r"(?i)((?:[a-z_]*pass(?:word|wd)?|pwd|[a-z_]*secret|[a-z_]*token)=)[^&#]*"
+)
+
+
+def hide_url_secrets(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (also for a URL that does not parse), for
+    messages and log lines.
+
+    The user-info password may hold ``/`` or ``@`` (everything up to the last ``@`` goes), and
+    query parameters such as ``password=``, ``sslpassword=`` or ``token=`` are hidden too.
+
+    Example:
+        >>> hide_url_secrets("postgresql://bob:p/s@s@db/prod?password=x&sslmode=require")
+        'postgresql://bob:***@db/prod?password=***&sslmode=require'
+    """
+    hidden = re.sub(r"(//[^:/@?#]*):.*@", r"\1:***@", url)
+    return _SECRET_PARAM.sub(r"\1***", hidden)

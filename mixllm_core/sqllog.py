@@ -51,7 +51,6 @@ import itertools
 import json
 import logging
 import os
-import re
 import socket
 import threading
 import time
@@ -63,7 +62,13 @@ from typing import Any
 import numpy as np
 
 from .decision import RoutingDecision
-from .errors import ConfigError, FeedbackError, LogUnavailableError, MissingDependencyError
+from .errors import (
+    ConfigError,
+    FeedbackError,
+    LogUnavailableError,
+    MissingDependencyError,
+    hide_url_secrets,
+)
 from .log import LoggedDecision, LoggedFeedback, RoutingLog, plausible_id, text_sha256
 from .text import storable_text
 
@@ -186,33 +191,13 @@ def _sqlite_engine(url: sa.URL) -> Engine:
     return engine
 
 
-#: Query parameters of a database URL whose values are secrets (matched case-insensitively).
-_SECRET_PARAM = re.compile(
-    r"(?i)((?:[a-z_]*pass(?:word|wd)?|pwd|[a-z_]*secret|[a-z_]*token)=)[^&#]*"
-)
-
-
-def _hide_password(url: str) -> str:
-    """``url`` with any password in it replaced by ``***`` (also for a URL that does not parse).
-
-    The user-info password may hold ``/`` or ``@`` (everything up to the last ``@`` goes), and
-    query parameters such as ``password=`` or ``sslpassword=`` are hidden too.
-
-    Example:
-        >>> _hide_password("postgresql://bob:p/s@s@db/prod?password=x&sslmode=require")
-        'postgresql://bob:***@db/prod?password=***&sslmode=require'
-    """
-    hidden = re.sub(r"(//[^:/@?#]*):.*@", r"\1:***@", url)
-    return _SECRET_PARAM.sub(r"\1***", hidden)
-
-
 def _engine(url: str) -> Engine:
     try:
         parsed = sa.make_url(url)
         parsed.port  # noqa: B018 - a port that is not a number raises here, not at connect
     except (sa.exc.ArgumentError, ValueError) as exc:
         raise ConfigError(
-            f"log={_hide_password(url)!r} is not a database URL ({_hide_password(str(exc))}); "
+            f"log={hide_url_secrets(url)!r} is not a database URL ({hide_url_secrets(str(exc))}); "
             "use e.g. 'sqlite:///routing.db' or 'postgresql+psycopg://user@host:5432/dbname', "
             "or a file path."
         ) from None
@@ -249,7 +234,7 @@ def _reason(exc: BaseException | None) -> str:
         return "no answer"
     inner = getattr(exc, "orig", None) or exc
     text = str(inner).strip().splitlines()
-    return _hide_password(f"{type(inner).__name__}: {text[0] if text else ''}"[:300])
+    return hide_url_secrets(f"{type(inner).__name__}: {text[0] if text else ''}"[:300])
 
 
 class _Watchdog:
@@ -392,7 +377,7 @@ class SQLLog(RoutingLog):
         self.retry_after_s = float(retry_after_s)
         self.write_timeout_s = float(write_timeout_s)
         self.engine = _engine(url)
-        self.url = _hide_password(self.engine.url.render_as_string(hide_password=True))
+        self.url = hide_url_secrets(self.engine.url.render_as_string(hide_password=True))
         self.dialect = self.engine.dialect.name
         #: Whether the database answered the last call (as far as this process knows).
         self.up = True

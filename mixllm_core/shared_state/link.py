@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from ..errors import ConfigError
+from ..errors import ConfigError, hide_url_secrets
 
 __all__ = ["ReplicaName", "RedisLink", "redact_url"]
 
@@ -29,16 +29,20 @@ T = TypeVar("T")
 
 
 def redact_url(url: str) -> str:
-    """``url`` without its user and password (for log lines and errors).
+    """``url`` without its user and password, and with secret query parameters hidden (for log
+    lines and errors; see :func:`~mixllm_core.errors.hide_url_secrets`).
 
     Example:
         >>> redact_url("redis://user:secret@cache:6379/0")
         'redis://cache:6379/0'
     """
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return parts._replace(netloc=netloc).geturl()
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        netloc = f"{host}:{parts.port}" if parts.port else host
+    except ValueError:  # a port that is not a number: hide what can be hidden
+        return hide_url_secrets(url)
+    return hide_url_secrets(parts._replace(netloc=netloc).geturl())
 
 
 class ReplicaName:

@@ -20,6 +20,7 @@ from redis_fixture import RedisServer
 from mixllm_core import DecisionPolicy, Dispatcher, LLMSpec, MixLLMRouter
 from mixllm_core.errors import ConfigError
 from mixllm_core.shared_state import SharedState
+from mixllm_core.shared_state.link import redact_url
 from mixllm_core.testing import HashingEncoder
 
 QUERY = "Summarise the attached quarterly report in three bullet points."
@@ -242,3 +243,15 @@ def test_while_redis_is_down_one_call_at_a_time_tries_it_again() -> None:
             logging.disable(logging.NOTSET)
     assert answers == ["local"] * 8
     assert state.link.calls == 2  # the first, and one retry: the 7 others did not wait
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://user:s3cret@cache:6379/0?password=s3cret",
+        "unix://u:s3cret@host:notaport/x?token=s3cret",
+    ],
+)
+def test_a_shown_url_hides_every_secret_and_never_raises(url: str) -> None:
+    shown = redact_url(url)
+    assert "s3cret" not in shown and ("cache" in shown or "host" in shown)
