@@ -143,8 +143,15 @@ class RoutingLog:
     shared = False
 
     def add_decision(
-        self, decision: RoutingDecision, query: str, x: np.ndarray, offline_quality: float
+        self,
+        decision: RoutingDecision,
+        query: str,
+        x: np.ndarray,
+        offline_quality: float,
+        query_hash: str | None = None,
     ) -> None:
+        """Log a decision; ``query_hash`` is ``query``'s sha256 when the caller has it already
+        (the log computes it otherwise)."""
         raise NotImplementedError
 
     def get_decision(self, decision_id: str) -> LoggedDecision | None:
@@ -236,7 +243,12 @@ class SQLiteLog(RoutingLog):
             return int(cur.lastrowid or 0)
 
     def add_decision(
-        self, decision: RoutingDecision, query: str, x: np.ndarray, offline_quality: float
+        self,
+        decision: RoutingDecision,
+        query: str,
+        x: np.ndarray,
+        offline_quality: float,
+        query_hash: str | None = None,
     ) -> None:
         self._write(
             "INSERT INTO decisions (decision_id, time, llm, lam, predicted_quality, "
@@ -253,7 +265,7 @@ class SQLiteLog(RoutingLog):
                 storable_text(query) if self.store_prompts else None,
                 np.asarray(x, dtype=np.float32).tobytes(),
                 json.dumps(decision.to_dict()["candidates"]),
-                text_sha256(query),
+                query_hash or text_sha256(query),
                 decision.propensity,
             ),
         )
@@ -403,12 +415,17 @@ class MemoryLog(RoutingLog):
         self._meta: dict[str, str] = {}
 
     def add_decision(
-        self, decision: RoutingDecision, query: str, x: np.ndarray, offline_quality: float
+        self,
+        decision: RoutingDecision,
+        query: str,
+        x: np.ndarray,
+        offline_quality: float,
+        query_hash: str | None = None,
     ) -> None:
         text = storable_text(query) if self.store_prompts else None
         vector = np.asarray(x, np.float32)
         size = len(text or "") * 4 + vector.nbytes + self.RECORD_OVERHEAD
-        digest = text_sha256(query)
+        digest = query_hash or text_sha256(query)
         row = {
             "decision_id": decision.decision_id,
             "time": decision.created_at,

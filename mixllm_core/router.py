@@ -587,16 +587,17 @@ class MixLLMRouter:
         self,
         model: RoutingModel,
         texts: list[str],
+        keys: list[str],
         policy: DecisionPolicy,
         excluded: frozenset[str],
     ) -> tuple[list[RoutingDecision], np.ndarray, list[float]]:
-        """Every query's decision from ``model`` alone, with its representation and the
-        offline quality of its choice."""
+        """Every query's decision from ``model`` alone (``keys``: the texts' memory keys),
+        with its representation and the offline quality of its choice."""
         pool = model.pool
         if not pool.specs:
             raise EmptyPoolError("The pool is empty: add an LLM or fit on data first.")
         X, F = pool.features(texts)
-        names, Q_off, Q, C, U = self._predict(model, X, F, [query_key(t) for t in texts])
+        names, Q_off, Q, C, U = self._predict(model, X, F, keys)
         c_ref = pool.reference_cost()
         windows = pool.context_windows
         decisions, offline = [], []
@@ -634,16 +635,17 @@ class MixLLMRouter:
         p = self._policy(lam, policy)
         excluded = frozenset(exclude)
         texts = [query_text(q) for q in queries]
+        keys = [query_key(t) for t in texts]  # the memory's keys and the log's query hashes
         model = self._model
         self._check_excluded(model, excluded)
         for _ in range(_ROUTE_ATTEMPTS):
-            decisions, X, offline = self._decide_all(model, texts, p, excluded)
+            decisions, X, offline = self._decide_all(model, texts, keys, p, excluded)
             now = self._model
             if now.pool is model.pool or all(d.llm in now.pool.specs for d in decisions):
                 break
             model = now
         for i, d in enumerate(decisions):
-            self.log.add_decision(d, texts[i], X[i], offline[i])
+            self.log.add_decision(d, texts[i], X[i], offline[i], keys[i])
         self._maybe_sync()
         return decisions
 

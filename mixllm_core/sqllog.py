@@ -633,7 +633,12 @@ class SQLLog(RoutingLog):
 
     # ------------------------------------------------------------------ the RoutingLog interface
     def add_decision(
-        self, decision: RoutingDecision, query: str, x: np.ndarray, offline_quality: float
+        self,
+        decision: RoutingDecision,
+        query: str,
+        x: np.ndarray,
+        offline_quality: float,
+        query_hash: str | None = None,
     ) -> None:
         row = {
             "decision_id": decision.decision_id,
@@ -646,7 +651,7 @@ class SQLLog(RoutingLog):
             "query": self._text(query) if self.store_prompts else None,
             "x": np.asarray(x, dtype=np.float32).tobytes(),
             "candidates": json.dumps(decision.to_dict()["candidates"]),
-            "query_hash": text_sha256(query),
+            "query_hash": query_hash or text_sha256(query),
         }
         self._append(decisions, row)
 
