@@ -23,7 +23,7 @@ import numpy as np
 from .log import LoggedFeedback
 from .offpolicy import dr_gain
 from .online import HeadsTable
-from .snapshot import PoolModel, RefitGuard
+from .snapshot import PoolModel, RefitGuard, lambda_scores, offline_predictions
 
 __all__ = ["HeadsVerdict", "guard_heads"]
 
@@ -107,16 +107,13 @@ def guard_heads(
     base = heads
     for name in names:
         base = base.reset(name) if name in base else base.with_head(name)
-    bank = pool.bank
-    Q0 = bank.predict_quality(X)
-    C0 = bank.predict_cost(F) / max(pool.reference_cost(), 1e-12)
+    Q0, C0 = offline_predictions(pool, X, F)
     llm = np.array([names.index(fb.llm) for fb in usable])
     score = np.array([fb.score for fb in usable], dtype=float)
     n = len(usable)
     residual = score - Q0[np.arange(n), llm]
     lambdas = np.asarray(guard.lambdas, dtype=float)
-    wq, wc = lambdas / (1 + lambdas), 1 / (1 + lambdas)
-    direct = wq[None, None, :] * Q0[:, :, None] - wc[None, None, :] * C0[:, :, None]
+    direct = lambda_scores(Q0, C0, lambdas)
     if guard.head_folds >= 2:  # cross-fitted: every record is held out once, by time blocks
         block = np.arange(n) * guard.head_folds // n
         splits = [(np.flatnonzero(block != f), np.flatnonzero(block == f)) for f in set(block)]
@@ -129,12 +126,10 @@ def guard_heads(
         trial = _learned(base, pool, X, llm, residual, train_rows, training_prior)
         corr, _ = trial.predict(names, X[test_rows])
         Q_new = np.clip(Q0[test_rows] + corr, 0.0, 1.0)
-        C = C0[test_rows]
-        scored = wq[None, None, :] * Q_new[:, :, None] - wc[None, None, :] * C[:, :, None]
-        chosen[test_rows] = scored.argmax(axis=1)
+        chosen[test_rows] = lambda_scores(Q_new, C0[test_rows], lambdas).argmax(axis=1)
     logged = llm[held]
     cost = C0[held, logged]
-    reward = wq[None, :] * score[held][:, None] - wc[None, :] * cost[:, None]
+    reward = lambda_scores(score[held][:, None], cost[:, None], lambdas)[:, 0, :]
     gain, se = dr_gain(
         chosen[held],
         direct[held].argmax(axis=1),

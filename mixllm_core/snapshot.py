@@ -777,13 +777,25 @@ class RefitOutcome(dict[str, int]):
         )
 
 
+def offline_predictions(
+    pool: PoolModel, X: np.ndarray, F: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``pool``'s offline quality and cost ``(n, m)``, the cost in units of its reference cost."""
+    bank = pool.bank
+    return bank.predict_quality(X), bank.predict_cost(F) / max(pool.reference_cost(), 1e-12)
+
+
+def lambda_scores(Q: np.ndarray, C: np.ndarray, lambdas: np.ndarray) -> np.ndarray:
+    """``(n, m, k)`` reward ``λ/(1+λ)·quality − 1/(1+λ)·cost`` per row, LLM and λ of ``lambdas``
+    (what the guards score routing by; ``C`` in units of the reference cost)."""
+    wq, wc = lambdas / (1 + lambdas), 1 / (1 + lambdas)
+    return np.asarray(wq[None, None, :] * Q[:, :, None] - wc[None, None, :] * C[:, :, None])
+
+
 def _greedy(pool: PoolModel, X: np.ndarray, F: np.ndarray, lambdas: np.ndarray) -> np.ndarray:
     """``(n, k)`` index of the LLM ``pool``'s offline predictors choose per query and λ."""
-    bank = pool.bank
-    Q, C = bank.predict_quality(X), bank.predict_cost(F) / max(pool.reference_cost(), 1e-12)
-    wq, wc = lambdas / (1 + lambdas), 1 / (1 + lambdas)
-    S = wq[None, None, :] * Q[:, :, None] - wc[None, None, :] * C[:, :, None]
-    return np.asarray(S.argmax(axis=1), dtype=int)
+    Q, C = offline_predictions(pool, X, F)
+    return np.asarray(lambda_scores(Q, C, lambdas).argmax(axis=1), dtype=int)
 
 
 def _gain(
@@ -798,19 +810,16 @@ def _gain(
     texts = [fb.query or "" for fb in held]
     X0, F0 = pool.features(texts, check=False)
     Xc, Fc = candidate.features(texts, check=False)
-    bank = pool.bank
-    Q0 = bank.predict_quality(X0)
-    C0 = bank.predict_cost(F0) / max(pool.reference_cost(), 1e-12)
-    wq, wc = lambdas / (1 + lambdas), 1 / (1 + lambdas)
-    direct = wq[None, None, :] * Q0[:, :, None] - wc[None, None, :] * C0[:, :, None]
+    Q0, C0 = offline_predictions(pool, X0, F0)
+    direct = lambda_scores(Q0, C0, lambdas)
     names = list(pool.names)
     logged = np.array([names.index(fb.llm) for fb in held])
     rows = np.arange(len(held))
     score = np.array([fb.score for fb in held], dtype=float)
-    reward = wq[None, :] * score[:, None] - wc[None, :] * C0[rows, logged][:, None]
+    reward = lambda_scores(score[:, None], C0[rows, logged][:, None], lambdas)[:, 0, :]
     return dr_gain(
         _greedy(candidate, Xc, Fc, lambdas),
-        _greedy(pool, X0, F0, lambdas),
+        direct.argmax(axis=1),
         logged,
         reward,
         [fb.propensity for fb in held],
