@@ -29,8 +29,7 @@ from mixllm_core import MixLLMRouter, RoutingData
 from mixllm_core.data import load_routing_data
 from mixllm_core.encoders import StaticEncoder
 from mixllm_core.experiments.bench import LAMBDA_GRID
-from mixllm_core.experiments.replay import evaluate_choices, split_offline_stream
-from mixllm_core.metrics import aiq
+from mixllm_core.experiments.replay import aiq_on, split_offline_stream
 
 ROUTERBENCH = "../shared/data/routerbench_subset/routerbench_arc_mbpp_winogrande.parquet"
 NEW_LLM = "zero-one-ai/Yi-34B-Chat"
@@ -38,13 +37,7 @@ NEW_LLM = "zero-one-ai/Yi-34B-Chat"
 
 def score(router: MixLLMRouter, test: RoutingData) -> float:
     """AIQ of ``router`` on the test rows over the λ grid."""
-    X, F = router.features(test.queries)
-    choices = evaluate_choices(router, test, X, F, LAMBDA_GRID, router.c_ref())
-    rows = np.arange(len(test))
-    cost = test.cost if test.cost is not None else np.zeros_like(test.quality)
-    costs = [float(cost[rows, idx].mean()) for idx in choices.values()]
-    quals = [float(test.quality[rows, idx].mean()) for idx in choices.values()]
-    return aiq(costs, quals, float(cost.mean(axis=0).max()))
+    return aiq_on(router, test, LAMBDA_GRID)
 
 
 def bandit_log(

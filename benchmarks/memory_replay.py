@@ -26,38 +26,20 @@ from pathlib import Path
 import numpy as np
 
 from mixllm_core import MixLLMRouter
-from mixllm_core.data import RoutingData, load_routing_data
+from mixllm_core.data import load_routing_data
 from mixllm_core.encoders import StaticEncoder
 from mixllm_core.experiments.bench import LAMBDA_GRID, REFIT_EVERY
 from mixllm_core.experiments.replay import (
-    choose_indices,
+    aiq_on,
     split_offline_stream,
     stream_feedback,
 )
-from mixllm_core.memory import query_key
-from mixllm_core.metrics import aiq
 from mixllm_core.snapshot import RefitGuard
 
 DATA = {
     "routerbench": "../shared/data/routerbench_subset/routerbench_arc_mbpp_winogrande.parquet",
     "nim": "../shared/data/llmrouter_nim/llmrouter_dcrouter_scores.parquet",
 }
-
-
-def score(router: MixLLMRouter, test: RoutingData, max_cost: float, memory: bool) -> float:
-    X, F = router.features(test.queries)
-    keys = [query_key(q) for q in test.queries] if memory else None
-    names, Q, C, _ = router.predict_features(X, F, keys=keys)
-    order = [names.index(n) for n in test.llms]
-    Q, C = Q[:, order], C[:, order]
-    rows = np.arange(len(test))
-    cost = test.cost if test.cost is not None else np.zeros_like(test.quality)
-    costs, quals = [], []
-    for lam in LAMBDA_GRID:
-        idx = choose_indices(router, Q, C, lam, router.c_ref())
-        costs.append(float(cost[rows, idx].mean()))
-        quals.append(float(test.quality[rows, idx].mean()))
-    return aiq(costs, quals, max_cost)
 
 
 def main() -> None:
@@ -92,7 +74,9 @@ def main() -> None:
         for share, t in tests.items():
             for memory in (True, False):
                 label = f"r={share} memory={'on' if memory else 'off'}"
-                result.setdefault(label, {})[kind] = score(router, t, max_cost, memory)
+                result.setdefault(label, {})[kind] = aiq_on(
+                    router, t, LAMBDA_GRID, max_cost, memory=memory
+                )
         print(f"{kind}: {time.perf_counter() - t0:.0f}s", flush=True)
     print(f"\n{args.data} seed {args.seed}: AIQ × 100 on the test rows (+ r·|test| streamed rows)")
     print(f"{'':24s}" + "".join(f"{k:>10s}" for k in args.kinds))

@@ -23,11 +23,10 @@ from mixllm_core.data import load_routing_data
 from mixllm_core.encoders import StaticEncoder
 from mixllm_core.experiments.bench import LAMBDA_GRID, REFIT_EVERY
 from mixllm_core.experiments.replay import (
-    evaluate_choices,
+    aiq_on,
     split_offline_stream,
     stream_feedback,
 )
-from mixllm_core.metrics import aiq
 from mixllm_core.snapshot import RefitGuard
 
 DATA = {
@@ -51,16 +50,6 @@ class _Fixed:
 
     def get_config(self):
         return self.inner.get_config()
-
-
-def score(router: MixLLMRouter, test, max_cost: float) -> float:
-    X, F = router.features(test.queries)
-    choices = evaluate_choices(router, test, X, F, LAMBDA_GRID, router.c_ref())
-    rows = np.arange(len(test))
-    cost = test.cost if test.cost is not None else np.zeros_like(test.quality)
-    costs = [float(cost[rows, idx].mean()) for idx in choices.values()]
-    quals = [float(test.quality[rows, idx].mean()) for idx in choices.values()]
-    return aiq(costs, quals, max_cost)
 
 
 def run(
@@ -120,7 +109,7 @@ def run(
                     "heads_gain": final.heads_gain,
                     "heads_stderr": final.heads_stderr,
                 }
-        out[kind] = score(router, test, max_cost)
+        out[kind] = aiq_on(router, test, LAMBDA_GRID, max_cost)
         print(
             f"{name} seed {seed} {kind:8s} AIQ {out[kind]:.4f} ({time.perf_counter() - t0:.0f}s)",
             flush=True,

@@ -28,12 +28,14 @@ from ..data import RoutingData
 from ..decision import DecisionPolicy
 from ..errors import ConfigError, check_choice
 from ..memory import query_key
+from ..metrics import aiq
 from ..router import MixLLMRouter
 from ..snapshot import RefitGuard
 
 __all__ = [
     "FEEDBACK_KINDS",
     "StreamReport",
+    "aiq_on",
     "evaluate_choices",
     "split_offline_stream",
     "stream_feedback",
@@ -150,13 +152,35 @@ def evaluate_choices(
     F: np.ndarray,
     lambdas: Sequence[float],
     c_ref: float,
+    *,
+    memory: bool = True,
 ) -> dict[float, np.ndarray]:
     """Per λ the index (into ``test.llms``) of the LLM the router picks for each test row (the
-    memory of seen queries included, as a route would)."""
-    keys = [query_key(q) for q in test.queries]
+    memory of seen queries included, as a route would, unless ``memory`` is False)."""
+    keys = [query_key(q) for q in test.queries] if memory else None
     names, Q, C, _ = router.predict_features(X, F, keys=keys)
     choices = {}
     for lam in lambdas:
         idx = choose_indices(router, Q, C, lam, c_ref)
         choices[lam] = np.array([test.llms.index(names[i]) for i in idx])
     return choices
+
+
+def aiq_on(
+    router: MixLLMRouter,
+    test: RoutingData,
+    lambdas: Sequence[float],
+    max_cost: float | None = None,
+    *,
+    memory: bool = True,
+) -> float:
+    """AIQ of ``router``'s choices for the ``test`` rows over ``lambdas``, up to ``max_cost``
+    (default: the priciest LLM's mean cost on ``test``); see :func:`evaluate_choices`."""
+    X, F = router.features(test.queries)
+    choices = evaluate_choices(router, test, X, F, lambdas, router.c_ref(), memory=memory)
+    rows = np.arange(len(test))
+    cost = test.cost if test.cost is not None else np.zeros_like(test.quality)
+    costs = [float(cost[rows, idx].mean()) for idx in choices.values()]
+    quals = [float(test.quality[rows, idx].mean()) for idx in choices.values()]
+    top = float(cost.mean(axis=0).max()) if max_cost is None else max_cost
+    return aiq(costs, quals, top)
