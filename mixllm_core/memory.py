@@ -30,6 +30,7 @@ import numpy as np
 
 from .errors import ConfigError
 from .log import text_sha256
+from .online import _frozen
 
 __all__ = ["OutcomeMemory", "check_memory_prior", "query_key"]
 
@@ -53,11 +54,6 @@ def check_memory_prior(value: object) -> float:
     if not (ok and math.isfinite(float(value)) and float(value) > 0):  # type: ignore[arg-type]
         raise ConfigError(f"memory_prior must be a finite number > 0, got {value!r}.")
     return float(value)  # type: ignore[arg-type]
-
-
-def _frozen(a: np.ndarray) -> np.ndarray:
-    a.flags.writeable = False
-    return a
 
 
 class OutcomeMemory:
