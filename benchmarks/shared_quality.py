@@ -1,16 +1,25 @@
 """Prototype: share strength across LLMs when each LLM has only its logged rows (bandit log).
 
 A pooled "difficulty" model is a logistic regression fit on every logged (query, LLM) row of all
-LLMs, on the query features plus a per-LLM intercept (IPS-weighted as the per-LLM fits are). Its
-query part ``s(x) = x · w0`` is then given to each per-LLM logistic regression as one more
-feature, standardised and multiplied by ``boost`` so that its coefficient is barely regularised:
-each LLM learns ``c_j · s(x) + x · w_j + b_j``, a linear model of ``x`` again (folded into one
-coefficient vector), so the router's bank, persistence and heads see a plain logistic model.
+LLMs, on the query features plus a per-LLM intercept (IPS-weighted as the per-LLM fits are); its
+query part is ``s(x) = x · w0``. Each LLM's logistic regression then uses it in one of two ways:
+
+- ``feature``: ``s(x)``, standardised and multiplied by ``boost`` (so its coefficient is barely
+  regularised), is one more feature: the LLM learns ``c_j · s(x) + x · w_j + b_j``;
+- ``offset``: pooled plus a ridge-shrunk correction, ``s(x) + x · δ_j + b_j`` (scipy L-BFGS, the
+  same ``C`` as scikit-learn's).
+
+Both are linear in ``x`` again (folded into one coefficient vector), so the router's bank,
+persistence and heads see a plain logistic model; the script swaps them into a fitted router.
+References in the same run: ``per-LLM`` (the library's default) and ``per-LLM C=2`` (the same
+independent models, 4× less regularised).
 
     OMP_NUM_THREADS=1 python benchmarks/shared_quality.py --data rb --seeds 0 1 2
     OMP_NUM_THREADS=1 python benchmarks/shared_quality.py --data nim --seeds 0
 
-Prints AIQ per training log and variant and the gap to full information (same run).
+Prints AIQ per training set and variant and its gap to full information (points); ``--quick``
+runs the uniform log only; ``--graft`` scores the uniform log's router with the full-information
+router's quality (or cost) predictors swapped in: where the loss is.
 """
 
 from __future__ import annotations
@@ -47,7 +56,9 @@ def logistic(X: np.ndarray, y: np.ndarray, w: np.ndarray, C: float) -> tuple[np.
 
     p = np.clip(y, 0.0, 1.0)
     est = LogisticRegression(C=C, max_iter=3000).fit(
-        np.vstack([X, X]), np.r_[np.ones(len(p)), np.zeros(len(p))], sample_weight=np.r_[w * p, w * (1 - p)]
+        np.vstack([X, X]),
+        np.r_[np.ones(len(p)), np.zeros(len(p))],
+        sample_weight=np.r_[w * p, w * (1 - p)],
     )
     return est.coef_.ravel().copy(), float(est.intercept_[0])
 
@@ -74,6 +85,25 @@ def offset_logistic(
     return res.x[:d], float(res.x[d])
 
 
+def cv_C(
+    X: np.ndarray, y: np.ndarray, w: np.ndarray, grid: tuple[float, ...], seed: int = 0
+) -> float:
+    """The ``C`` of ``grid`` with the least weighted held-out log loss (3-fold CV on the rows)."""
+    folds = np.random.default_rng(seed).permutation(len(y)) % 3
+    p = np.clip(y, 1e-6, 1 - 1e-6)
+    losses = []
+    for C in grid:
+        total = 0.0
+        for k in range(3):
+            tr, te = folds != k, folds == k
+            coef, b = logistic(X[tr], y[tr], w[tr], C)
+            z = X[te] @ coef + b
+            ll = p[te] * np.logaddexp(0, -z) + (1 - p[te]) * np.logaddexp(0, z)
+            total += float(w[te] @ ll)
+        losses.append(total)
+    return grid[int(np.argmin(losses))]
+
+
 def rows_of(data: RoutingData, j: int) -> tuple[np.ndarray, np.ndarray]:
     """Observed rows of LLM ``j`` and their weights (IPS when the data has propensities)."""
     rows = data.observed_rows(data.llms[j]) if not data.is_complete else np.arange(len(data))
@@ -93,7 +123,9 @@ def pooled(X: np.ndarray, data: RoutingData, C: float, boost: float) -> np.ndarr
         hot = np.zeros((len(rows), m))
         hot[:, j] = boost
         hots.append(hot)
-    coef, _ = logistic(np.hstack([np.vstack(Xs), np.vstack(hots)]), np.concatenate(ys), np.concatenate(ws), C)
+    coef, _ = logistic(
+        np.hstack([np.vstack(Xs), np.vstack(hots)]), np.concatenate(ys), np.concatenate(ws), C
+    )
     return coef[: X.shape[1]], coef[X.shape[1] :] * boost
 
 
@@ -102,10 +134,25 @@ def shared_quality(
 ) -> list[tuple[np.ndarray, float]]:
     """Per-LLM (coef on X, intercept) with the pooled difficulty shared."""
     if mode == "indep":
-        return [logistic(X[r], data.quality[r, j], w, C) for j, (r, w) in enumerate(rows_of(data, j) for j in range(len(data.llms)))]
+        return [
+            logistic(X[r], data.quality[r, j], w, C)
+            for j, (r, w) in enumerate(rows_of(data, j) for j in range(len(data.llms)))
+        ]
+    if mode == "indep-cv":  # each LLM's C chosen by cross-validation on its own rows
+        out = []
+        for j in range(len(data.llms)):
+            r, w = rows_of(data, j)
+            y = data.quality[r, j]
+            out.append(logistic(X[r], y, w, cv_C(X[r], y, w, (0.25, 0.5, 1.0, 2.0, 4.0, 8.0))))
+        return out
     if mode.startswith("lowrank"):
         r = int(mode[7:])
-        W = np.column_stack([logistic(X[rr], data.quality[rr, j], w, C)[0] for j, (rr, w) in enumerate(rows_of(data, j) for j in range(len(data.llms)))])
+        W = np.column_stack(
+            [
+                logistic(X[rr], data.quality[rr, j], w, C)[0]
+                for j, (rr, w) in enumerate(rows_of(data, j) for j in range(len(data.llms)))
+            ]
+        )
         U = np.linalg.svd(W, full_matrices=False)[0][:, :r]
         S = X @ U
         sd = S.std(0) + 1e-12
@@ -114,7 +161,7 @@ def shared_quality(
             rows, w = rows_of(data, j)
             Z = np.hstack([X[rows], S[rows] / sd * boost])
             coef, b = logistic(Z, data.quality[rows, j], w, C)
-            out.append((coef[: X.shape[1]] + U @ (coef[X.shape[1]:] * boost / sd), b))
+            out.append((coef[: X.shape[1]] + U @ (coef[X.shape[1] :] * boost / sd), b))
         return out
     w0, b0 = pooled(X, data, C, boost)
     s = X @ w0
@@ -170,33 +217,54 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "shared (offset)": {"mode": "offset"},
     "shared (feature) C=2": {"mode": "feature", "boost": 10.0, "C": 2.0},
     "per-LLM C=2": {"mode": "indep", "C": 2.0},
+    "per-LLM CV C": {"mode": "indep-cv"},
 }
 
 
-def quick(train: RoutingData, test: RoutingData, seed: int) -> dict[str, float]:
+def quick(
+    train: RoutingData, test: RoutingData, seed: int, variants: dict[str, dict[str, Any]]
+) -> dict[str, float]:
     out = {"full information": score(fit(train, seed), test)}
-    for name in VARIANTS:
+    for name in variants:
         out[f"full {name}"] = score(swap(fit(train, seed), train, **VARIANTS[name]), test)
     log = bandit_log(train, "uniform", seed)
     out["uniform per-LLM"] = score(fit(log, seed), test)
-    for name, kw in VARIANTS.items():
+    for name, kw in variants.items():
         out[f"uniform {name}"] = score(swap(fit(log, seed), log, **kw), test)
     return out
 
 
-def table(train: RoutingData, test: RoutingData, seed: int) -> dict[str, float]:
+def graft(
+    train: RoutingData, test: RoutingData, seed: int, variants: dict[str, dict[str, Any]]
+) -> dict[str, float]:
+    """Where the uniform log's loss is: its router with the full-information router's quality
+    predictors (or cost predictors) swapped in."""
+    full, log = fit(train, seed), bandit_log(train, "uniform", seed)
+    out = {"full information": score(full, test), "uniform per-LLM": score(fit(log, seed), test)}
+    for part in ("quality", "cost"):
+        router = fit(log, seed)
+        model = router.model
+        pool = dataclasses.replace(model.pool, **{part: dict(getattr(full.model.pool, part))})
+        router._model = RoutingModel(pool, model.heads, model.feedback_seq, model.memory)
+        out[f"uniform, full-information {part}"] = score(router, test)
+    return out
+
+
+def table(
+    train: RoutingData, test: RoutingData, seed: int, variants: dict[str, dict[str, Any]]
+) -> dict[str, float]:
     offline, _ = split_offline_stream(train, 0.3, seed)
     teacher = fit(offline, seed)
     full = fit(train, seed)
     out = {"full information": score(full, test)}
-    for name, kw in VARIANTS.items():
+    for name, kw in variants.items():
         out[f"full {name}"] = score(swap(fit(train, seed), train, **kw), test)
     for policy in ("uniform", "epsilon:0.2"):
         log = bandit_log(train, policy, seed, teacher=teacher)
         for label, d in (("IPS", log), ("naive", naive(log))):
             base = fit(d, seed)
             out[f"{policy} {label} per-LLM"] = score(base, test)
-            for name, kw in VARIANTS.items():
+            for name, kw in variants.items():
                 out[f"{policy} {label} {name}"] = score(swap(fit(d, seed), d, **kw), test)
     return out
 
@@ -206,13 +274,16 @@ def main() -> None:
     p.add_argument("--data", choices=list(DATA), default="rb")
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.add_argument("--out", default=None)
-    p.add_argument("--quick", action="store_true")
+    p.add_argument("--quick", action="store_true", help="the uniform log only")
+    p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    p.add_argument("--graft", action="store_true", help="swap full-information predictors in")
     args = p.parse_args()
     data = load_routing_data(DATA[args.data])
+    run = graft if args.graft else quick if args.quick else table
     res = {}
     for seed in args.seeds:
         train, test = data.train_test_split(seed=seed)
-        res[seed] = t = (quick if args.quick else table)(train, test, seed)
+        res[seed] = t = run(train, test, seed, {v: VARIANTS[v] for v in args.variants})
         full = t["full information"]
         for k, v in t.items():
             print(f"[{args.data} s{seed}] {k:34s} {v:.4f} {100 * (v - full):+6.2f}", flush=True)
