@@ -11,8 +11,9 @@ query part is ``s(x) = x · w0``. Each LLM's logistic regression then uses it in
 
 Both are linear in ``x`` again (folded into one coefficient vector), so the router's bank,
 persistence and heads see a plain logistic model; the script swaps them into a fitted router.
-References in the same run: ``per-LLM`` (the library's default) and ``per-LLM C=2`` (the same
-independent models, 4× less regularised).
+``pooled only``: the pooled slope with a per-LLM intercept and scale. References in the same
+run: ``per-LLM`` (the library's default), ``per-LLM C=2`` (the same independent models, 4× less
+regularised) and ``per-LLM CV C`` (each LLM's ``C`` chosen by 3-fold CV of its own rows).
 
     OMP_NUM_THREADS=1 python benchmarks/shared_quality.py --data rb --seeds 0 1 2
     OMP_NUM_THREADS=1 python benchmarks/shared_quality.py --data nim --seeds 0
@@ -218,6 +219,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "shared (feature) C=2": {"mode": "feature", "boost": 10.0, "C": 2.0},
     "per-LLM C=2": {"mode": "indep", "C": 2.0},
     "per-LLM CV C": {"mode": "indep-cv"},
+    "pooled only": {"mode": "pooled", "boost": 10.0},
 }
 
 
