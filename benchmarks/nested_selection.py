@@ -186,6 +186,20 @@ def main() -> None:
     print(f"wrote {out}")
 
 
+def inner_folds(report: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """An inner CV's per-fold AIQ × 100 of every candidate under both scorings (the JSON keeps
+    only these of the inner runs)."""
+    return [
+        {
+            "fold": f["fold"],
+            "n_train": f["n_train"],
+            "n_test": f["n_test"],
+            **{sc: {c: v[METRIC] for c, v in f[sc].items()} for sc in SCORINGS},
+        }
+        for f in report["folds"]
+    ]
+
+
 def combine(paths: Sequence[str], out: Path) -> None:
     """Merge runs over disjoint sets (same folds and candidates), then select and summarise."""
     runs = [json.loads(Path(p).read_text()) for p in paths]
@@ -196,6 +210,10 @@ def combine(paths: Sequence[str], out: Path) -> None:
                 raise SystemExit(f"{key} differs between runs: {run['settings'][key]!r}")
         result["sets"].update(run["sets"])
     result["settings"]["sets"] = list(result["sets"])
+    for entry in result["sets"].values():
+        for inner in entry["inner"]:
+            if "report" in inner:  # a run of an earlier version: keep the AIQ per fold only
+                inner["folds"] = inner_folds(inner.pop("report"))
     summarise(result)
     out.write_text(json.dumps(result, indent=1))
     print(markdown(result))
@@ -262,7 +280,7 @@ def run_set(
                     sc: {c: paired(inner, sc, c) for c in cands if c != INCUMBENT}
                     for sc in SCORINGS
                 },
-                "report": inner.to_dict(),
+                "folds": inner_folds(inner.to_dict()),
             }
         )
         entry["seconds"]["inner"].append(time.perf_counter() - t0)
