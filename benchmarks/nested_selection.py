@@ -186,9 +186,9 @@ def main() -> None:
     print(f"wrote {out}")
 
 
-def inner_folds(report: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """An inner CV's per-fold AIQ × 100 of every candidate under both scorings (the JSON keeps
-    only these of the inner runs)."""
+def compact_folds(report: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A CV report's per-fold AIQ × 100 of every candidate under both scorings (all the JSON
+    keeps of the inner and outer runs)."""
     return [
         {
             "fold": f["fold"],
@@ -213,7 +213,9 @@ def combine(paths: Sequence[str], out: Path) -> None:
     for entry in result["sets"].values():
         for inner in entry["inner"]:
             if "report" in inner:  # a run of an earlier version: keep the AIQ per fold only
-                inner["folds"] = inner_folds(inner.pop("report"))
+                inner["folds"] = compact_folds(inner.pop("report"))
+        if isinstance(entry["outer"], dict):
+            entry["outer"] = compact_folds(entry["outer"])
     summarise(result)
     out.write_text(json.dumps(result, indent=1))
     print(markdown(result))
@@ -261,7 +263,7 @@ def run_set(
         "path": path,
         "reference": reference,
         "n_rows": len(data),
-        "outer": outer.to_dict(),
+        "outer": compact_folds(outer.to_dict()),
         "inner": [],
         "seconds": {"outer": time.perf_counter() - t0, "inner": []},
     }
@@ -280,7 +282,7 @@ def run_set(
                     sc: {c: paired(inner, sc, c) for c in cands if c != INCUMBENT}
                     for sc in SCORINGS
                 },
-                "folds": inner_folds(inner.to_dict()),
+                "folds": compact_folds(inner.to_dict()),
             }
         )
         entry["seconds"]["inner"].append(time.perf_counter() - t0)
@@ -298,30 +300,30 @@ def summarise(result: dict[str, Any]) -> None:
     for i in range(k):
         deltas = {s: result["sets"][s]["inner"][i]["delta"] for s in sets}
         pick, why = select(deltas, latency=True)
-        pick_q, why_q = select(deltas, latency=False)
+        pick_q, _ = select(deltas, latency=False)
         selections.append(
-            {"fold": i, "selected": pick, "selected_quality_only": pick_q, "rule": why_q}
+            {"fold": i, "selected": pick, "selected_quality_only": pick_q, "rule": why}
         )
     result["selections"] = selections
     for s in sets:
-        folds = result["sets"][s]["outer"]["folds"]
+        folds = result["sets"][s]["outer"]
         ratio = float(np.mean([f["n_test"] / f["n_train"] for f in folds]))
         est: dict[str, Any] = {}
         for sc in SCORINGS:
-            row = {c: mean_se([f[sc][c][METRIC] for f in folds], ratio) for c in cands}
+            row = {c: mean_se([f[sc][c] for f in folds], ratio) for c in cands}
             for label, key in (
                 ("nested", "selected"),
                 ("nested_quality_only", "selected_quality_only"),
             ):
-                picked = [f[sc][selections[f["fold"]][key]][METRIC] for f in folds]
+                picked = [f[sc][selections[f["fold"]][key]] for f in folds]
                 row[label] = mean_se(picked, ratio)
                 row[f"{label}_minus_tags"] = mean_se(
-                    [p - f[sc]["tags"][METRIC] for p, f in zip(picked, folds)], ratio
+                    [p - f[sc]["tags"] for p, f in zip(picked, folds)], ratio
                 )
             for c in cands:
                 if c != INCUMBENT:
                     row[f"{c}_minus_{INCUMBENT}"] = mean_se(
-                        [f[sc][c][METRIC] - f[sc][INCUMBENT][METRIC] for f in folds], ratio
+                        [f[sc][c] - f[sc][INCUMBENT] for f in folds], ratio
                     )
             row["best_candidate_by_outer_mean"] = max(cands, key=lambda c: row[c]["mean"])
             est[sc] = row

@@ -89,14 +89,7 @@ def test_latency_rules_out_minilm_and_the_larger_pooled_gain_wins(ns: ModuleType
 
 
 def _fold(i: int, scores: dict[str, float]) -> dict[str, Any]:
-    metrics = {c: {"aiq_x100": v} for c, v in scores.items()}
-    return {
-        "fold": i,
-        "n_train": 80,
-        "n_test": 20,
-        "metrics": metrics,
-        "metrics_task_mix": metrics,
-    }
+    return {"fold": i, "n_train": 80, "n_test": 20, "metrics": scores, "metrics_task_mix": scores}
 
 
 def test_the_nested_estimate_scores_each_folds_own_pick(ns: ModuleType) -> None:
@@ -113,7 +106,7 @@ def test_the_nested_estimate_scores_each_folds_own_pick(ns: ModuleType) -> None:
     ]
     result: dict[str, Any] = {
         "settings": {"sets": ["x"], "candidates": cands, "outer_k": 2},
-        "sets": {"x": {"outer": {"folds": outer}, "inner": inner}},
+        "sets": {"x": {"outer": outer, "inner": inner}},
     }
     ns.summarise(result)
     assert [s["selected"] for s in result["selections"]] == ["tags", "static"]
