@@ -109,6 +109,15 @@ def mean_se(values: Sequence[float], ratio: float) -> dict[str, float]:
     return {"mean": float(v.mean()), "se": se}
 
 
+def pool(per_set: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    """The mean over independent sets and its s.e. (√Σ s.e.ᵢ² / n), as the rule pools."""
+    n = len(per_set)
+    return {
+        "mean": float(np.mean([x["mean"] for x in per_set])),
+        "se": float(np.sqrt(sum(x["se"] ** 2 for x in per_set)) / n),
+    }
+
+
 def select(
     deltas: Mapping[str, Mapping[str, Mapping[str, Mapping[str, Any]]]], latency: bool
 ) -> tuple[str, dict[str, Any]]:
@@ -123,9 +132,8 @@ def select(
         no_harm = all(c["mean"] >= -c["se"] for c in cells)
         pooled = {}
         for sc in SCORINGS:
-            m = float(np.mean([deltas[s][sc][name]["mean"] for s in sets]))
-            se = float(np.sqrt(sum(deltas[s][sc][name]["se"] ** 2 for s in sets)) / len(sets))
-            pooled[sc] = {"mean": m, "se": se, "passes": m > 2 * se}
+            p = pool([deltas[s][sc][name] for s in sets])
+            pooled[sc] = {**p, "passes": p["mean"] > 2 * p["se"]}
         gain = all(p["passes"] for p in pooled.values())
         fast = MEETS_LATENCY[name] or not latency
         out[name] = {"no_harm": no_harm, "pooled": pooled, "gain": gain, "latency": fast}
@@ -328,6 +336,12 @@ def summarise(result: dict[str, Any]) -> None:
             row["best_candidate_by_outer_mean"] = max(cands, key=lambda c: row[c]["mean"])
             est[sc] = row
         result["sets"][s]["estimates"] = est
+    keys = [f"{c}_minus_{INCUMBENT}" for c in cands if c != INCUMBENT]
+    keys += ["nested_minus_tags", "nested_quality_only_minus_tags"]
+    result["pooled_over_sets"] = {
+        sc: {key: pool([result["sets"][s]["estimates"][sc][key] for s in sets]) for key in keys}
+        for sc in SCORINGS
+    }
 
 
 def _pm(x: Mapping[str, float], signed: bool = False) -> str:
@@ -384,6 +398,15 @@ def markdown(result: Mapping[str, Any]) -> str:
             e = result["sets"][s]["estimates"][sc]
             cells = [_pm(e[f"{c}_minus_{INCUMBENT}"], True) for c in others]
             lines.append(f"| {s} | " + " | ".join(cells) + " |")
+        pooled = result["pooled_over_sets"][sc]
+        cells = [_pm(pooled[f"{c}_minus_{INCUMBENT}"], True) for c in others]
+        lines.append("| mean of the sets | " + " | ".join(cells) + " |")
+        lines.append("")
+        lines.append(
+            f"The nested estimate − tags, mean of the sets, {title}: "
+            f"{_pm(pooled['nested_minus_tags'], True)} (the rule), "
+            f"{_pm(pooled['nested_quality_only_minus_tags'], True)} (quality only)."
+        )
         lines.append("")
     return "\n".join(lines)
 
