@@ -1,0 +1,118 @@
+"""benchmarks/nested_selection.py applies the written selection rule as written, and its nested
+estimate scores, in each outer fold, the candidate that fold's inner CV picked.
+
+Only the script's logic is checked here, on made-up inner and outer scores (no data, no fits).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "nested_selection.py"
+
+
+@pytest.fixture(scope="module")
+def ns() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("nested_selection_bench", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["nested_selection_bench"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _deltas(per_set: dict[str, dict[str, tuple[float, float]]]) -> dict[str, Any]:
+    """{set: {candidate: (mean, se)}}, the same under both scorings."""
+    return {
+        s: {
+            sc: {c: {"mean": m, "se": se} for c, (m, se) in cands.items()}
+            for sc in ("metrics", "metrics_task_mix")
+        }
+        for s, cands in per_set.items()
+    }
+
+
+TIE = (0.0, 0.0)
+
+
+def test_a_pooled_gain_without_harm_replaces_the_incumbent(ns: ModuleType) -> None:
+    deltas = _deltas(
+        {
+            "a": {"tags": (1.2, 0.3), "minilm": TIE, "minilm-tags": TIE},
+            "b": {"tags": (-0.1, 0.2), "minilm": TIE, "minilm-tags": TIE},
+            "c": {"tags": TIE, "minilm": TIE, "minilm-tags": TIE},
+        }
+    )
+    pick, why = ns.select(deltas, latency=True)
+    assert pick == "tags"
+    assert why["tags"]["no_harm"] and why["tags"]["gain"]
+    # pooled: mean (1.2 − 0.1 + 0) / 3, s.e. √(0.09 + 0.04) / 3
+    assert why["tags"]["pooled"]["metrics"]["mean"] == pytest.approx(1.1 / 3)
+    assert why["tags"]["pooled"]["metrics"]["se"] == pytest.approx(0.13**0.5 / 3)
+    # ties everywhere: no gain, the incumbent stays
+    assert not why["minilm"]["gain"]
+
+
+def test_harm_on_one_set_or_too_small_a_gain_keeps_the_incumbent(ns: ModuleType) -> None:
+    harm = _deltas(
+        {
+            "a": {"tags": (3.0, 0.3), "minilm": TIE, "minilm-tags": TIE},
+            "b": {"tags": (-0.5, 0.4), "minilm": TIE, "minilm-tags": TIE},  # −1.25 s.e.
+        }
+    )
+    pick, why = ns.select(harm, latency=True)
+    assert pick == "static" and not why["tags"]["no_harm"] and why["tags"]["gain"]
+    small = _deltas(
+        {
+            "a": {"tags": (0.5, 0.3), "minilm": TIE, "minilm-tags": TIE},
+            "b": {"tags": (0.1, 0.3), "minilm": TIE, "minilm-tags": TIE},
+        }
+    )  # pooled 0.3 ± 0.21: under 2 s.e.
+    assert ns.select(small, latency=True)[0] == "static"
+
+
+def test_latency_rules_out_minilm_and_the_larger_pooled_gain_wins(ns: ModuleType) -> None:
+    deltas = _deltas(
+        {
+            "a": {"tags": (1.0, 0.2), "minilm": (2.0, 0.2), "minilm-tags": (2.5, 0.2)},
+            "b": {"tags": (1.0, 0.2), "minilm": (2.0, 0.2), "minilm-tags": (1.9, 0.2)},
+        }
+    )
+    assert ns.select(deltas, latency=True)[0] == "tags"
+    assert ns.select(deltas, latency=False)[0] == "minilm-tags"  # pooled 2.2 > 2.0
+
+
+def _fold(i: int, scores: dict[str, float]) -> dict[str, Any]:
+    return {"fold": i, "n_train": 80, "n_test": 20, "metrics": scores, "metrics_task_mix": scores}
+
+
+def test_the_nested_estimate_scores_each_folds_own_pick(ns: ModuleType) -> None:
+    cands = list(ns.CANDIDATES)
+    gain = {"tags": (1.0, 0.1), "minilm": TIE, "minilm-tags": TIE}
+    none = {"tags": TIE, "minilm": TIE, "minilm-tags": TIE}
+    inner = [
+        {"delta": _deltas({"x": gain})["x"]},  # fold 0 picks tags
+        {"delta": _deltas({"x": none})["x"]},  # fold 1 keeps static
+    ]
+    outer = [
+        _fold(0, {"static": 50.0, "tags": 52.0, "minilm": 49.0, "minilm-tags": 53.0}),
+        _fold(1, {"static": 60.0, "tags": 61.0, "minilm": 58.0, "minilm-tags": 59.0}),
+    ]
+    result: dict[str, Any] = {
+        "settings": {"sets": ["x"], "candidates": cands, "outer_k": 2},
+        "sets": {"x": {"outer": outer, "inner": inner}},
+    }
+    ns.summarise(result)
+    assert [s["selected"] for s in result["selections"]] == ["tags", "static"]
+    est = result["sets"]["x"]["estimates"]["metrics"]
+    assert est["nested"]["mean"] == pytest.approx((52.0 + 60.0) / 2)
+    assert est["nested_minus_tags"]["mean"] == pytest.approx((0.0 - 1.0) / 2)
+    assert est["minilm_minus_static"]["mean"] == pytest.approx(-1.5)
+    assert est["best_candidate_by_outer_mean"] == "tags"
+    assert "| x |" in ns.markdown(result)
