@@ -147,13 +147,15 @@ RouterFactory = Callable[[Fold], Mapping[Any, np.ndarray]]
 
 # --------------------------------------------------------------------------- folds
 def _strata(tasks: Sequence[str] | None, n: int, k: int) -> np.ndarray:
-    """Stratification labels: the task, with tasks of fewer than ``k`` rows pooled."""
+    """Stratification labels: the task, with tasks of fewer than ``k`` rows pooled (and the pool
+    joined to the largest task when it still has fewer than ``k``: a stratum smaller than the
+    fold count cannot be spread over the folds, and scikit-learn warns about it)."""
     if tasks is None:
         return np.zeros(n, dtype=int)
     names, y, counts = np.unique(np.asarray(tasks), return_inverse=True, return_counts=True)
     rare = counts[y] < k
     y = y.copy()
-    y[rare] = len(names)
+    y[rare] = int(np.argmax(counts)) if rare.sum() < k else len(names)
     return np.unique(y, return_inverse=True)[1]
 
 

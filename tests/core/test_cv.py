@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -53,6 +54,16 @@ def test_random_folds_partition_the_rows_keep_duplicates_together_and_stratify(w
         for t, share in overall.items():  # each fold's task mix is the data's (± 6 points)
             assert abs(np.mean(tasks[f.test] == t) - share) < 0.06
     assert not np.array_equal(folds[0].test, folds[5].test)  # the repeats shuffle differently
+
+
+def test_a_task_rarer_than_the_fold_count_does_not_warn_and_every_row_is_tested(world) -> None:
+    tasks = list(world.tasks)
+    tasks[7] = "one-off"  # a task of one row: the pool of rare tasks is smaller than k
+    data = replace(world, tasks=tasks)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # scikit-learn warns when a stratum is smaller than k
+        folds = cv_folds(data, k=5, repeats=1, seed=0)
+    assert sorted(np.concatenate([f.test for f in folds]).tolist()) == list(range(len(data)))
 
 
 def test_task_shift_leaves_whole_tasks_out_and_drops_prompts_seen_in_training(world) -> None:
