@@ -72,7 +72,9 @@ def _task_mean(fit: RoutingData, test: RoutingData) -> tuple[np.ndarray, np.ndar
 
 
 def _mixllm(fit: RoutingData, test: RoutingData, seed: int, default: bool, max_cost: float):
-    router = MixLLMRouter(seed=seed) if default else MixLLMRouter(encoder=StaticEncoder(), seed=seed)
+    router = (
+        MixLLMRouter(seed=seed) if default else MixLLMRouter(encoder=StaticEncoder(), seed=seed)
+    )
     router.policy = router.maker.policy = replace(router.policy, alpha=0.05)  # as replay_seeds
     router.fit(fit)
     return aiq_on(router, test, LAMBDA_GRID, max_cost)
