@@ -168,7 +168,10 @@ def summarise(result: dict, lo: str, hi: str, base: str = "mixllm") -> dict:
         summary[name] = {}
         runs = list(per_seed.values())
         fams = list(runs[0]["families"])
-        none = np.array([r["families"][base][lo] for r in runs])
+        if base not in runs[0]["families"]:  # a run without the replay's router: no baseline
+            none = np.full(len(runs), np.nan)
+        else:
+            none = np.array([r["families"][base][lo] for r in runs])
         for fam in [*fams, "best-of-families"]:
             if fam == "best-of-families":  # task-mean reads the test rows' task labels: left out
                 routers = [f for f in fams if not f.startswith("task-mean")]
@@ -267,9 +270,12 @@ def main() -> None:
             name: {s: run(name, s, args.families, shares, args.features) for s in seeds}
             for name in args.data
         }
+    write = not args.from_json or len(args.from_json) > 1
+    if write:  # the measurements first: a summary that fails loses nothing
+        Path(args.out).write_text(json.dumps({"seeds": seeds, "per_seed": result}, indent=1))
     summary = summarise(result, "0.3", "1")
     print_summary(summary, seeds)
-    if not args.from_json or len(args.from_json) > 1:
+    if write:
         Path(args.out).write_text(
             json.dumps({"seeds": seeds, "per_seed": result, "summary": summary}, indent=1)
         )
