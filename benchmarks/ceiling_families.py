@@ -167,7 +167,8 @@ def summarise(result: dict, lo: str, hi: str, base: str = "mixllm") -> dict:
     for name, per_seed in result.items():
         summary[name] = {}
         runs = list(per_seed.values())
-        fams = list(runs[0]["families"])
+        order = {f: i for i, f in enumerate(FAMILIES)}
+        fams = sorted(runs[0]["families"], key=lambda f: (order.get(f.split("@")[0], 99), f))
         if base not in runs[0]["families"]:  # a run without the replay's router: no baseline
             none = np.full(len(runs), np.nan)
         else:
