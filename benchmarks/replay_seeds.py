@@ -32,6 +32,7 @@ from mixllm_core.snapshot import RefitGuard
 DATA = {
     "routerbench": "../shared/data/routerbench_subset/routerbench_arc_mbpp_winogrande.parquet",
     "nim": "../shared/data/llmrouter_nim/llmrouter_dcrouter_scores.parquet",
+    "routerarena": "../shared/data/routerarena_sub10/routerarena_sub10_cached_results.parquet",
 }
 
 
