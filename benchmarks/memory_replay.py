@@ -49,6 +49,12 @@ def main() -> None:
     p.add_argument("--shares", nargs="+", type=float, default=[0.0, 0.25])
     p.add_argument("--kinds", nargs="+", default=["none", "refined", "binary"])
     p.add_argument("--stream-lam", type=float, default=5.0)
+    p.add_argument(
+        "--router",
+        default="static",
+        choices=["static", "default"],
+        help="static: StaticEncoder alone; default: MixLLMRouter() as it comes (tag features)",
+    )
     p.add_argument("--out", default="memory-replay.json")
     args = p.parse_args()
     data = load_routing_data(DATA[args.data])
@@ -65,7 +71,11 @@ def main() -> None:
     result: dict[str, dict[str, float]] = {}
     for kind in args.kinds:
         t0 = time.perf_counter()
-        router = MixLLMRouter(encoder=StaticEncoder(), seed=args.seed)
+        router = (
+            MixLLMRouter(encoder=StaticEncoder(), seed=args.seed)
+            if args.router == "static"
+            else MixLLMRouter(seed=args.seed)
+        )
         router.fit(offline)
         router.refit = partial(router.refit, guard=RefitGuard())  # type: ignore[method-assign]
         if kind != "none":

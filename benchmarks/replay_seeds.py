@@ -63,6 +63,7 @@ def run(
     learn_all: bool,
     head_margin: float | None = 1.0,
     head_folds: int = 0,
+    router_kind: str = "static",
     **explore,
 ) -> dict:
     data = load_routing_data(DATA[name])
@@ -73,11 +74,17 @@ def run(
     out = {}
     for kind in kinds:
         t0 = time.perf_counter()
-        router = MixLLMRouter(encoder=StaticEncoder(), seed=seed)
+        router = (
+            MixLLMRouter(encoder=StaticEncoder(), seed=seed)
+            if router_kind == "static"
+            else MixLLMRouter(seed=seed)  # the library's default: static encoder + tag features
+        )
         router.policy = router.maker.policy = replace(router.policy, alpha=alpha, **explore)
         if kind == "full":
             router.fit(train)
-        elif kind == "adapt":  # no feedback, corpus part learned from every training query
+        elif (
+            kind == "adapt" and router_kind == "static"
+        ):  # no feedback, corpus part learned from every training query
             router.encoder = _Fixed(StaticEncoder().adapted(train.queries))
             router.fit(offline)
         else:
@@ -143,8 +150,17 @@ def main() -> None:
         help="the guard's test of the online heads; < 0: heads always restart (None)",
     )
     p.add_argument("--head-folds", type=int, default=RefitGuard().head_folds)
+    p.add_argument(
+        "--router",
+        default="static",
+        choices=["static", "default"],
+        help="static: StaticEncoder alone (the tables before tag features became the default); "
+        "default: MixLLMRouter() as it comes (tag features fitted with the router)",
+    )
     p.add_argument("--out", default="replay-seeds.json")
     args = p.parse_args()
+    if args.router == "default" and "adapt" in args.kinds:
+        p.error("--kinds adapt fixes a StaticEncoder's corpus part: use it with --router static")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     explore = {"explore": args.explore, "temperature": args.temperature, "epsilon": args.epsilon}
     result = {
@@ -159,6 +175,7 @@ def main() -> None:
                 args.learn_all,
                 None if args.head_margin is None or args.head_margin < 0 else args.head_margin,
                 args.head_folds,
+                args.router,
                 **explore,
             )
             for s in args.seeds
