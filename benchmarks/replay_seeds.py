@@ -66,6 +66,10 @@ def run(
     router_kind: str = "static",
     **explore,
 ) -> dict:
+    if router_kind == "default" and "adapt" in kinds:
+        raise ValueError(
+            "kind 'adapt' fixes a StaticEncoder's corpus part: use router_kind 'static'"
+        )
     data = load_routing_data(DATA[name])
     train, test = data.train_test_split(seed=seed)
     offline, stream = split_offline_stream(train, 0.3, seed)
