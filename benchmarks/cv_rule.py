@@ -24,10 +24,15 @@ import numpy as np
 SCORINGS = {"metrics": "random", "metrics_task_mix": "task mix"}
 
 
-def paired(run: dict[str, Any], router: str, default: str, scoring: str) -> dict[str, float]:
-    """Mean ± Nadeau–Bengio s.e. of ``router − default`` AIQ × 100 over the run's folds."""
+def paired(
+    run: dict[str, Any], router: str, default: str, scoring: str, repeats: int | None = None
+) -> dict[str, float]:
+    """Mean ± Nadeau–Bengio s.e. of ``router − default`` AIQ × 100 over the run's folds (those
+    of its first ``repeats`` repeats)."""
     d, ratio = [], []
     for f in run["folds"]:
+        if repeats is not None and f["repeat"] >= repeats:
+            continue
         m = f.get(scoring)
         if m is None or m[router]["aiq_x100"] is None or m[default]["aiq_x100"] is None:
             continue
@@ -42,6 +47,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     p.add_argument("--runs", nargs="+", required=True, help="name=cv_variants.json, one per set")
     p.add_argument("--default", default="mixllm-tags")
+    p.add_argument("--repeats", type=int, default=None, help="use the first N repeats only")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args()
     runs = {
@@ -51,7 +57,12 @@ def main() -> None:
     first = next(iter(runs.values()))
     candidates = [r for r in first["folds"][0]["metrics"] if r != args.default]
     scorings = [s for s in SCORINGS if all(s in run["folds"][0] for run in runs.values())]
-    result: dict[str, Any] = {"default": args.default, "sets": list(runs), "candidates": {}}
+    result: dict[str, Any] = {
+        "default": args.default,
+        "sets": dict(r.split("=", 1) for r in args.runs),
+        "repeats": args.repeats,
+        "candidates": {},
+    }
     header = " | ".join(f"{s}, {SCORINGS[sc]}" for sc in scorings for s in [*runs, "pooled"])
     print(f"| candidate − {args.default} | {header} | passes |")
     print("|---" * (1 + len(scorings) * (len(runs) + 1) + 1) + "|")
@@ -60,7 +71,9 @@ def main() -> None:
         harm, gain = False, True
         cells = []
         for sc in scorings:
-            per_set = {s: paired(run, cand, args.default, sc) for s, run in runs.items()}
+            per_set = {
+                s: paired(run, cand, args.default, sc, args.repeats) for s, run in runs.items()
+            }
             mean = float(np.mean([v["mean"] for v in per_set.values()]))
             se = float(np.sqrt(sum(v["se"] ** 2 for v in per_set.values())) / len(per_set))
             harm |= any(v["mean"] < -v["se"] for v in per_set.values())
