@@ -43,6 +43,29 @@ def paired(
     return {"mean": float(v.mean()), "se": se, "n": len(v)}
 
 
+def judge(
+    runs: dict[str, dict[str, Any]], default: str, repeats: int | None = None
+) -> dict[str, Any]:
+    """Per candidate and scoring: each set's paired Δ, the pooled Δ, and the two conditions."""
+    first = next(iter(runs.values()))
+    candidates = [r for r in first["folds"][0]["metrics"] if r != default]
+    scorings = [s for s in SCORINGS if all(s in run["folds"][0] for run in runs.values())]
+    result: dict[str, Any] = {}
+    for cand in candidates:
+        out: dict[str, Any] = {}
+        harm, gain = False, True
+        for sc in scorings:
+            per_set = {s: paired(run, cand, default, sc, repeats) for s, run in runs.items()}
+            mean = float(np.mean([v["mean"] for v in per_set.values()]))
+            se = float(np.sqrt(sum(v["se"] ** 2 for v in per_set.values())) / len(per_set))
+            harm |= any(v["mean"] < -v["se"] for v in per_set.values())
+            gain &= mean > 2 * se
+            out[SCORINGS[sc]] = {"sets": per_set, "pooled": {"mean": mean, "se": se}}
+        out["no_harm"], out["pooled_gain"] = not harm, gain
+        result[cand] = out
+    return result
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     p.add_argument("--runs", nargs="+", required=True, help="name=cv_variants.json, one per set")
@@ -50,43 +73,24 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=None, help="use the first N repeats only")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args()
-    runs = {
-        name: json.loads(Path(path).read_text())
-        for name, path in (r.split("=", 1) for r in args.runs)
-    }
-    first = next(iter(runs.values()))
-    candidates = [r for r in first["folds"][0]["metrics"] if r != args.default]
-    scorings = [s for s in SCORINGS if all(s in run["folds"][0] for run in runs.values())]
-    result: dict[str, Any] = {
-        "default": args.default,
-        "sets": dict(r.split("=", 1) for r in args.runs),
-        "repeats": args.repeats,
-        "candidates": {},
-    }
-    header = " | ".join(f"{s}, {SCORINGS[sc]}" for sc in scorings for s in [*runs, "pooled"])
+    paths = dict(r.split("=", 1) for r in args.runs)
+    runs = {name: json.loads(Path(path).read_text()) for name, path in paths.items()}
+    verdicts = judge(runs, args.default, args.repeats)
+    scorings = [sc for sc in SCORINGS.values() if verdicts and sc in next(iter(verdicts.values()))]
+    header = " | ".join(f"{s}, {sc}" for sc in scorings for s in [*runs, "pooled"])
     print(f"| candidate − {args.default} | {header} | passes |")
     print("|---" * (1 + len(scorings) * (len(runs) + 1) + 1) + "|")
-    for cand in candidates:
-        out: dict[str, Any] = {}
-        harm, gain = False, True
+    for cand, out in verdicts.items():
         cells = []
         for sc in scorings:
-            per_set = {
-                s: paired(run, cand, args.default, sc, args.repeats) for s, run in runs.items()
-            }
-            mean = float(np.mean([v["mean"] for v in per_set.values()]))
-            se = float(np.sqrt(sum(v["se"] ** 2 for v in per_set.values())) / len(per_set))
-            harm |= any(v["mean"] < -v["se"] for v in per_set.values())
-            gain &= mean > 2 * se
-            out[SCORINGS[sc]] = {"sets": per_set, "pooled": {"mean": mean, "se": se}}
-            cells += [f"{v['mean']:+.2f} ± {v['se']:.2f}" for v in per_set.values()]
-            cells.append(f"{mean:+.2f} ± {se:.2f}")
-        out["no_harm"], out["pooled_gain"] = not harm, gain
+            for v in [*out[sc]["sets"].values(), out[sc]["pooled"]]:
+                cells.append(f"{v['mean']:+.2f} ± {v['se']:.2f}")
+        harm, gain = not out["no_harm"], out["pooled_gain"]
         verdict = "yes" if gain and not harm else ("no (harm)" if harm else "no (no gain)")
-        result["candidates"][cand] = out
         print(f"| {cand} | " + " | ".join(cells) + f" | {verdict} |")
+    result = {"default": args.default, "sets": paths, "repeats": args.repeats}
     if args.out is not None:
-        args.out.write_text(json.dumps(result, indent=1))
+        args.out.write_text(json.dumps({**result, "candidates": verdicts}, indent=1))
         print(f"wrote {args.out}")
 
 

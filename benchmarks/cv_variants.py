@@ -43,7 +43,7 @@ from mixllm_core.experiments.cv import (
 )
 
 MODELS = ("knn", "rf", "mlp")
-_PART = re.compile(r"^(?:(?P<model>knn|rf|mlp|linear)|C(?P<C>[0-9.]+)|lsa(?P<lsa>[0-9]+))$")
+_PART = re.compile(r"^(?:(?P<model>knn|rf|mlp|linear)|C(?P<C>[0-9]*\.?[0-9]+)|lsa(?P<lsa>[0-9]+))$")
 
 
 def parse_variant(name: str) -> dict[str, Any]:
