@@ -8,9 +8,12 @@ not be fitted again. Prints a table and writes JSON.
         --reference llama-3.1-nemotron-51b-instruct --cv 5 --repeats 1 --variants tags \
         --pair-with bench-out/cv.json --out cv-tags.json
 
-Variants: ``plain`` (the default router), ``tags`` (``--embedding tags``), or a quality model
-(``knn``, ``rf``, ``mlp``) with the plain embedding; ``--encoder`` as in ``mixllm bench`` (the
-baselines of a ``--pair-with`` file read the bench's encoder). ``--baselines mlp knn`` fits some
+Variants: ``plain`` (the static encoder alone), ``tags`` (``--embedding tags``, the default router),
+or a quality model (``knn``, ``rf``, ``mlp``) with the plain embedding; any of them with
+``-<model>``, ``-C<value>`` (the logistic model's C) and ``-lsa<dims>`` (the static encoder's
+corpus part, refitted on each training fold) appended, e.g. ``tags-C1``, ``tags-lsa32`` or
+``tags-rf``; the paired differences of the table are against the first variant. ``--encoder`` as
+in ``mixllm bench`` (the baselines of a ``--pair-with`` file read the bench's encoder). ``--baselines mlp knn`` fits some
 of the bench's baselines on the same folds too. ``--task-mix uniform`` (or a JSON object
 ``{"task": share}``) also scores every test fold with its rows weighted to that task mix, from the
 same fits; the JSON then has both scorings.
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +32,7 @@ import numpy as np
 from mixllm_core import MixLLMRouter
 from mixllm_core.cli import ENCODER_CHOICES, _bench_encoders
 from mixllm_core.data import load_routing_data
-from mixllm_core.encoders import QueryEncoder, TaggedEncoder
+from mixllm_core.encoders import QueryEncoder, StaticEncoder, TaggedEncoder
 from mixllm_core.experiments.cv import (
     CVReport,
     Fold,
@@ -38,18 +42,52 @@ from mixllm_core.experiments.cv import (
     standard_routers,
 )
 
-VARIANTS = ("plain", "tags", "knn", "rf", "mlp")
+MODELS = ("knn", "rf", "mlp")
+_PART = re.compile(r"^(?:(?P<model>knn|rf|mlp|linear)|C(?P<C>[0-9]*\.?[0-9]+)|lsa(?P<lsa>[0-9]+))$")
+
+
+def parse_variant(name: str) -> dict[str, Any]:
+    """``tags-C1`` → ``{"embedding": "tags", "model": "linear", "C": 1.0, "lsa": None}``."""
+    head, *parts = name.split("-")
+    spec: dict[str, Any] = {"embedding": "plain", "model": "linear", "C": None, "lsa": None}
+    if head in ("plain", "tags"):
+        spec["embedding"] = head
+    elif head in MODELS:
+        spec["model"] = head
+    else:
+        raise SystemExit(f"variant {name!r}: starts with plain, tags, knn, rf or mlp")
+    for part in parts:
+        m = _PART.match(part)
+        if m is None:
+            raise SystemExit(f"variant {name!r}: {part!r} is not a model, C<value> or lsa<dims>")
+        if m["model"]:
+            spec["model"] = m["model"]
+        elif m["C"]:
+            spec["C"] = float(m["C"])
+        else:
+            spec["lsa"] = int(m["lsa"])
+    if spec["C"] is not None and spec["model"] != "linear":
+        raise SystemExit(f"variant {name!r}: C applies to the linear model only")
+    return spec
 
 
 def variant(name: str) -> RouterFactory:
+    spec = parse_variant(name)
+
     def make(fold: Fold) -> MixLLMRouter:
         enc: QueryEncoder = fold.encoder
-        if name == "tags":
-            enc = TaggedEncoder(fold.encoder, mode="tags", seed=fold.seed).fit(
+        if spec["lsa"] is not None:
+            if not isinstance(enc, StaticEncoder):
+                raise SystemExit(f"variant {name!r}: lsa<dims> needs the static encoder")
+            enc = StaticEncoder(lsa_dims=spec["lsa"]).adapted(fold.train.queries)
+        if spec["embedding"] == "tags":
+            enc = TaggedEncoder(enc, mode="tags", seed=fold.seed).fit(
                 fold.train.queries, fold.train.tasks, show_progress=False
             )
-        model = name if name in ("knn", "rf", "mlp") else "linear"
-        return MixLLMRouter(encoder=enc, quality_model=model, seed=fold.seed)
+        params = {} if spec["C"] is None else {"C": spec["C"]}
+        return MixLLMRouter(
+            encoder=enc, quality_model=spec["model"], quality_params=params, seed=fold.seed
+        )
 
     return mixllm_router(make)
 
@@ -92,13 +130,15 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--task-shift", action="store_true")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--variants", nargs="+", default=["tags"], choices=VARIANTS)
+    p.add_argument("--variants", nargs="+", default=["tags"], help="e.g. tags tags-C1 tags-lsa32")
     p.add_argument("--encoder", default="static", choices=ENCODER_CHOICES)
     p.add_argument("--baselines", nargs="*", default=[], help="bench baselines to fit too")
     p.add_argument("--task-mix", default=None, help='"uniform" or a JSON {"task": share}')
     p.add_argument("--pair-with", default=None, help="a cv.json of mixllm bench on the same folds")
     p.add_argument("--out", default="cv-variants.json")
     args = p.parse_args()
+    for name in args.variants:
+        parse_variant(name)
     data = load_routing_data(args.data)
     encoder = _bench_encoders(args.encoder, data)[0]
     other = json.loads(Path(args.pair_with).read_text()) if args.pair_with else None

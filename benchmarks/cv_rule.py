@@ -1,0 +1,98 @@
+"""Apply the default-choosing rule of docs/dev/results.md to ``cv_variants.py`` runs on several sets.
+
+    python benchmarks/cv_rule.py --runs rb=hp-rb.json nim=hp-nim.json ra=hp-ra.json \\
+        --default mixllm-tags --out docs/dev/defaults-cv.json
+
+For every other router of the runs (the candidates) and each scoring the runs hold (random folds,
+and ``--task-mix`` when they were run with it): the paired Δ AIQ × 100 (candidate − default) per
+set, mean ± s.e. over the folds (Nadeau–Bengio corrected, as ``mixllm bench --cv``), and the mean
+over the sets with s.e. √(Σ s.e.ᵢ²) / n_sets. A candidate passes on quality when (1) every set's Δ
+is ≥ −1 s.e. under every scoring and (2) under every scoring the pooled Δ is > 2 s.e.; the time
+condition (route p50 ≤ 1 ms with 11 LLMs) is measured elsewhere. Prints a markdown table and the
+outcome; writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SCORINGS = {"metrics": "random", "metrics_task_mix": "task mix"}
+
+
+def paired(
+    run: dict[str, Any], router: str, default: str, scoring: str, repeats: int | None = None
+) -> dict[str, float]:
+    """Mean ± Nadeau–Bengio s.e. of ``router − default`` AIQ × 100 over the run's folds (those
+    of its first ``repeats`` repeats)."""
+    d, ratio = [], []
+    for f in run["folds"]:
+        if repeats is not None and f["repeat"] >= repeats:
+            continue
+        m = f.get(scoring)
+        if m is None or m[router]["aiq_x100"] is None or m[default]["aiq_x100"] is None:
+            continue
+        d.append(m[router]["aiq_x100"] - m[default]["aiq_x100"])
+        ratio.append(f["n_test"] / f["n_train"])
+    v = np.asarray(d)
+    se = float(np.sqrt((1 / len(v) + np.mean(ratio)) * np.var(v, ddof=1))) if len(v) > 1 else 0.0
+    return {"mean": float(v.mean()), "se": se, "n": len(v)}
+
+
+def judge(
+    runs: dict[str, dict[str, Any]], default: str, repeats: int | None = None
+) -> dict[str, Any]:
+    """Per candidate and scoring: each set's paired Δ, the pooled Δ, and the two conditions."""
+    first = next(iter(runs.values()))
+    candidates = [r for r in first["folds"][0]["metrics"] if r != default]
+    scorings = [s for s in SCORINGS if all(s in run["folds"][0] for run in runs.values())]
+    result: dict[str, Any] = {}
+    for cand in candidates:
+        out: dict[str, Any] = {}
+        harm, gain = False, True
+        for sc in scorings:
+            per_set = {s: paired(run, cand, default, sc, repeats) for s, run in runs.items()}
+            mean = float(np.mean([v["mean"] for v in per_set.values()]))
+            se = float(np.sqrt(sum(v["se"] ** 2 for v in per_set.values())) / len(per_set))
+            harm |= any(v["mean"] < -v["se"] for v in per_set.values())
+            gain &= mean > 2 * se
+            out[SCORINGS[sc]] = {"sets": per_set, "pooled": {"mean": mean, "se": se}}
+        out["no_harm"], out["pooled_gain"] = not harm, gain
+        result[cand] = out
+    return result
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    p.add_argument("--runs", nargs="+", required=True, help="name=cv_variants.json, one per set")
+    p.add_argument("--default", default="mixllm-tags")
+    p.add_argument("--repeats", type=int, default=None, help="use the first N repeats only")
+    p.add_argument("--out", type=Path, default=None)
+    args = p.parse_args()
+    paths = dict(r.split("=", 1) for r in args.runs)
+    runs = {name: json.loads(Path(path).read_text()) for name, path in paths.items()}
+    verdicts = judge(runs, args.default, args.repeats)
+    scorings = [sc for sc in SCORINGS.values() if verdicts and sc in next(iter(verdicts.values()))]
+    header = " | ".join(f"{s}, {sc}" for sc in scorings for s in [*runs, "pooled"])
+    print(f"| candidate − {args.default} | {header} | passes |")
+    print("|---" * (1 + len(scorings) * (len(runs) + 1) + 1) + "|")
+    for cand, out in verdicts.items():
+        cells = []
+        for sc in scorings:
+            for v in [*out[sc]["sets"].values(), out[sc]["pooled"]]:
+                cells.append(f"{v['mean']:+.2f} ± {v['se']:.2f}")
+        harm, gain = not out["no_harm"], out["pooled_gain"]
+        verdict = "yes" if gain and not harm else ("no (harm)" if harm else "no (no gain)")
+        print(f"| {cand} | " + " | ".join(cells) + f" | {verdict} |")
+    result = {"default": args.default, "sets": paths, "repeats": args.repeats}
+    if args.out is not None:
+        args.out.write_text(json.dumps({**result, "candidates": verdicts}, indent=1))
+        print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
