@@ -32,6 +32,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from replay_seeds import DATA, make_router  # type: ignore[import-not-found]
 
 from mixllm_core import MixLLMRouter
 from mixllm_core.data import RoutingData, load_routing_data
@@ -41,11 +42,6 @@ from mixllm_core.experiments.bench import LAMBDA_GRID, adapt_to, cached_encoder
 from mixllm_core.experiments.replay import aiq_on, split_offline_stream
 from mixllm_core.metrics import aiq
 
-DATA = {
-    "routerbench": "../shared/data/routerbench_subset/routerbench_arc_mbpp_winogrande.parquet",
-    "nim": "../shared/data/llmrouter_nim/llmrouter_dcrouter_scores.parquet",
-    "routerarena": "../shared/data/routerarena_sub10/routerarena_sub10_cached_results.parquet",
-}
 FAMILIES = ["mixllm", "mixllm-default", "mixllm-sentence", *BASELINES, "task-mean"]
 
 
@@ -77,12 +73,10 @@ def _task_mean(fit: RoutingData, test: RoutingData) -> tuple[np.ndarray, np.ndar
 
 
 def _mixllm(fit: RoutingData, test: RoutingData, seed: int, family: str, max_cost: float, data):
-    if family == "mixllm-default":
-        router = MixLLMRouter(seed=seed)
-    elif family == "mixllm-sentence":  # ``mixllm bench --encoder minilm --embedding plain``
+    if family == "mixllm-sentence":  # ``mixllm bench --encoder minilm --embedding plain``
         router = MixLLMRouter(encoder=cached_encoder(data), seed=seed)
-    else:
-        router = MixLLMRouter(encoder=StaticEncoder(), seed=seed)
+    else:  # the replay's routers: ``mixllm`` static, ``mixllm-default`` MixLLMRouter()
+        router = make_router("default" if family == "mixllm-default" else "static", seed)
     router.policy = router.maker.policy = replace(router.policy, alpha=0.05)  # as replay_seeds
     router.fit(fit)
     return aiq_on(router, test, LAMBDA_GRID, max_cost)

@@ -24,10 +24,9 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+from replay_seeds import DATA, ROUTERS, make_router  # type: ignore[import-not-found]
 
-from mixllm_core import MixLLMRouter
 from mixllm_core.data import load_routing_data
-from mixllm_core.encoders import StaticEncoder
 from mixllm_core.experiments.bench import LAMBDA_GRID, REFIT_EVERY
 from mixllm_core.experiments.replay import (
     aiq_on,
@@ -36,15 +35,10 @@ from mixllm_core.experiments.replay import (
 )
 from mixllm_core.snapshot import RefitGuard
 
-DATA = {
-    "routerbench": "../shared/data/routerbench_subset/routerbench_arc_mbpp_winogrande.parquet",
-    "nim": "../shared/data/llmrouter_nim/llmrouter_dcrouter_scores.parquet",
-}
-
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--data", default="nim", choices=list(DATA))
+    p.add_argument("--data", default="nim", choices=["routerbench", "nim"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--shares", nargs="+", type=float, default=[0.0, 0.25])
     p.add_argument("--kinds", nargs="+", default=["none", "refined", "binary"])
@@ -52,7 +46,7 @@ def main() -> None:
     p.add_argument(
         "--router",
         default="static",
-        choices=["static", "default"],
+        choices=ROUTERS,
         help="static: StaticEncoder alone; default: MixLLMRouter() as it comes (tag features)",
     )
     p.add_argument("--out", default="memory-replay.json")
@@ -71,11 +65,7 @@ def main() -> None:
     result: dict[str, dict[str, float]] = {}
     for kind in args.kinds:
         t0 = time.perf_counter()
-        router = (
-            MixLLMRouter(encoder=StaticEncoder(), seed=args.seed)
-            if args.router == "static"
-            else MixLLMRouter(seed=args.seed)
-        )
+        router = make_router(args.router, args.seed)
         router.fit(offline)
         router.refit = partial(router.refit, guard=RefitGuard())  # type: ignore[method-assign]
         if kind != "none":

@@ -36,6 +36,18 @@ DATA = {
 }
 
 
+ROUTERS = ("static", "default")
+
+
+def make_router(kind: str, seed: int) -> MixLLMRouter:
+    """The replayed router, unfitted: ``static``, the static encoder alone (the tables before tag
+    features became the default); ``default``, ``MixLLMRouter()`` as it comes (tag features
+    fitted with the router)."""
+    if kind == "static":
+        return MixLLMRouter(encoder=StaticEncoder(), seed=seed)
+    return MixLLMRouter(seed=seed)
+
+
 class _Fixed:
     """An encoder whose corpus part is fixed (``fit`` does not adapt it again)."""
 
@@ -78,17 +90,11 @@ def run(
     out = {}
     for kind in kinds:
         t0 = time.perf_counter()
-        router = (
-            MixLLMRouter(encoder=StaticEncoder(), seed=seed)
-            if router_kind == "static"
-            else MixLLMRouter(seed=seed)  # the library's default: static encoder + tag features
-        )
+        router = make_router(router_kind, seed)
         router.policy = router.maker.policy = replace(router.policy, alpha=alpha, **explore)
         if kind == "full":
             router.fit(train)
-        elif (
-            kind == "adapt" and router_kind == "static"
-        ):  # no feedback, corpus part learned from every training query
+        elif kind == "adapt":  # no feedback, corpus part learned from every training query
             router.encoder = _Fixed(StaticEncoder().adapted(train.queries))
             router.fit(offline)
         else:
@@ -157,7 +163,7 @@ def main() -> None:
     p.add_argument(
         "--router",
         default="static",
-        choices=["static", "default"],
+        choices=ROUTERS,
         help="static: StaticEncoder alone (the tables before tag features became the default); "
         "default: MixLLMRouter() as it comes (tag features fitted with the router)",
     )
