@@ -3,34 +3,22 @@ benchmarks/cv_variants.py reads variant names as documented (no data, no fits)."
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
-
-
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"{name}_bench", BENCH / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[f"{name}_bench"] = module
-    spec.loader.exec_module(module)
-    return module
+from tests.conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def rule() -> ModuleType:
-    return _load("cv_rule")
+    return load_benchmark("cv_rule")
 
 
 @pytest.fixture(scope="module")
 def variants() -> ModuleType:
-    return _load("cv_variants")
+    return load_benchmark("cv_variants")
 
 
 def _run(deltas: dict[str, list[float]], repeats: int = 1) -> dict[str, Any]:

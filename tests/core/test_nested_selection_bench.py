@@ -6,25 +6,17 @@ Only the script's logic is checked here, on made-up inner and outer scores (no d
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "nested_selection.py"
+from tests.conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def ns() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("nested_selection_bench", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["nested_selection_bench"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("nested_selection")
 
 
 def _deltas(per_set: dict[str, dict[str, tuple[float, float]]]) -> dict[str, Any]:

@@ -5,26 +5,19 @@ Only the script's mechanics are checked here (timings are the script's job, neve
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "scaling.py"
+from tests.conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def scaling() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("scaling_bench", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["scaling_bench"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("scaling")
 
 
 def test_world_is_seeded_and_well_formed(scaling: ModuleType) -> None:
@@ -86,12 +79,7 @@ def test_grid_only_and_the_plot(scaling: ModuleType, tmp_path: Path) -> None:
     argv = ["--llms", "2", "3", "--rows", "60", "--n-timed", "4", "--n-batch", "3", "--inline"]
     result = scaling.main([*argv, "--grid-only", "--out", str(out)])
     assert list(result["cells"]) == ["2x60", "3x60"]  # no budget row, no baseline again
-    spec = importlib.util.spec_from_file_location(
-        "scaling_plot", SCRIPT.with_name("scaling_plot.py")
-    )
-    assert spec is not None and spec.loader is not None
-    plot = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(plot)
+    plot = load_benchmark("scaling_plot")
     now, before = plot.load_cells([out])
     assert set(now) == {(2, 60), (3, 60)} and not before
     plot.main([str(out), "--out", str(tmp_path / "scaling.png")])
