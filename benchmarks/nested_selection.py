@@ -39,6 +39,7 @@ import argparse
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -89,19 +90,10 @@ def candidate(name: str, minilm: QueryEncoder) -> RouterFactory:
     return mixllm_router(make)
 
 
-def paired(report: CVReport, scoring: str, name: str, ratio: float | None = None) -> dict[str, Any]:
-    """Mean and Nadeau–Bengio s.e. of ``name`` − incumbent AIQ, paired per fold."""
-    d = np.array(
-        [f[scoring][name][METRIC] - f[scoring][INCUMBENT][METRIC] for f in report.folds],
-        dtype=float,
-    )
-    r = (
-        ratio
-        if ratio is not None
-        else float(np.mean([f["n_test"] / f["n_train"] for f in report.folds]))
-    )
-    se = float(np.sqrt((1 / len(d) + r) * d.var(ddof=1))) if len(d) > 1 else 0.0
-    return {"mean": float(d.mean()), "se": se, "n": len(d)}
+def paired(report: CVReport, scoring: str, name: str) -> dict[str, Any]:
+    """Mean and Nadeau–Bengio s.e. of ``name`` − incumbent AIQ, paired per fold (the report's
+    own paired differences, taken from ``name``)."""
+    return replace(report, baseline=name, scoring=scoring).differences()[INCUMBENT][METRIC]
 
 
 def mean_se(values: Sequence[float], ratio: float) -> dict[str, float]:
