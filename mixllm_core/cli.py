@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -202,8 +203,10 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument(
         "--task-mix",
         default=None,
-        choices=["uniform"],
-        help="with --cv: also score each test fold with every task counting equally",
+        metavar="MIX",
+        help="with --cv: also score each test fold re-weighted to a task mix: 'uniform' (every "
+        'task counts equally), a JSON object {"task": share, ...} or a JSON file holding one '
+        "(tasks without a share weigh 0), e.g. the mix of the traffic you expect",
     )
     c = sub.add_parser(
         "calibrate", help="pick λ on validation data for a target mean cost or quality share"
@@ -360,6 +363,31 @@ def _bench_encoders(name: str, data: Any = None, cache_dir: str | None = None) -
     raise ConfigError(f"Invalid encoder {name!r}. Available encoders are {list(ENCODER_CHOICES)}.")
 
 
+def _task_mix(value: str | None) -> str | dict[str, float] | None:
+    """``--task-mix``: ``uniform``, a JSON object of task shares, or a JSON file holding one."""
+    if value is None or value == "uniform":
+        return value
+    allowed = "'uniform', a JSON object {\"task\": share, ...} or a JSON file holding one"
+    text = value
+    if not value.lstrip().startswith("{"):
+        if not Path(value).is_file():
+            raise ConfigError(f"Invalid --task-mix {value!r}: use {allowed}.")
+        text = Path(value).read_text(encoding="utf-8")
+    try:
+        mix = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"--task-mix {value!r} is not valid JSON ({e}); use {allowed}.") from e
+    bad = (
+        {k: v for k, v in mix.items() if isinstance(v, bool) or not isinstance(v, (int, float))}
+        if isinstance(mix, dict)
+        else None
+    )
+    if bad is None or bad:
+        what = f"shares that are not numbers: {bad}" if bad else f"a {type(mix).__name__}"
+        raise ConfigError(f"--task-mix {value!r} gives {what}; use {allowed}.")
+    return {str(k): float(v) for k, v in mix.items()}
+
+
 def _bench_cv(args: argparse.Namespace, data: Any, encoder: Any) -> int:
     """``mixllm bench --cv K [--repeats R] [--task-shift]``."""
     from .experiments.cv import bench_cv
@@ -406,6 +434,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             and not args.task_shift
         ):
             raise ConfigError("--repeat-share needs --cv K or --task-shift.")
+        if args.command == "bench":
+            args.task_mix = _task_mix(args.task_mix)
         if args.command == "route":
             return _route(args)
         if args.command == "simulate":

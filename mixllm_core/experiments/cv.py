@@ -359,7 +359,9 @@ def task_weights(tasks: Sequence[str] | None, mix: str | Mapping[str, float]) ->
             raise ConfigError(f"Task shares must be finite numbers >= 0, got {bad}.")
         per_task = np.array([float(mix.get(str(t), 0.0)) for t in names])
     if per_task.sum() <= 0:
-        raise ConfigError(f"No row has a task with a share in {mix!r} (tasks: {list(names)}).")
+        raise ConfigError(
+            f"No row has a task with a share in {mix!r} (tasks: {[str(t) for t in names]})."
+        )
     w = (per_task / counts)[y]
     return np.asarray(w / w.sum(), dtype=float)
 
@@ -653,6 +655,14 @@ def run_cv(
     splits = cv_folds(data, k, repeats, task_shift=task_shift, seed=seed)
     if task_mix is not None:
         task_weights(data.tasks, task_mix)  # fail before fitting anything
+        if not isinstance(task_mix, str):
+            known = set(map(str, data.tasks or ()))
+            unknown = sorted(t for t in task_mix if t not in known)
+            if unknown:  # a misspelt task would silently weigh 0
+                raise ConfigError(
+                    f"Task mix names tasks the data does not have: {unknown}. "
+                    f"Its tasks are {sorted(known)}."
+                )
     shared = None if isinstance(encoder, AdaptableEncoder) else encoder.encode(data.queries)
     report = CVReport(
         settings={

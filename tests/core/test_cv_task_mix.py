@@ -102,3 +102,51 @@ def test_run_cv_scores_both_mixes_from_one_fit_and_the_cli_prints_both(
     assert "mixllm" in saved["task_mix"]["summary"]
     assert main([*args, "--task-mix", "uniform"]) == 2
     assert "--task-mix needs --cv" in capsys.readouterr().err
+
+
+def test_a_task_mix_can_be_given_as_json_or_a_file_and_bad_mixes_are_named(
+    tmp_path: Path, capsys, monkeypatch
+) -> None:
+    import mixllm_core.experiments.cv as cv
+
+    data = make_synthetic_world(120, seed=6)
+    with pytest.raises(ConfigError, match=r"does not have: \['mathematics'\]"):
+        run_cv(
+            data,
+            standard_routers(["knn"]),
+            k=3,
+            repeats=1,
+            encoder=HashingEncoder(),
+            baseline="knn",
+            task_mix={"math": 1.0, "mathematics": 1.0},
+        )
+    few = cv.standard_routers(["knn"])
+    monkeypatch.setattr(cv, "standard_routers", lambda names=None: few)
+    csv = write_long_csv(data, tmp_path / "d.csv")
+    table = pd.read_csv(csv)
+    table["task"] = table["sample_id"].astype(str).map(dict(zip(data.sample_ids, data.tasks or [])))
+    table.to_csv(csv, index=False)
+    args = ["bench", "--data", str(csv), "--no-progress", "--cv", "3", "--repeats", "1"]
+    mix = {"math": 1, "code": 3}
+    (tmp_path / "mix.json").write_text(json.dumps(mix))
+    for i, given in enumerate([json.dumps(mix), str(tmp_path / "mix.json")]):
+        assert main([*args, "--out", str(tmp_path / f"o{i}"), "--task-mix", given]) == 0
+        saved = json.loads((tmp_path / f"o{i}" / "cv.json").read_text())
+        assert saved["settings"]["task_mix"] == {"math": 1.0, "code": 3.0}
+    first, second = (json.loads((tmp_path / f"o{i}" / "cv.json").read_text()) for i in (0, 1))
+    assert first["task_mix"]["summary"] == second["task_mix"]["summary"]
+    assert first["task_mix"]["summary"] != first["summary"]
+    capsys.readouterr()
+    (tmp_path / "list.json").write_text("[1, 2]")
+    bad = {
+        "weighted": "Invalid --task-mix 'weighted'",
+        '{"math": "high"}': "shares that are not numbers: {'math': 'high'}",
+        "[1, 2]": "Invalid --task-mix '[1, 2]'",
+        str(tmp_path / "list.json"): "gives a list",
+        '{"math": 1': "is not valid JSON",
+        '{"math": 1, "maths": 1}': "does not have: ['maths']",
+        '{"maths": 1}': "(tasks: ['code', 'logic', 'math', 'trivia', 'writing'])",
+    }
+    for given, message in bad.items():
+        assert main([*args, "--out", str(tmp_path / "bad"), "--task-mix", given]) == 2
+        assert message in capsys.readouterr().err, given
