@@ -10,9 +10,10 @@ not be fitted again. Prints a table and writes JSON.
 
 Variants: ``plain`` (the static encoder alone), ``tags`` (``--embedding tags``, the default router),
 or a quality model (``knn``, ``rf``, ``mlp``) with the plain embedding; any of them with
-``-<model>``, ``-C<value>`` (the logistic model's C) and ``-lsa<dims>`` (the static encoder's
-corpus part, refitted on each training fold) appended, e.g. ``tags-C1``, ``tags-lsa32`` or
-``tags-rf``; the paired differences of the table are against the first variant. ``--encoder`` as
+``-<model>``, ``-C<value>`` (the logistic model's C), ``-lsa<dims>`` (the static encoder's
+corpus part, refitted on each training fold) and, with tags, ``-w<weight>`` (the tag memberships'
+scale, ``TaggedEncoder(tag_weight=...)``) appended, e.g. ``tags-C1``, ``tags-lsa32``, ``tags-w4``
+or ``tags-rf``; the paired differences of the table are against the first variant. ``--encoder`` as
 in ``mixllm bench`` (the baselines of a ``--pair-with`` file read the bench's encoder). ``--baselines mlp knn`` fits some
 of the bench's baselines on the same folds too. ``--task-mix uniform`` (or a JSON object
 ``{"task": share}``) also scores every test fold with its rows weighted to that task mix, from the
@@ -43,13 +44,22 @@ from mixllm_core.experiments.cv import (
 )
 
 MODELS = ("knn", "rf", "mlp")
-_PART = re.compile(r"^(?:(?P<model>knn|rf|mlp|linear)|C(?P<C>[0-9]*\.?[0-9]+)|lsa(?P<lsa>[0-9]+))$")
+_PART = re.compile(
+    r"^(?:(?P<model>knn|rf|mlp|linear)|C(?P<C>[0-9]*\.?[0-9]+)|lsa(?P<lsa>[0-9]+)"
+    r"|w(?P<w>[0-9]*\.?[0-9]+))$"
+)
 
 
 def parse_variant(name: str) -> dict[str, Any]:
     """``tags-C1`` → ``{"embedding": "tags", "model": "linear", "C": 1.0, "lsa": None}``."""
     head, *parts = name.split("-")
-    spec: dict[str, Any] = {"embedding": "plain", "model": "linear", "C": None, "lsa": None}
+    spec: dict[str, Any] = {
+        "embedding": "plain",
+        "model": "linear",
+        "C": None,
+        "lsa": None,
+        "tag_weight": None,
+    }
     if head in ("plain", "tags"):
         spec["embedding"] = head
     elif head in MODELS:
@@ -59,15 +69,21 @@ def parse_variant(name: str) -> dict[str, Any]:
     for part in parts:
         m = _PART.match(part)
         if m is None:
-            raise SystemExit(f"variant {name!r}: {part!r} is not a model, C<value> or lsa<dims>")
+            raise SystemExit(
+                f"variant {name!r}: {part!r} is not a model, C<value>, lsa<dims> or w<tag weight>"
+            )
         if m["model"]:
             spec["model"] = m["model"]
         elif m["C"]:
             spec["C"] = float(m["C"])
+        elif m["w"]:
+            spec["tag_weight"] = float(m["w"])
         else:
             spec["lsa"] = int(m["lsa"])
     if spec["C"] is not None and spec["model"] != "linear":
         raise SystemExit(f"variant {name!r}: C applies to the linear model only")
+    if spec["tag_weight"] is not None and spec["embedding"] != "tags":
+        raise SystemExit(f"variant {name!r}: w<tag weight> applies to tags only")
     return spec
 
 
@@ -81,7 +97,8 @@ def variant(name: str) -> RouterFactory:
                 raise SystemExit(f"variant {name!r}: lsa<dims> needs the static encoder")
             enc = StaticEncoder(lsa_dims=spec["lsa"]).adapted(fold.train.queries)
         if spec["embedding"] == "tags":
-            enc = TaggedEncoder(enc, mode="tags", seed=fold.seed).fit(
+            weight = 1.0 if spec["tag_weight"] is None else spec["tag_weight"]
+            enc = TaggedEncoder(enc, mode="tags", tag_weight=weight, seed=fold.seed).fit(
                 fold.train.queries, fold.train.tasks, show_progress=False
             )
         params = {} if spec["C"] is None else {"C": spec["C"]}

@@ -79,6 +79,7 @@ def test_variant_names(variants: ModuleType) -> None:
         "model": "linear",
         "C": 0.25,
         "lsa": None,
+        "tag_weight": None,
     }
     assert variants.parse_variant("tags-lsa32")["lsa"] == 32
     assert variants.parse_variant("tags-rf")["model"] == "rf"
@@ -87,7 +88,9 @@ def test_variant_names(variants: ModuleType) -> None:
         "model": "knn",
         "C": None,
         "lsa": None,
+        "tag_weight": None,
     }
-    for bad in ("minilm", "tags-C", "tags-rf-C1", "tags-xyz"):
+    assert variants.parse_variant("tags-w4")["tag_weight"] == 4.0
+    for bad in ("minilm", "tags-C", "tags-rf-C1", "tags-xyz", "plain-w2", "tags-w"):
         with pytest.raises(SystemExit):
             variants.parse_variant(bad)
