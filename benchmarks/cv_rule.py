@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from mixllm_core.experiments.cv import paired_difference
+
 SCORINGS = {"metrics": "random", "metrics_task_mix": "task mix"}
 
 
@@ -30,19 +32,23 @@ def paired(
     run: dict[str, Any], router: str, default: str, scoring: str, repeats: int | None = None
 ) -> dict[str, float]:
     """Mean ± Nadeau–Bengio s.e. of ``router − default`` AIQ × 100 over the run's folds (those
-    of its first ``repeats`` repeats)."""
-    d, ratio = [], []
-    for f in run["folds"]:
-        if repeats is not None and f["repeat"] >= repeats:
-            continue
-        m = f.get(scoring)
-        if m is None or m[router]["aiq_x100"] is None or m[default]["aiq_x100"] is None:
-            continue
-        d.append(m[router]["aiq_x100"] - m[default]["aiq_x100"])
-        ratio.append(f["n_test"] / f["n_train"])
-    v = np.asarray(d)
-    se = float(np.sqrt((1 / len(v) + np.mean(ratio)) * np.var(v, ddof=1))) if len(v) > 1 else 0.0
-    return {"mean": float(v.mean()), "se": se, "n": len(v)}
+    of its first ``repeats`` repeats), by the library's ``paired_difference``."""
+    folds = [
+        f
+        for f in run["folds"]
+        if (repeats is None or f["repeat"] < repeats)
+        and f.get(scoring) is not None
+        and f[scoring][router]["aiq_x100"] is not None
+        and f[scoring][default]["aiq_x100"] is not None
+    ]
+    if not folds:
+        raise SystemExit(f"{router} − {default}: no fold scored both under {scoring!r}")
+    d = paired_difference(
+        [f[scoring][router]["aiq_x100"] for f in folds],
+        [f[scoring][default]["aiq_x100"] for f in folds],
+        float(np.mean([f["n_test"] / f["n_train"] for f in folds])),
+    )
+    return {"mean": d["mean"], "se": d["se"], "n": d["n"]}
 
 
 def pool(per_set: Sequence[Mapping[str, float]]) -> dict[str, float]:

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from mixllm_core.experiments.cv import CVReport, paired_difference
 from tests.conftest import load_benchmark
 
 
@@ -111,6 +112,48 @@ def test_nested_selection_applies_the_same_rule(rule: ModuleType) -> None:
         assert pick == ("tags" if judged["no_harm"] and judged["pooled_gain"] else "static")
         verdicts.add((judged["no_harm"], judged["pooled_gain"]))
     assert len(verdicts) >= 3  # the cases reach harm, gain and neither
+
+
+def test_both_scripts_pair_folds_as_the_library_does(
+    rule: ModuleType, variants: ModuleType
+) -> None:
+    """cv_rule.paired and cv_variants.paired give the library's paired differences (its sign
+    is ``baseline − router``, theirs ``router − baseline``), None folds included."""
+    rng = np.random.default_rng(1)
+    folds = []
+    for i in range(6):
+        m = {
+            r: {
+                "aiq_x100": float(rng.normal(50, 2)),
+                "q_pct_at_25": 80.0 + i,
+                "cost_pct_for_97": None,
+            }
+            for r in "xyz"
+        }
+        folds.append(
+            {"repeat": i // 3, "fold": i % 3, "n_train": 300 + i, "n_test": 60, "metrics": m}
+        )
+    folds[4]["metrics"]["y"]["aiq_x100"] = None
+    report = CVReport({}, folds, baseline="x")
+    lib = report.differences()
+    for r in ("y", "z"):
+        ours = rule.paired(report.to_dict(), r, "x", "metrics")
+        theirs = variants.paired(report, report.to_dict(), router="x")[r]["aiq_x100"]
+        for got in (ours, theirs):
+            assert got["mean"] == pytest.approx(-lib[r]["aiq_x100"]["mean"])
+            assert got["n"] == lib[r]["aiq_x100"]["n"] == (5 if r == "y" else 6)
+        # the library's ratio is over every fold, cv_rule's over the folds it keeps
+        assert theirs["se"] == pytest.approx(lib[r]["aiq_x100"]["se"])
+        kept = [f for f in folds if f["metrics"][r]["aiq_x100"] is not None]
+        ratio = float(np.mean([f["n_test"] / f["n_train"] for f in kept]))
+        assert ours["se"] == pytest.approx(
+            paired_difference(
+                [f["metrics"][r]["aiq_x100"] for f in kept],
+                [f["metrics"]["x"]["aiq_x100"] for f in kept],
+                ratio,
+            )["se"]
+        )
+    assert rule.paired(report.to_dict(), "z", "x", "metrics", repeats=1)["n"] == 3
 
 
 def test_variant_names(variants: ModuleType) -> None:
