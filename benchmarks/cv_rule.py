@@ -9,17 +9,21 @@ set, mean ± s.e. over the folds (Nadeau–Bengio corrected, as ``mixllm bench -
 over the sets with s.e. √(Σ s.e.ᵢ²) / n_sets. A candidate passes on quality when (1) every set's Δ
 is ≥ −1 s.e. under every scoring and (2) under every scoring the pooled Δ is > 2 s.e.; the time
 condition (route p50 ≤ 1 ms with 11 LLMs) is measured elsewhere. Prints a markdown table and the
-outcome; writes JSON.
+outcome; writes JSON. The two quality conditions (:func:`quality_conditions`, :func:`pool`) are the
+rule ``nested_selection.py`` applies too.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from mixllm_core.experiments.cv import paired_difference
 
 SCORINGS = {"metrics": "random", "metrics_task_mix": "task mix"}
 
@@ -28,19 +32,47 @@ def paired(
     run: dict[str, Any], router: str, default: str, scoring: str, repeats: int | None = None
 ) -> dict[str, float]:
     """Mean ± Nadeau–Bengio s.e. of ``router − default`` AIQ × 100 over the run's folds (those
-    of its first ``repeats`` repeats)."""
-    d, ratio = [], []
-    for f in run["folds"]:
-        if repeats is not None and f["repeat"] >= repeats:
-            continue
-        m = f.get(scoring)
-        if m is None or m[router]["aiq_x100"] is None or m[default]["aiq_x100"] is None:
-            continue
-        d.append(m[router]["aiq_x100"] - m[default]["aiq_x100"])
-        ratio.append(f["n_test"] / f["n_train"])
-    v = np.asarray(d)
-    se = float(np.sqrt((1 / len(v) + np.mean(ratio)) * np.var(v, ddof=1))) if len(v) > 1 else 0.0
-    return {"mean": float(v.mean()), "se": se, "n": len(v)}
+    of its first ``repeats`` repeats), by the library's ``paired_difference``."""
+    folds = [
+        f
+        for f in run["folds"]
+        if (repeats is None or f["repeat"] < repeats)
+        and f.get(scoring) is not None
+        and f[scoring][router]["aiq_x100"] is not None
+        and f[scoring][default]["aiq_x100"] is not None
+    ]
+    if not folds:
+        raise SystemExit(f"{router} − {default}: no fold scored both under {scoring!r}")
+    d = paired_difference(
+        [f[scoring][router]["aiq_x100"] for f in folds],
+        [f[scoring][default]["aiq_x100"] for f in folds],
+        float(np.mean([f["n_test"] / f["n_train"] for f in folds])),
+    )
+    return {"mean": d["mean"], "se": d["se"], "n": d["n"]}
+
+
+def pool(per_set: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    """The mean over independent sets and its s.e. (√Σ s.e.ᵢ² / n_sets), as the rule pools."""
+    n = len(per_set)
+    return {
+        "mean": float(np.mean([x["mean"] for x in per_set])),
+        "se": float(np.sqrt(sum(x["se"] ** 2 for x in per_set)) / n),
+    }
+
+
+def quality_conditions(deltas: Mapping[str, Sequence[Mapping[str, float]]]) -> dict[str, Any]:
+    """The rule's two quality conditions for one candidate, from its paired Δ (candidate − default)
+    ``{"mean", "se"}`` per scoring and set (``deltas[scoring] = [Δ of each set]``): (1) no harm,
+    every set's Δ ≥ −1 s.e. under every scoring; (2) gain, under every scoring the pooled Δ
+    (:func:`pool`) > 2 s.e. Returns ``{"no_harm", "pooled": {scoring: {"mean", "se", "passes"}},
+    "gain"}``."""
+    no_harm = all(d["mean"] >= -d["se"] for per_set in deltas.values() for d in per_set)
+    pooled = {}
+    for sc, per_set in deltas.items():
+        p = pool(per_set)
+        pooled[sc] = {**p, "passes": p["mean"] > 2 * p["se"]}
+    gain = all(p["passes"] for p in pooled.values())
+    return {"no_harm": no_harm, "pooled": pooled, "gain": gain}
 
 
 def judge(
@@ -52,16 +84,19 @@ def judge(
     scorings = [s for s in SCORINGS if all(s in run["folds"][0] for run in runs.values())]
     result: dict[str, Any] = {}
     for cand in candidates:
-        out: dict[str, Any] = {}
-        harm, gain = False, True
-        for sc in scorings:
-            per_set = {s: paired(run, cand, default, sc, repeats) for s, run in runs.items()}
-            mean = float(np.mean([v["mean"] for v in per_set.values()]))
-            se = float(np.sqrt(sum(v["se"] ** 2 for v in per_set.values())) / len(per_set))
-            harm |= any(v["mean"] < -v["se"] for v in per_set.values())
-            gain &= mean > 2 * se
-            out[SCORINGS[sc]] = {"sets": per_set, "pooled": {"mean": mean, "se": se}}
-        out["no_harm"], out["pooled_gain"] = not harm, gain
+        per_set = {
+            sc: {s: paired(run, cand, default, sc, repeats) for s, run in runs.items()}
+            for sc in scorings
+        }
+        met = quality_conditions({sc: list(d.values()) for sc, d in per_set.items()})
+        out: dict[str, Any] = {
+            SCORINGS[sc]: {
+                "sets": per_set[sc],
+                "pooled": {k: met["pooled"][sc][k] for k in ("mean", "se")},
+            }
+            for sc in scorings
+        }
+        out["no_harm"], out["pooled_gain"] = met["no_harm"], met["gain"]
         result[cand] = out
     return result
 

@@ -39,6 +39,7 @@ from mixllm_core.experiments.cv import (
     Fold,
     RouterFactory,
     mixllm_router,
+    paired_difference,
     run_cv,
     standard_routers,
 )
@@ -112,30 +113,26 @@ def variant(name: str) -> RouterFactory:
 def paired(
     report: CVReport, other: dict[str, Any], router: str = "mixllm", scoring: str = "metrics"
 ) -> dict[str, Any]:
-    """Per variant: mean ± s.e. of (variant − ``router`` of ``other``) over the common folds."""
+    """Per variant: mean ± s.e. of (variant − ``router`` of ``other``) over the common folds, by
+    the library's ``paired_difference`` (s.e. None for one fold)."""
     theirs = {(f["repeat"], f["fold"]): f[scoring][router] for f in other["folds"]}
+    common = [f for f in report.folds if (f["repeat"], f["fold"]) in theirs]
+    ratio = float(np.mean([f["n_test"] / f["n_train"] for f in common])) if common else 0.0
     out: dict[str, Any] = {}
     for name in report.routers:
-        d = {"aiq_x100": [], "q_pct_at_25": []}  # type: dict[str, list[float]]
-        ratio = []
-        for f in report.folds:
-            key = (f["repeat"], f["fold"])
-            if key in theirs:
-                ratio.append(f["n_test"] / f["n_train"])
-                for m in d:
-                    if f[scoring][name][m] is not None and theirs[key][m] is not None:
-                        d[m].append(f[scoring][name][m] - theirs[key][m])
-        out[name] = {
-            m: {
-                "mean": float(np.mean(v)),
-                "se": float(np.sqrt((1 / len(v) + np.mean(ratio)) * np.var(v, ddof=1)))
-                if len(v) > 1
-                else None,
-                "n": len(v),
-            }
-            for m, v in d.items()
-            if v
-        }
+        out[name] = {}
+        for m in ("aiq_x100", "q_pct_at_25"):
+            d = paired_difference(
+                [f[scoring][name][m] for f in common],
+                [theirs[(f["repeat"], f["fold"])][m] for f in common],
+                ratio,
+            )
+            if d["n"]:
+                out[name][m] = {
+                    "mean": d["mean"],
+                    "se": d["se"] if d["n"] > 1 else None,
+                    "n": d["n"],
+                }
     return out
 
 

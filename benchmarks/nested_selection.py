@@ -22,7 +22,8 @@ p50 stays ≤ 1 ms. (3) is not measured here but taken from the timing benchmark
 (docs/dev/results.md, docs/dev/speed.md): the static encoder and tag features pass it, MiniLM
 (27–50 ms per query on a quiet CPU) does not. Among several candidates that pass, the one with the
 largest pooled Δ (mean of the two scorings) is picked. The same selection without (3) ("quality
-only") is reported too.
+only") is reported too. (1) and (2) are ``cv_rule.py``'s (:func:`cv_rule.quality_conditions`), so
+both scripts apply one rule.
 
 Usage (MiniLM embeddings are cached per text under ``$MIXLLM_CACHE_DIR``)::
 
@@ -44,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from cv_rule import pool, quality_conditions  # type: ignore[import-not-found]
 
 from mixllm_core import MixLLMRouter
 from mixllm_core.data import RoutingData, load_routing_data
@@ -102,34 +104,25 @@ def mean_se(values: Sequence[float], ratio: float) -> dict[str, float]:
     return {"mean": float(v.mean()), "se": se}
 
 
-def pool(per_set: Sequence[Mapping[str, float]]) -> dict[str, float]:
-    """The mean over independent sets and its s.e. (√Σ s.e.ᵢ² / n), as the rule pools."""
-    n = len(per_set)
-    return {
-        "mean": float(np.mean([x["mean"] for x in per_set])),
-        "se": float(np.sqrt(sum(x["se"] ** 2 for x in per_set)) / n),
-    }
-
-
 def select(
     deltas: Mapping[str, Mapping[str, Mapping[str, Mapping[str, Any]]]], latency: bool
 ) -> tuple[str, dict[str, Any]]:
     """Apply the rule to ``deltas[set][scoring][candidate] = {"mean", "se"}`` (candidate −
-    incumbent); returns the pick and, per candidate, which conditions it met."""
+    incumbent): ``cv_rule.quality_conditions``, then the latency condition and the pick; returns
+    the pick and, per candidate, which conditions it met."""
     sets = list(deltas)
     out: dict[str, Any] = {}
     for name in CANDIDATES:
         if name == INCUMBENT:
             continue
-        cells = [deltas[s][sc][name] for s in sets for sc in SCORINGS]
-        no_harm = all(c["mean"] >= -c["se"] for c in cells)
-        pooled = {}
-        for sc in SCORINGS:
-            p = pool([deltas[s][sc][name] for s in sets])
-            pooled[sc] = {**p, "passes": p["mean"] > 2 * p["se"]}
-        gain = all(p["passes"] for p in pooled.values())
+        met = quality_conditions({sc: [deltas[s][sc][name] for s in sets] for sc in SCORINGS})
         fast = MEETS_LATENCY[name] or not latency
-        out[name] = {"no_harm": no_harm, "pooled": pooled, "gain": gain, "latency": fast}
+        out[name] = {
+            "no_harm": met["no_harm"],
+            "pooled": met["pooled"],
+            "gain": met["gain"],
+            "latency": fast,
+        }
     passing = [n for n, o in out.items() if o["no_harm"] and o["gain"] and o["latency"]]
     if not passing:
         return INCUMBENT, out

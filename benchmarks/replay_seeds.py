@@ -2,7 +2,8 @@
 
 Per data set and seed: split train/test as ``mixllm bench`` does, fit on 30% of the training
 rows, stream the other 70% with none / refined / binary feedback (as ``mixllm bench --online``),
-and score AIQ on the test rows. Prints a table and writes JSON.
+and score AIQ on the test rows. Prints a table and writes JSON, as ``memory_replay.py`` does:
+``{"args": the command line's settings (``router`` among them), "aiq": {set: {seed: {kind: AIQ}}}}``.
 
     python benchmarks/replay_seeds.py --seeds 0 1 2 3 4 --out replay.json
 """
@@ -198,7 +199,7 @@ def main() -> None:
             print(f"{s:>4d}   " + " ".join(f"{r[k]:8.4f}" for k in args.kinds))
         means = {k: float(np.mean([r[k] for r in per_seed.values()])) for k in args.kinds}
         print("mean   " + " ".join(f"{means[k]:8.4f}" for k in args.kinds))
-    Path(args.out).write_text(json.dumps(result, indent=1))
+    Path(args.out).write_text(json.dumps({"args": vars(args), "aiq": result}, indent=1))
 
 
 if __name__ == "__main__":

@@ -26,12 +26,18 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 def load_benchmark(name: str) -> ModuleType:
-    """The script ``benchmarks/<name>.py`` as a module (registered as ``<name>_bench``)."""
+    """The script ``benchmarks/<name>.py`` as a module (registered as ``<name>_bench``); while it
+    loads, ``benchmarks/`` leads ``sys.path``, as when it runs as a script, so that it can import
+    its sibling scripts."""
     spec = importlib.util.spec_from_file_location(f"{name}_bench", BENCHMARKS / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[f"{name}_bench"] = module
-    spec.loader.exec_module(module)
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(BENCHMARKS))
     return module
 
 

@@ -67,7 +67,7 @@ import numpy as np
 from ..data import RoutingData
 from ..encoders import QueryEncoder
 from ..encoders.base import AdaptableEncoder
-from ..errors import ConfigError
+from ..errors import ConfigError, check_non_negative
 from ..memory import query_key
 from ..metrics import aiq, cost_to_reach, quality_at_cost
 from ..router import MixLLMRouter
@@ -88,6 +88,7 @@ __all__ = [
     "format_cv_markdown",
     "format_cv_table",
     "mixllm_router",
+    "paired_difference",
     "run_cv",
     "score_router",
     "standard_routers",
@@ -405,6 +406,45 @@ def _stats(values: np.ndarray, ratio: float) -> dict[str, Any]:
     }
 
 
+def paired_difference(
+    a: Sequence[float | None] | np.ndarray,
+    b: Sequence[float | None] | np.ndarray,
+    ratio: float,
+) -> dict[str, Any]:
+    """Mean and Nadeau–Bengio corrected standard error of the per-fold differences ``a − b``.
+
+    ``a[j]`` and ``b[j]`` are two routers' values on fold ``j``; a fold where either is None (or
+    the difference is not finite) is left out. The standard error over the ``n`` folds left is
+    ``sqrt((1/n + ratio) · s²)`` (0 for one fold), as in :meth:`CVReport.differences`.
+
+    Args:
+        a, b: One value per fold each, paired by position.
+        ratio: The folds' mean ``n_test / n_train`` (the correction for overlapping training
+            sets), ≥ 0.
+
+    Returns:
+        ``{"mean", "se", "se_naive", "n"}``; the mean and standard errors are None when no fold
+        is left.
+
+    Raises:
+        ConfigError: ``a`` and ``b`` differ in length, or ``ratio`` is negative.
+
+    Example:
+        >>> d = paired_difference([52.0, 51.0, 50.0, None], [50.0, 50.0, 50.0, 49.0], ratio=0.25)
+        >>> d["mean"], d["n"]
+        (1.0, 3)
+        >>> round(d["se"], 4)  # √((1/3 + 0.25) · s²), s² = 1
+        0.7638
+    """
+    if len(a) != len(b):
+        raise ConfigError(
+            f"a and b must hold one value per fold each, got {len(a)} and {len(b)} values."
+        )
+    check_non_negative("ratio", ratio)
+    d = np.array([x - y for x, y in zip(a, b) if x is not None and y is not None], dtype=float)
+    return _stats(d, ratio)
+
+
 @dataclass(frozen=True)
 class CVReport:
     """Every router's metrics on every fold, and their summaries.
@@ -459,8 +499,7 @@ class CVReport:
             out[r] = {}
             for m in METRICS:
                 a, b = self.values(self.baseline, m), self.values(r, m)
-                d = np.array([x - y for x, y in zip(a, b) if x is not None and y is not None])
-                out[r][m] = _stats(d, self._ratio)
+                out[r][m] = paired_difference(a, b, self._ratio)
         return out
 
     def to_dict(self) -> dict[str, Any]:

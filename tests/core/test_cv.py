@@ -19,6 +19,7 @@ from mixllm_core.experiments.cv import (
     cv_folds,
     format_cv_markdown,
     mixllm_router,
+    paired_difference,
     run_cv,
     score_router,
     standard_routers,
@@ -123,6 +124,22 @@ def test_every_router_is_scored_on_every_fold_and_the_held_out_split_is_never_us
     assert "mixllm" in table and "± " in table
     markdown = format_cv_markdown(report.to_dict()).splitlines()
     assert len(markdown) == 2 + len(routers) and markdown[2].startswith("| oracle |")
+
+
+def test_paired_difference_is_nadeau_bengio_over_the_folds_both_scored() -> None:
+    a = [60.0, 58.0, None, 61.0, 57.5]
+    b = [59.0, 58.5, 50.0, 59.0, None]
+    d = paired_difference(a, b, ratio=0.25)
+    diffs = np.array([1.0, -0.5, 2.0])  # the folds where both are scored
+    assert d["n"] == 3 and d["mean"] == pytest.approx(2.5 / 3)
+    assert d["se"] == pytest.approx(np.sqrt((1 / 3 + 0.25) * diffs.var(ddof=1)))
+    assert d["se_naive"] == pytest.approx(np.sqrt(diffs.var(ddof=1) / 3))
+    assert paired_difference([1.0], [0.5], 0.25)["se"] == 0.0  # one fold: no spread
+    assert paired_difference([None], [0.5], 0.25)["mean"] is None
+    with pytest.raises(ConfigError, match="2 and 3"):
+        paired_difference([1.0, 2.0], [1.0, 2.0, 3.0], 0.25)
+    with pytest.raises(ConfigError, match="ratio"):
+        paired_difference([1.0], [1.0], -0.1)
 
 
 def test_score_router_sweeps_a_predictor_over_lambda() -> None:
