@@ -6,7 +6,6 @@ Synthetic 0/1 data only (no shared data, no router fits).
 
 from __future__ import annotations
 
-from pathlib import Path
 from types import ModuleType
 
 import numpy as np
@@ -16,14 +15,9 @@ from scipy.stats import norm
 from mixllm_core.experiments.synthetic import make_synthetic_world
 from tests.conftest import load_benchmark
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-
-
 @pytest.fixture(scope="module")
 def hr() -> ModuleType:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.syspath_prepend(str(BENCHMARKS))  # the script imports replay_seeds beside it
-        return load_benchmark("headroom")
+    return load_benchmark("headroom")
 
 
 @pytest.fixture(scope="module")
