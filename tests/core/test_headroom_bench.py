@@ -15,6 +15,7 @@ from scipy.stats import norm
 from mixllm_core.experiments.synthetic import make_synthetic_world
 from tests.conftest import load_benchmark
 
+
 @pytest.fixture(scope="module")
 def hr() -> ModuleType:
     return load_benchmark("headroom")
