@@ -7,6 +7,9 @@ Cross-validates, on the same folds (``run_cv``, random K-fold stratified by task
 * ``task-mean``: each LLM's mean training score per task, costs as mixllm predicts them. It reads
   the test rows' task labels, so it is a reference, not a router: it knows each query's task
   exactly and nothing within it;
+* ``tagger-mean``: the same from what mixllm's tagger (fitted on the training rows) believes the
+  task is: its task posterior times each task's mean score; a router, since it reads no test
+  label. The tagger's accuracy is printed;
 * ``signal-d``: *synthetic* predictors with a known amount of within-task signal. For each test
   row and LLM a noisy reading ``z = d·y + ε`` (ε ~ N(0, 1)) of the true score ``y`` is drawn, and
   the prediction is the Bayes posterior mean of ``y`` given ``z`` under the LLM's training scores
@@ -136,6 +139,8 @@ class Headroom:
         self.costs: dict[tuple[int, int], np.ndarray] = {}
         self.auc: dict[str, list[float]] = {}
         self.task_auc: dict[str, dict[str, list[float]]] = {}
+        self.tagger_mean: dict[tuple[int, int], np.ndarray] = {}
+        self.tag_accuracy: list[float] = []
         self.minilm: QueryEncoder | None = None
 
     def _record(self, name: str, fold: Fold, Q: np.ndarray) -> None:
@@ -159,7 +164,16 @@ class Headroom:
         order = [names.index(n) for n in fold.test.llms]
         Q, C = Q[:, order], C[:, order]
         if name == "mixllm":  # the synthetic predictors take the default router's costs
-            self.costs[(fold.split.repeat, fold.split.fold)] = C
+            key = (fold.split.repeat, fold.split.fold)
+            self.costs[key] = C
+            # what the tagger alone knows: its task posterior times each task's mean score
+            tags = list(enc.tagger.tags_)
+            P = enc.tagger.tag_proba(base.encode(list(fold.test.queries)))
+            ttr = _tasks(fold.train)
+            M = np.stack([fold.train.quality[ttr == t].mean(axis=0) for t in tags])
+            self.tagger_mean[key] = P @ M
+            hit = np.array(tags)[P.argmax(axis=1)] == _tasks(fold.test)
+            self.tag_accuracy.append(float(hit.mean()))
         self._record(name, fold, Q)
         return {lam: choose_indices(router, Q, C, lam, router.c_ref()) for lam in fold.lambdas}
 
@@ -182,11 +196,17 @@ class Headroom:
 
         return run
 
+    def tagger(self, fold: Fold) -> dict[Any, np.ndarray]:
+        key = (fold.split.repeat, fold.split.fold)
+        self._record("tagger-mean", fold, self.tagger_mean[key])
+        return sweep(self.tagger_mean[key], self.costs[key], fold.lambdas, fold.c_ref)
+
     def routers(self) -> dict[str, Callable[[Fold], Mapping[Any, np.ndarray]]]:
         out: dict[str, Callable[[Fold], Mapping[Any, np.ndarray]]] = {"mixllm": self.mixllm}
         if self.minilm is not None:  # the same router on MiniLM (plus tags)
             out["mixllm-minilm"] = lambda fold: self.mixllm(fold, "mixllm-minilm")
         out.update({b: self.baseline(b) for b in self.baselines})
+        out["tagger-mean"] = self.tagger
         out.update({signal_name(d): self.signal(d) for d in self.signals})
         out.update(standard_routers(["oracle", "single-mix"]))
         return out
@@ -221,12 +241,16 @@ def run(
         "data": name,
         "settings": report.settings,
         "seconds": time.perf_counter() - t0,
+        "tagger_accuracy": float(np.mean(h.tag_accuracy)),
         "routers": rows,
     }
 
 
 def print_table(res: dict[str, Any]) -> None:
-    print(f"\n{res['data']} ({res['settings'].get('k')} folds × {res['settings'].get('repeats')})")
+    print(
+        f"\n{res['data']} ({res['settings'].get('k')} folds × {res['settings'].get('repeats')}; "
+        f"the tagger names the right task for {100 * res['tagger_accuracy']:.1f}% of test rows)"
+    )
     print(f"{'router':<12} {'AIQ×100':>15} {'Q% @ 25%':>15} {'within-task AUC':>16}")
     for r, row in res["routers"].items():
         a, q, auc = row["aiq_x100"], row["q_pct_at_25"], row["within_task_auc"]
@@ -235,6 +259,60 @@ def print_table(res: dict[str, Any]) -> None:
             f"{r:<12} {a['mean']:>8.2f} ± {a['se']:<4.2f} {q['mean']:>8.2f} ± {q['se']:<4.2f}"
             f" {auc_s:>16}"
         )
+
+
+def plot(results: list[dict[str, Any]], path: str | Path) -> None:
+    """Quality at 25% of the reference's cost (AIQ where no router has such a point) against
+    within-task AUC: the synthetic curve per data set, the real routers as points."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(results), figsize=(5.2 * len(results), 4.2), squeeze=False)
+    for ax, res in zip(axes[0], results):
+        rows = res["routers"]
+        metric = "q_pct_at_25" if rows["mixllm"]["q_pct_at_25"]["mean"] else "aiq_x100"
+        label = "quality at 25% cost, % of reference" if metric == "q_pct_at_25" else "AIQ × 100"
+        curve = [r for r in rows if r == "task-mean" or r.startswith("signal-")]
+        x = [rows[r]["within_task_auc"] for r in curve]
+        y = [rows[r][metric]["mean"] for r in curve]
+        ax.plot(x, y, "o-", color="0.6", label="calibrated, synthetic (task known)")
+        for r in curve:
+            ax.annotate(
+                r.replace("signal-", "d="),
+                (rows[r]["within_task_auc"], rows[r][metric]["mean"]),
+                textcoords="offset points",
+                xytext=(4, -10),
+                fontsize=7,
+                color="0.4",
+            )
+        for r, marker in (
+            ("mixllm", "*"),
+            ("mixllm-minilm", "P"),
+            ("tagger-mean", "s"),
+            ("knn-cv", "^"),
+            ("mf", "v"),
+            ("mlp", "D"),
+        ):
+            if r in rows and rows[r]["within_task_auc"] is not None:
+                ax.plot(
+                    rows[r]["within_task_auc"],
+                    rows[r][metric]["mean"],
+                    marker,
+                    ms=9 if r == "mixllm" else 6,
+                    label=r,
+                )
+        ax.axhline(rows["oracle"][metric]["mean"], ls=":", color="k", lw=1, label="oracle")
+        if res["data"] == "routerbench" and metric == "q_pct_at_25":
+            ax.axhline(97.25, ls="--", color="tab:red", lw=1, label="paper's headline (97.25%)")
+        ax.set_xlabel("within-task AUC of the quality predictions")
+        ax.set_ylabel(label)
+        ax.set_title(f"{res['data']}: tagger right on {100 * res['tagger_accuracy']:.0f}% of rows")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
 
 
 def main() -> None:
@@ -246,13 +324,24 @@ def main() -> None:
     ap.add_argument("--signals", type=float, nargs="+", default=list(SIGNALS))
     ap.add_argument("--minilm", action="store_true", help="also mixllm on MiniLM plus tags")
     ap.add_argument("--out", default="headroom.json")
+    ap.add_argument("--plot", default=None, help="also draw the curves into this PNG")
+    ap.add_argument("--from-json", default=None, help="only print and plot a run's JSON")
     args = ap.parse_args()
+    if args.from_json:
+        results = json.loads(Path(args.from_json).read_text())
+        for res in results:
+            print_table(res)
+        if args.plot:
+            plot(results, args.plot)
+        return
     results = []
     for name in args.data:
         res = run(name, args.cv, args.repeats, args.seed, tuple(args.signals), args.minilm)
         print_table(res)
         results.append(res)
         Path(args.out).write_text(json.dumps(results, indent=1))
+    if args.plot:
+        plot(results, args.plot)
     print(f"\nwrote {args.out}")
 
 
