@@ -57,8 +57,10 @@ from mixllm_core.experiments.cv import (
     CVReport,
     Fold,
     RouterFactory,
+    _stats,
     cv_folds,
     mixllm_router,
+    paired_difference,
     run_cv,
 )
 
@@ -102,10 +104,20 @@ def paired(report: CVReport, scoring: str, name: str) -> dict[str, Any]:
     return replace(report, baseline=name, scoring=scoring).differences()[INCUMBENT][METRIC]
 
 
-def mean_se(values: Sequence[float], ratio: float) -> dict[str, float]:
-    v = np.asarray(values, dtype=float)
-    se = float(np.sqrt((1 / len(v) + ratio) * v.var(ddof=1))) if len(v) > 1 else 0.0
-    return {"mean": float(v.mean()), "se": se}
+def mean_se(values: Sequence[float | None], ratio: float) -> dict[str, float]:
+    """Mean and Nadeau–Bengio s.e. of per-fold values, as ``CVReport.summary`` computes them (a
+    fold without a value left out); the JSON keeps these two."""
+    stats = _stats(np.array(values, dtype=object), ratio)
+    return {"mean": stats["mean"], "se": stats["se"]}
+
+
+def paired_mean_se(
+    a: Sequence[float | None], b: Sequence[float | None], ratio: float
+) -> dict[str, float]:
+    """Mean and Nadeau–Bengio s.e. of the per-fold differences ``a − b``, by the library's
+    ``paired_difference`` (a fold where either is None left out)."""
+    d = paired_difference(a, b, ratio)
+    return {"mean": d["mean"], "se": d["se"]}
 
 
 def select(
@@ -321,15 +333,16 @@ def summarise(result: dict[str, Any]) -> None:
                 picked = [f[sc][selections[f["fold"]][key]] for f in folds]
                 row[label] = mean_se(picked, ratio)
                 if CHOSEN in cands:
-                    row[f"{label}_minus_{CHOSEN}"] = mean_se(
-                        [p - f[sc][CHOSEN] for p, f in zip(picked, folds)], ratio
+                    row[f"{label}_minus_{CHOSEN}"] = paired_mean_se(
+                        picked, [f[sc][CHOSEN] for f in folds], ratio
                     )
             for c in cands:
                 if c != INCUMBENT:
-                    row[f"{c}_minus_{INCUMBENT}"] = mean_se(
-                        [f[sc][c] - f[sc][INCUMBENT] for f in folds], ratio
+                    row[f"{c}_minus_{INCUMBENT}"] = paired_mean_se(
+                        [f[sc][c] for f in folds], [f[sc][INCUMBENT] for f in folds], ratio
                     )
-            row["best_candidate_by_outer_mean"] = max(cands, key=lambda c: row[c]["mean"])
+            scored = [c for c in cands if row[c]["mean"] is not None]
+            row["best_candidate_by_outer_mean"] = max(scored, key=lambda c: row[c]["mean"])
             est[sc] = row
         result["sets"][s]["estimates"] = est
     keys = [f"{c}_minus_{INCUMBENT}" for c in cands if c != INCUMBENT]

@@ -149,3 +149,32 @@ def test_sets_that_ran_different_candidates_are_refused(ns: ModuleType) -> None:
     deltas = {**_deltas({"a": {"tags": TIE}}), **_deltas({"b": {"tags": TIE, "minilm": TIE}})}
     with pytest.raises(SystemExit, match="different candidates"):
         ns.select(deltas, latency=True)
+
+
+def test_estimates_are_the_librarys_and_leave_out_folds_without_a_score(ns: ModuleType) -> None:
+    """Per-candidate estimates are ``CVReport.summary``'s and the paired ones the library's
+    ``paired_difference`` (Nadeau–Bengio, ratio n_test / n_train = 0.25): a fold where a
+    candidate has no AIQ is left out of its estimates, as in the CV report."""
+    none = _deltas({"x": {"tags": TIE, "minilm": TIE}})["x"]
+    outer = [
+        _fold(0, {"static": 50.0, "tags": 52.0, "minilm": 49.0}),
+        _fold(1, {"static": 60.0, "tags": 61.0, "minilm": None}),
+        _fold(2, {"static": 55.0, "tags": 58.0, "minilm": 57.0}),
+    ]
+    result: dict[str, Any] = {
+        "settings": {"sets": ["x"], "candidates": ["static", "tags", "minilm"], "outer_k": 3},
+        "sets": {"x": {"outer": outer, "inner": [{"delta": none}] * 3}},
+    }
+    ns.summarise(result)
+    est = result["sets"]["x"]["estimates"]["metrics"]
+    # tags − static: 2, 1, 3 → mean 2, s² = 1, s.e. √((1/3 + 0.25) · 1)
+    assert est["tags_minus_static"] == pytest.approx({"mean": 2.0, "se": (1 / 3 + 0.25) ** 0.5})
+    # minilm: folds 0 and 2 only, 49 and 57 (s² = 32); minilm − static −1 and 2 (s² = 4.5)
+    assert est["minilm"] == pytest.approx({"mean": 53.0, "se": ((1 / 2 + 0.25) * 32) ** 0.5})
+    assert est["minilm_minus_static"] == pytest.approx(
+        {"mean": 0.5, "se": ((1 / 2 + 0.25) * 4.5) ** 0.5}
+    )
+    # no candidate passes the inner rule: the nested estimate is static's, 50, 60, 55 (s² = 25)
+    assert est["nested"] == pytest.approx({"mean": 55.0, "se": ((1 / 3 + 0.25) * 25) ** 0.5})
+    assert est["nested_minus_tags"]["mean"] == pytest.approx(-2.0)
+    assert "| x |" in ns.markdown(result)
