@@ -30,7 +30,8 @@ both scripts apply one rule.
 Usage (MiniLM embeddings are cached per text under ``$MIXLLM_CACHE_DIR``)::
 
     export MIXLLM_CACHE_DIR=/tmp/mixcache
-    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/nested_selection.py --out docs/dev/nested-selection.json
+    OMP_NUM_THREADS=1 nice -n 10 env PYTHONPATH=. python benchmarks/nested_selection.py \\
+        --out docs/dev/nested-selection.json
 
 Prints Markdown tables and writes JSON (partial results after every step). Runs over disjoint
 ``--sets`` can be merged, and the selection made over all of them, with ``--combine A.json B.json``.
