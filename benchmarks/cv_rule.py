@@ -1,6 +1,7 @@
 """Apply the default-choosing rule of docs/dev/results.md to ``cv_variants.py`` runs on several sets.
 
-    python benchmarks/cv_rule.py --runs rb=hp-rb.json nim=hp-nim.json ra=hp-ra.json \\
+    PYTHONPATH=. python benchmarks/cv_rule.py \\
+        --runs rb=hp-rb.json nim=hp-nim.json ra=hp-ra.json \\
         --default mixllm-tags --out docs/dev/defaults-cv.json
 
 For every other router of the runs (the candidates) and each scoring the runs hold (random folds,
@@ -102,7 +103,12 @@ def judge(
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    doc = (__doc__ or "").split("\n\n")
+    p = argparse.ArgumentParser(
+        description=doc[0],
+        epilog="example (from a checkout):\n\n" + doc[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--runs", nargs="+", required=True, help="name=cv_variants.json, one per set")
     p.add_argument("--default", default="mixllm-tags")
     p.add_argument("--repeats", type=int, default=None, help="use the first N repeats only")

@@ -13,7 +13,9 @@ task, near-duplicates together):
    part. Its scores over the outer folds are the nested estimate of "our selection procedure".
 
 Every candidate is also fitted on every outer fold (that is step 3's refit for whichever is
-picked), so the table shows each candidate's plain outer-fold score beside the nested one.
+picked), so the table shows each candidate's plain outer-fold score beside the nested one, and
+the nested estimate minus that of ``tags``, the default the plain CV tables chose (when ``tags``
+is among ``--candidates``; the incumbent always is, the other candidates may be left out).
 
 The rule (the written one; the incumbent is the static encoder with plain features): a candidate
 replaces it only if (1) its paired Δ AIQ is ≥ −1 s.e. on every set under both scorings, (2) the
@@ -28,7 +30,8 @@ both scripts apply one rule.
 Usage (MiniLM embeddings are cached per text under ``$MIXLLM_CACHE_DIR``)::
 
     export MIXLLM_CACHE_DIR=/tmp/mixcache
-    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/nested_selection.py --out docs/dev/nested-selection.json
+    OMP_NUM_THREADS=1 nice -n 10 env PYTHONPATH=. python benchmarks/nested_selection.py \\
+        --out docs/dev/nested-selection.json
 
 Prints Markdown tables and writes JSON (partial results after every step). Runs over disjoint
 ``--sets`` can be merged, and the selection made over all of them, with ``--combine A.json B.json``.
@@ -55,8 +58,10 @@ from mixllm_core.experiments.cv import (
     CVReport,
     Fold,
     RouterFactory,
+    _stats,
     cv_folds,
     mixllm_router,
+    paired_difference,
     run_cv,
 )
 
@@ -71,6 +76,8 @@ SETS = {
 }
 CANDIDATES = ("static", "tags", "minilm", "minilm-tags")
 INCUMBENT = "static"
+#: The default the plain CV tables chose; the nested estimate is reported minus its score.
+CHOSEN = "tags"
 #: Rule (3), routing p50 ≤ 1 ms with 11 LLMs, as measured by the timing benchmarks (not here).
 MEETS_LATENCY = {"static": True, "tags": True, "minilm": False, "minilm-tags": False}
 SCORINGS = ("metrics", "metrics_task_mix")
@@ -98,22 +105,37 @@ def paired(report: CVReport, scoring: str, name: str) -> dict[str, Any]:
     return replace(report, baseline=name, scoring=scoring).differences()[INCUMBENT][METRIC]
 
 
-def mean_se(values: Sequence[float], ratio: float) -> dict[str, float]:
-    v = np.asarray(values, dtype=float)
-    se = float(np.sqrt((1 / len(v) + ratio) * v.var(ddof=1))) if len(v) > 1 else 0.0
-    return {"mean": float(v.mean()), "se": se}
+def mean_se(values: Sequence[float | None], ratio: float) -> dict[str, float]:
+    """Mean and Nadeau–Bengio s.e. of per-fold values, as ``CVReport.summary`` computes them (a
+    fold without a value left out); the JSON keeps these two."""
+    stats = _stats(np.array(values, dtype=object), ratio)
+    return {"mean": stats["mean"], "se": stats["se"]}
+
+
+def paired_mean_se(
+    a: Sequence[float | None], b: Sequence[float | None], ratio: float
+) -> dict[str, float]:
+    """Mean and Nadeau–Bengio s.e. of the per-fold differences ``a − b``, by the library's
+    ``paired_difference`` (a fold where either is None left out)."""
+    d = paired_difference(a, b, ratio)
+    return {"mean": d["mean"], "se": d["se"]}
 
 
 def select(
     deltas: Mapping[str, Mapping[str, Mapping[str, Mapping[str, Any]]]], latency: bool
 ) -> tuple[str, dict[str, Any]]:
     """Apply the rule to ``deltas[set][scoring][candidate] = {"mean", "se"}`` (candidate −
-    incumbent): ``cv_rule.quality_conditions``, then the latency condition and the pick; returns
-    the pick and, per candidate, which conditions it met."""
+    incumbent; the candidates that were run, the same on every set and scoring):
+    ``cv_rule.quality_conditions``, then the latency condition and the pick; returns the pick
+    and, per candidate, which conditions it met."""
     sets = list(deltas)
+    names = [set(deltas[s][sc]) for s in sets for sc in SCORINGS]
+    if any(n != names[0] for n in names[1:]):
+        raise SystemExit(f"the sets and scorings hold different candidates: {names}")
+    run = names[0] if names else set()
     out: dict[str, Any] = {}
     for name in CANDIDATES:
-        if name == INCUMBENT:
+        if name == INCUMBENT or name not in run:
             continue
         met = quality_conditions({sc: [deltas[s][sc][name] for s in sets] for sc in SCORINGS})
         fast = MEETS_LATENCY[name] or not latency
@@ -311,19 +333,22 @@ def summarise(result: dict[str, Any]) -> None:
             ):
                 picked = [f[sc][selections[f["fold"]][key]] for f in folds]
                 row[label] = mean_se(picked, ratio)
-                row[f"{label}_minus_tags"] = mean_se(
-                    [p - f[sc]["tags"] for p, f in zip(picked, folds)], ratio
-                )
+                if CHOSEN in cands:
+                    row[f"{label}_minus_{CHOSEN}"] = paired_mean_se(
+                        picked, [f[sc][CHOSEN] for f in folds], ratio
+                    )
             for c in cands:
                 if c != INCUMBENT:
-                    row[f"{c}_minus_{INCUMBENT}"] = mean_se(
-                        [f[sc][c] - f[sc][INCUMBENT] for f in folds], ratio
+                    row[f"{c}_minus_{INCUMBENT}"] = paired_mean_se(
+                        [f[sc][c] for f in folds], [f[sc][INCUMBENT] for f in folds], ratio
                     )
-            row["best_candidate_by_outer_mean"] = max(cands, key=lambda c: row[c]["mean"])
+            scored = [c for c in cands if row[c]["mean"] is not None]
+            row["best_candidate_by_outer_mean"] = max(scored, key=lambda c: row[c]["mean"])
             est[sc] = row
         result["sets"][s]["estimates"] = est
     keys = [f"{c}_minus_{INCUMBENT}" for c in cands if c != INCUMBENT]
-    keys += ["nested_minus_tags", "nested_quality_only_minus_tags"]
+    if CHOSEN in cands:
+        keys += [f"nested_minus_{CHOSEN}", f"nested_quality_only_minus_{CHOSEN}"]
     result["pooled_over_sets"] = {
         sc: {key: pool([result["sets"][s]["estimates"][sc][key] for s in sets]) for key in keys}
         for sc in SCORINGS
@@ -360,20 +385,20 @@ def markdown(result: Mapping[str, Any]) -> str:
     for sc, title in zip(SCORINGS, ("random", "task mix uniform")):
         lines.append(f"AIQ × 100 on the outer test folds, {title}:")
         lines.append("")
+        chosen = CHOSEN in cands
+        minus = (f"nested_minus_{CHOSEN}", f"nested_quality_only_minus_{CHOSEN}") if chosen else ()
+        heads = [f"rule − {CHOSEN}", f"quality only − {CHOSEN}"] if chosen else []
         lines.append(
-            "| set | nested: the rule | nested: quality only | "
-            + " | ".join(cands)
-            + " | rule − tags | quality only − tags |"
+            "| "
+            + " | ".join(["set", "nested: the rule", "nested: quality only", *cands, *heads])
+            + " |"
         )
-        lines.append("|---" * (5 + len(cands)) + "|")
+        lines.append("|---" * (3 + len(cands) + len(heads)) + "|")
         for s in sets:
             e = result["sets"][s]["estimates"][sc]
-            lines.append(
-                f"| {s} | {_pm(e['nested'])} | {_pm(e['nested_quality_only'])} | "
-                + " | ".join(_pm(e[c]) for c in cands)
-                + f" | {_pm(e['nested_minus_tags'], True)} | "
-                f"{_pm(e['nested_quality_only_minus_tags'], True)} |"
-            )
+            cells = [_pm(e["nested"]), _pm(e["nested_quality_only"]), *(_pm(e[c]) for c in cands)]
+            cells += [_pm(e[k], True) for k in minus]
+            lines.append(f"| {s} | " + " | ".join(cells) + " |")
         lines.append("")
         others = [c for c in cands if c != INCUMBENT]
         lines.append(f"Paired Δ AIQ × 100 on the outer folds, candidate − {INCUMBENT}, {title}:")
@@ -388,12 +413,13 @@ def markdown(result: Mapping[str, Any]) -> str:
         cells = [_pm(pooled[f"{c}_minus_{INCUMBENT}"], True) for c in others]
         lines.append("| mean of the sets | " + " | ".join(cells) + " |")
         lines.append("")
-        lines.append(
-            f"The nested estimate − tags, mean of the sets, {title}: "
-            f"{_pm(pooled['nested_minus_tags'], True)} (the rule), "
-            f"{_pm(pooled['nested_quality_only_minus_tags'], True)} (quality only)."
-        )
-        lines.append("")
+        if chosen:
+            lines.append(
+                f"The nested estimate − {CHOSEN}, mean of the sets, {title}: "
+                f"{_pm(pooled[minus[0]], True)} (the rule), "
+                f"{_pm(pooled[minus[1]], True)} (quality only)."
+            )
+            lines.append("")
     return "\n".join(lines)
 
 

@@ -3,6 +3,7 @@ benchmarks/cv_variants.py reads variant names as documented (no data, no fits)."
 
 from __future__ import annotations
 
+import sys
 from types import ModuleType
 from typing import Any
 
@@ -154,6 +155,22 @@ def test_both_scripts_pair_folds_as_the_library_does(
             )["se"]
         )
     assert rule.paired(report.to_dict(), "z", "x", "metrics", repeats=1)["n"] == 3
+
+
+def test_the_command_lines_run_this_checkouts_library(
+    rule: ModuleType, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The scripts import mixllm_core: their docstring command lines, and cv_rule's --help, say
+    ``PYTHONPATH=.`` (from a checkout, Python puts benchmarks/ on the path, not the root)."""
+    monkeypatch.setattr(sys, "argv", ["cv_rule.py", "--help"])
+    with pytest.raises(SystemExit) as done:
+        rule.main()
+    assert done.value.code == 0
+    assert "PYTHONPATH=. python benchmarks/cv_rule.py" in capsys.readouterr().out
+    ns = load_benchmark("nested_selection")
+    for name, text in (("cv_rule", rule.__doc__), ("nested_selection", ns.__doc__)):
+        runs = [line for line in text.splitlines() if f"benchmarks/{name}.py" in line]
+        assert runs and all("PYTHONPATH=. python" in line for line in runs), runs
 
 
 def test_variant_names(variants: ModuleType) -> None:

@@ -108,3 +108,73 @@ def test_the_nested_estimate_scores_each_folds_own_pick(ns: ModuleType) -> None:
     assert est["minilm_minus_static"]["mean"] == pytest.approx(-1.5)
     assert est["best_candidate_by_outer_mean"] == "tags"
     assert "| x |" in ns.markdown(result)
+
+
+def test_a_subset_of_candidates_is_selected_and_summarised(ns: ModuleType) -> None:
+    """``--candidates static minilm``: the rule, the estimates and the tables cover the
+    candidates run; without ``tags`` there is no "− tags" column."""
+    big = {"minilm": (2.0, 0.2)}
+    inner = [{"delta": _deltas({"x": big})["x"]}, {"delta": _deltas({"x": {"minilm": TIE}})["x"]}]
+    pick, why = ns.select({"x": inner[0]["delta"]}, latency=False)
+    assert pick == "minilm" and list(why) == ["minilm"]
+    assert ns.select({"x": inner[0]["delta"]}, latency=True)[0] == "static"  # too slow
+    outer = [_fold(0, {"static": 50.0, "minilm": 53.0}), _fold(1, {"static": 60.0, "minilm": 58.0})]
+    result: dict[str, Any] = {
+        "settings": {"sets": ["x"], "candidates": ["static", "minilm"], "outer_k": 2},
+        "sets": {"x": {"outer": outer, "inner": inner}},
+    }
+    ns.summarise(result)
+    assert [s["selected_quality_only"] for s in result["selections"]] == ["minilm", "static"]
+    est = result["sets"]["x"]["estimates"]["metrics"]
+    assert est["nested_quality_only"]["mean"] == pytest.approx((53.0 + 60.0) / 2)
+    assert est["minilm_minus_static"]["mean"] == pytest.approx(0.5)
+    assert "nested_minus_tags" not in est
+    assert list(result["pooled_over_sets"]["metrics"]) == ["minilm_minus_static"]
+    table = ns.markdown(result)
+    assert "| x | 55.00 ± " in table and "tags" not in table
+    # with tags among them, the nested estimate is still reported minus tags
+    for f, t in zip(outer, (51.0, 61.0)):
+        f["metrics"]["tags"] = t  # the two scorings share one dict
+    for i in inner:
+        for sc in i["delta"].values():
+            sc["tags"] = {"mean": 0.0, "se": 0.0}
+    result["settings"]["candidates"] = ["static", "tags", "minilm"]
+    ns.summarise(result)
+    est = result["sets"]["x"]["estimates"]["metrics"]
+    assert est["nested_quality_only_minus_tags"]["mean"] == pytest.approx((2.0 - 1.0) / 2)
+    assert "| rule − tags | quality only − tags |" in ns.markdown(result)
+
+
+def test_sets_that_ran_different_candidates_are_refused(ns: ModuleType) -> None:
+    deltas = {**_deltas({"a": {"tags": TIE}}), **_deltas({"b": {"tags": TIE, "minilm": TIE}})}
+    with pytest.raises(SystemExit, match="different candidates"):
+        ns.select(deltas, latency=True)
+
+
+def test_estimates_are_the_librarys_and_leave_out_folds_without_a_score(ns: ModuleType) -> None:
+    """Per-candidate estimates are ``CVReport.summary``'s and the paired ones the library's
+    ``paired_difference`` (Nadeau–Bengio, ratio n_test / n_train = 0.25): a fold where a
+    candidate has no AIQ is left out of its estimates, as in the CV report."""
+    none = _deltas({"x": {"tags": TIE, "minilm": TIE}})["x"]
+    outer = [
+        _fold(0, {"static": 50.0, "tags": 52.0, "minilm": 49.0}),
+        _fold(1, {"static": 60.0, "tags": 61.0, "minilm": None}),
+        _fold(2, {"static": 55.0, "tags": 58.0, "minilm": 57.0}),
+    ]
+    result: dict[str, Any] = {
+        "settings": {"sets": ["x"], "candidates": ["static", "tags", "minilm"], "outer_k": 3},
+        "sets": {"x": {"outer": outer, "inner": [{"delta": none}] * 3}},
+    }
+    ns.summarise(result)
+    est = result["sets"]["x"]["estimates"]["metrics"]
+    # tags − static: 2, 1, 3 → mean 2, s² = 1, s.e. √((1/3 + 0.25) · 1)
+    assert est["tags_minus_static"] == pytest.approx({"mean": 2.0, "se": (1 / 3 + 0.25) ** 0.5})
+    # minilm: folds 0 and 2 only, 49 and 57 (s² = 32); minilm − static −1 and 2 (s² = 4.5)
+    assert est["minilm"] == pytest.approx({"mean": 53.0, "se": ((1 / 2 + 0.25) * 32) ** 0.5})
+    assert est["minilm_minus_static"] == pytest.approx(
+        {"mean": 0.5, "se": ((1 / 2 + 0.25) * 4.5) ** 0.5}
+    )
+    # no candidate passes the inner rule: the nested estimate is static's, 50, 60, 55 (s² = 25)
+    assert est["nested"] == pytest.approx({"mean": 55.0, "se": ((1 / 3 + 0.25) * 25) ** 0.5})
+    assert est["nested_minus_tags"]["mean"] == pytest.approx(-2.0)
+    assert "| x |" in ns.markdown(result)
