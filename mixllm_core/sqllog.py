@@ -10,25 +10,26 @@ Durability is today's: each write is one transaction, committed before the call 
 for routing while the database is away (below).
 
 **When the database does not answer** (stopped, unreachable, locked past the timeout), routing
-fails open: ``route`` still returns its decision, and the decision (and any outcome recorded on
-it) waits in a bounded in-memory buffer, in order, until the database answers again; then it is
-written once (a decision already there is not written twice). The first failure of an outage is
+fails open: ``route`` still returns its decision, and the decision (and any outcome recorded on it)
+waits in a bounded in-memory buffer, in order, until the database answers again; then it is written
+once. A write whose commit went through but whose answer was lost (the connection cut after
+``COMMIT``) is sent again, and a row already there is not written twice: decisions by their id,
+outcomes by the ``outcome_id`` each one gets when it is recorded. The first failure of an outage is
 logged (``logging.warning``, logger ``mixllm_core.sqllog``), not every call; for ``retry_after_s``
-after a failure no call touches the network (routes buffer, a background thread retries); the
-first success after it is logged (``logging.info``). Everything else (feedback, reads, ``sync``,
-leases, publishing) raises :class:`~mixllm_core.errors.LogUnavailableError`, which names the URL
-(no password) and records nothing: feedback keeps the contract above (acknowledged means
-committed, its id is the database's, every replica folds it once, in id order), so the caller
-gives it again once the database answers; the decision it names is kept meanwhile. A background
-sync started by a route swallows the error (the outage was logged once). A full buffer
-(``max_pending`` rows or ``max_pending_bytes``) drops the newest decisions and says so once;
-a process that ends during an outage loses its buffer (``close`` tries once more and says how
-many rows it could not write). Connections time out after a few seconds (PostgreSQL
-``connect_timeout=2``, ``tcp_user_timeout``; SQLite ``timeout=5``; the URL's own query
-parameters win), and a route's write to PostgreSQL (with the pool's liveness ping before it)
-takes at most ``write_timeout_s`` (1 s): past it the connection's socket is cut, which a server
-that hangs without closing its connections would otherwise never do (feedback and reads still
-wait for such a server).
+after a failure no call touches the network (routes buffer, a background thread retries); the first
+success after it is logged (``logging.info``). Everything else (feedback, reads, ``sync``, leases,
+publishing) raises :class:`~mixllm_core.errors.LogUnavailableError`, which names the URL (no
+password) and records nothing: feedback keeps the contract above (acknowledged means committed, its
+id is the database's, every replica folds it once, in id order), so the caller gives it again once
+the database answers; the decision it names is kept meanwhile. A background sync started by a route
+swallows the error (the outage was logged once). A full buffer (``max_pending`` rows or
+``max_pending_bytes``) drops the newest decisions and says so once; a process that ends during an
+outage loses its buffer (``close`` tries once more and says how many rows it could not write).
+Connections time out after a few seconds (PostgreSQL ``connect_timeout=2``, ``tcp_user_timeout``;
+SQLite ``timeout=5``; the URL's own query parameters win), and a route's write to PostgreSQL (with
+the pool's liveness ping before it) takes at most ``write_timeout_s`` (1 s): past it the
+connection's socket is cut, which a server that hangs without closing its connections would
+otherwise never do (feedback and reads still wait for such a server).
 
 Feedback ids (``seq``) are assigned in commit order: on PostgreSQL a feedback insert takes a
 transaction-scoped advisory lock before its id, on SQLite one writer holds the database at a time.
@@ -38,7 +39,11 @@ after it next time.
 
 Schema (``schema_version`` in the ``meta`` table, migrated on open): ``decisions`` (as
 :class:`~mixllm_core.log.SQLiteLog`'s, plus a nullable ``propensity``), ``feedback``,
-``outcomes``, ``meta``; ``leases`` (who runs the coordinated refit, until when);
+``outcomes`` (as :class:`~mixllm_core.log.SQLiteLog`'s, plus ``outcome_id``: a random id the
+writer gives each row, unique, so a row sent twice is written once; several outcomes of one
+decision, e.g. a failed call and its retry, are each kept; NULL in rows written before version 3
+or by :class:`~mixllm_core.log.SQLiteLog`), ``meta``; ``leases`` (who runs the coordinated
+refit, until when);
 ``router_states`` and ``router_state_files`` (published router versions, the files of a saved
 router directory as bytes). A file written by :class:`~mixllm_core.log.SQLiteLog` opens and is
 migrated in place.
@@ -54,6 +59,7 @@ import os
 import socket
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -85,7 +91,7 @@ __all__ = ["SCHEMA_VERSION", "SQLLog"]
 logger = logging.getLogger(__name__)
 
 #: Version of the tables below; a log written by a newer mixllm is refused.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: Rows per page when the log is read in order (refit, sync): memory stays bounded.
 PAGE_ROWS = 2000
 #: Key of the PostgreSQL advisory locks (feedback ids in commit order, migrations).
@@ -143,6 +149,8 @@ outcomes = sa.Table(
     sa.Column("input_tokens", sa.Integer),
     sa.Column("output_tokens", sa.Integer),
     sa.Column("error", sa.Text),
+    sa.Column("outcome_id", sa.Text, nullable=True),  # added by version 3 (see _migrate)
+    sa.Index("outcomes_outcome_id", "outcome_id", unique=True),
     sqlite_autoincrement=True,
 )
 leases = sa.Table(
@@ -338,7 +346,7 @@ class SQLLog(RoutingLog):
         >>> import tempfile, pathlib
         >>> log = SQLLog(f"sqlite:///{pathlib.Path(tempfile.mkdtemp()) / 'routing.db'}")
         >>> log.has_feedback("nope"), log.get_meta("schema_version"), log.up, log.pending
-        (False, '2', True, 0)
+        (False, '3', True, 0)
     """
 
     shared = True
@@ -492,8 +500,9 @@ class SQLLog(RoutingLog):
         )
 
     def _insert(self, table: sa.Table) -> Any:
-        """An insert of ``table`` rows; a decision already written is skipped (a resend)."""
-        if table is not decisions or self.dialect not in ("postgresql", "sqlite"):
+        """An insert of ``table`` rows; a decision or outcome already written (same
+        ``decision_id``, same ``outcome_id``) is skipped: a resend."""
+        if table not in (decisions, outcomes) or self.dialect not in ("postgresql", "sqlite"):
             return sa.insert(table)
         if self.dialect == "postgresql":
             from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -621,6 +630,15 @@ class SQLLog(RoutingLog):
                 if name not in columns:
                     kind = "TEXT" if name == "query_hash" else "DOUBLE PRECISION"
                     conn.exec_driver_sql(f"ALTER TABLE decisions ADD COLUMN {name} {kind}")
+            if found < 3:  # version 3: outcome ids (old rows keep NULL, which never collide)
+                inspector = sa.inspect(conn)
+                if "outcome_id" not in {c["name"] for c in inspector.get_columns("outcomes")}:
+                    conn.exec_driver_sql("ALTER TABLE outcomes ADD COLUMN outcome_id TEXT")
+                indexes = {i["name"] for i in inspector.get_indexes("outcomes")}
+                if "outcomes_outcome_id" not in indexes:
+                    conn.exec_driver_sql(
+                        "CREATE UNIQUE INDEX outcomes_outcome_id ON outcomes (outcome_id)"
+                    )
             if found != SCHEMA_VERSION:
                 self._upsert(conn, "schema_version", str(SCHEMA_VERSION))
 
@@ -731,6 +749,7 @@ class SQLLog(RoutingLog):
             "input_tokens": fields.get("input_tokens"),
             "output_tokens": fields.get("output_tokens"),
             "error": None if error is None else self._text(str(error)),
+            "outcome_id": uuid.uuid4().hex,  # made before the first try: a resend keeps it
         }
         self._append(outcomes, row)
 

@@ -11,6 +11,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -194,6 +195,40 @@ def test_a_decision_sent_twice_is_written_once(tmp_path: Path, closing, saved: P
         log._pending.append((decisions, {**row, "x": logged.x.tobytes()}, 1))
     log._flush()
     assert [r["decision_id"] for r in log.rows()["decisions"]] == [d.decision_id]
+
+
+def test_an_outcome_sent_again_after_a_lost_answer_is_written_once(log_url: str, closing) -> None:
+    # an outcome's commit goes through and the answer is lost (the connection cut after COMMIT):
+    # the row is kept and sent again; so is a buffered batch whose flush lost its answer
+    log = closing(SQLLog(log_url, retry_after_s=3600))
+    log.add_outcome("d1", latency_s=0.1)  # written at once
+
+    @contextmanager
+    def answer_lost(fd: int | None, timeout_s: float) -> Iterator[None]:
+        yield  # the write and its COMMIT ran inside
+        raise sa.exc.OperationalError("COMMIT", {}, ConnectionResetError("connection lost"))
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(log._watchdog, "watch", answer_lost)
+        log.add_outcome("d1", latency_s=0.2, error="TimeoutError: 30s")  # committed, kept
+    assert not log.up and log.pending == 1
+    log.add_outcome("d1", latency_s=0.3)  # the retry of the same call: an outcome of its own
+    assert log.pending == 2
+    batch = list(log._pending)
+    log._flush()  # writes both (the first a second time)
+    with log._state:  # this flush's answer was lost too: the batch is still pending
+        log._pending.extend(batch)
+    log._flush()
+    assert log.pending == 0
+    log._retry_at = 0.0  # the retry is due: reads go through
+    rows = log.rows()["outcomes"]
+    assert [(r["decision_id"], r["latency_s"]) for r in rows] == [
+        ("d1", 0.1),
+        ("d1", 0.2),
+        ("d1", 0.3),
+    ]  # each once, none dropped: one decision may have several outcomes
+    ids = [r["outcome_id"] for r in rows]
+    assert all(isinstance(i, str) and len(i) == 32 for i in ids) and len(set(ids)) == 3
 
 
 def test_a_closed_log_says_how_many_rows_it_could_not_write(

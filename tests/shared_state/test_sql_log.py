@@ -10,8 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import sqlalchemy as sa
 
-from mixllm_core import MixLLMRouter
+from mixllm_core import MixLLMRouter, sqllog
 from mixllm_core.errors import ConfigError, FeedbackError
 from mixllm_core.fleet import open_log
 from mixllm_core.log import SQLiteLog
@@ -51,7 +52,7 @@ def test_a_url_opens_a_versioned_database_log(log_url: str, router_on, closing) 
     assert logged is not None and logged.query == WORLD.queries[0]
     np.testing.assert_array_equal(logged.x, router.features([WORLD.queries[0]])[0][0])
     reopened = closing(SQLLog(log_url))  # another process opening it later: nothing migrates twice
-    assert reopened.has_feedback(d.decision_id) and reopened.get_meta("schema_version") == "2"
+    assert reopened.has_feedback(d.decision_id) and reopened.get_meta("schema_version") == "3"
 
 
 def test_acknowledged_means_committed_for_every_other_connection(
@@ -113,19 +114,22 @@ def test_a_sqlite_log_file_opens_as_a_url_and_is_migrated(tmp_path: Path, closin
             (np.zeros(64, np.float32).tobytes(),),
         )
     log = closing(SQLLog(f"sqlite:///{path}"))
-    assert log.get_meta("schema_version") == "2"
+    assert log.get_meta("schema_version") == "3"
     with sqlite3.connect(path) as conn:
         columns = {r[1] for r in conn.execute("PRAGMA table_info(decisions)")}
     assert {"query_hash", "propensity"} <= columns
     old = log.get_decision("old")
     assert old is not None and old.query == "hi"
     log.add_feedback("old", "tiny-7b", 1.0, "binary", True)
-    assert closing(SQLiteLog(path)).has_feedback("old")  # and the embedded log still reads it
+    embedded = closing(SQLiteLog(path))
+    assert embedded.has_feedback("old")  # and the embedded log still reads it
+    embedded.add_outcome("old", cost=0.5)  # and writes it (without an outcome id)
+    assert [r["outcome_id"] for r in log.rows()["outcomes"]] == [None]
 
 
 def test_a_log_from_a_newer_mixllm_is_refused(log_url: str, closing) -> None:
     closing(SQLLog(log_url)).set_meta("schema_version", "99")
-    with pytest.raises(ConfigError, match="schema version 99; this mixllm reads up to 2"):
+    with pytest.raises(ConfigError, match="schema version 99; this mixllm reads up to 3"):
         SQLLog(log_url)
 
 
@@ -149,3 +153,62 @@ def test_what_log_accepts(closing) -> None:
         open_log(42)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="sync_interval_s must be None or a number"):
         MixLLMRouter(encoder=HashingEncoder(), sync_interval_s=-1)
+
+
+def _version_2_tables() -> sa.MetaData:
+    """The tables as version 2 made them: ``outcomes`` without ``outcome_id``."""
+    old = sa.MetaData()
+    for table in (sqllog.meta_table, sqllog.decisions, sqllog.feedback_table):
+        table.to_metadata(old)
+    sa.Table(
+        "outcomes",
+        old,
+        sa.Column("seq", sqllog._Id, primary_key=True, autoincrement=True),
+        sa.Column("decision_id", sa.Text),
+        sa.Column("time", sqllog._Real),
+        sa.Column("latency_s", sqllog._Real),
+        sa.Column("cost", sqllog._Real),
+        sa.Column("input_tokens", sa.Integer),
+        sa.Column("output_tokens", sa.Integer),
+        sa.Column("error", sa.Text),
+        sqlite_autoincrement=True,
+    )
+    return old
+
+
+def test_a_version_2_log_is_migrated_and_keeps_its_outcomes(
+    log_url: str, closing, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = sa.create_engine(log_url)
+    old = _version_2_tables()
+    with engine.begin() as conn:
+        old.create_all(conn)
+        conn.execute(sa.insert(old.tables["meta"]).values(key="schema_version", value="2"))
+        conn.execute(
+            sa.insert(old.tables["outcomes"]),
+            [{"decision_id": "old", "time": 1.0, "cost": c} for c in (0.25, 0.5)],
+        )
+    engine.dispose()
+
+    log = closing(SQLLog(log_url))
+    assert log.get_meta("schema_version") == str(SCHEMA_VERSION) == "3"
+    log.add_outcome("old", cost=1.0)  # one decision, several outcomes: each kept
+    log.add_outcome("old", cost=2.0)
+    rows = log.rows()["outcomes"]
+    assert [(r["cost"], r["outcome_id"] is None) for r in rows] == [
+        (0.25, True),
+        (0.5, True),
+        (1.0, False),
+        (2.0, False),
+    ]
+    with log._state:  # the last write is sent again (its answer was lost): the index holds
+        resent = {k: v for k, v in rows[-1].items() if k != "seq"}
+        log._pending.append((sqllog.outcomes, resent, 1))
+    log._flush()
+    assert [r["cost"] for r in log.rows()["outcomes"]] == [0.25, 0.5, 1.0, 2.0]
+    again = closing(SQLLog(log_url))  # opened again: nothing migrates twice
+    assert len(again.rows()["outcomes"]) == 4
+
+    monkeypatch.setattr(sqllog, "SCHEMA_VERSION", 2)  # a replica that still runs version 2
+    with pytest.raises(ConfigError, match="schema version 3; this mixllm reads up to 2. Upgrade"):
+        SQLLog(log_url)
