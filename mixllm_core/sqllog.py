@@ -670,6 +670,7 @@ class SQLLog(RoutingLog):
             "x": np.asarray(x, dtype=np.float32).tobytes(),
             "candidates": json.dumps(decision.to_dict()["candidates"]),
             "query_hash": query_hash or text_sha256(query),
+            "propensity": decision.propensity,
         }
         self._append(decisions, row)
 
@@ -681,7 +682,13 @@ class SQLLog(RoutingLog):
         if pending is not None:  # routed while the database was away: not written yet
             x = np.frombuffer(pending["x"], dtype=np.float32)
             return LoggedDecision(
-                decision_id, pending["llm"], pending["query"], x, pending["offline_quality"]
+                decision_id,
+                pending["llm"],
+                pending["query"],
+                x,
+                pending["offline_quality"],
+                pending["propensity"],
+                pending["query_hash"],
             )
         d = decisions.c
         with self._connect() as conn:

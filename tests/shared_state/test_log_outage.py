@@ -20,8 +20,9 @@ import sqlalchemy as sa
 from postgres_fixtures import _server
 from postgres_server import PostgresServer, PostgresUnavailable, start
 
-from mixllm_core import MixLLMRouter
+from mixllm_core import DecisionPolicy, MixLLMRouter
 from mixllm_core.errors import ConfigError, FeedbackError, LogUnavailableError, MixLLMError
+from mixllm_core.log import text_sha256
 from mixllm_core.sqllog import SQLLog, decisions
 from mixllm_core.testing import HashingEncoder, make_synthetic_world
 
@@ -180,6 +181,30 @@ def test_a_locked_sqlite_log_buffers_routes_without_touching_it_again(
     assert sorted(logged) == sorted(d.decision_id for d in [first, *rest[:3]])
     with pytest.raises(FeedbackError, match="Unknown decision id"):  # dropped: buffer was full
         router.feedback(rest[-1].decision_id, score=1.0)
+
+
+def test_a_buffered_decision_keeps_its_propensity_and_query_hash(
+    locked_sqlite: tuple[str, sqlite3.Connection], closing
+) -> None:
+    url, holder = locked_sqlite
+    log = closing(SQLLog(url, retry_after_s=3600))
+    policy = DecisionPolicy(explore="epsilon", epsilon=1.0)  # every LLM equally likely
+    router = MixLLMRouter(
+        encoder=HashingEncoder(), seed=0, log=log, policy=policy, sync_interval_s=None
+    ).fit(WORLD)
+    holder.execute("BEGIN IMMEDIATE")  # another writer holds the database: the row waits
+    d = router.route(Q[0])
+    assert log.pending == 1 and d.propensity == pytest.approx(1 / len(router.llms))
+    waiting = log.get_decision(d.decision_id)
+    assert waiting is not None and waiting.propensity == pytest.approx(d.propensity)
+    assert waiting.query_hash == text_sha256(Q[0])
+    holder.execute("COMMIT")
+    log.retry_after_s = 0.0
+    log._retry_at = 0.0  # the retry is due
+    router.feedback(d.decision_id, score=1.0)  # writes the buffered row first
+    written = log.get_decision(d.decision_id)
+    assert log.pending == 0 and written is not None
+    assert (written.propensity, written.query_hash) == (waiting.propensity, waiting.query_hash)
 
 
 def test_a_decision_sent_twice_is_written_once(tmp_path: Path, closing, saved: Path) -> None:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from mixllm_core import MixLLMRouter, sqllog
+from mixllm_core import DecisionPolicy, MixLLMRouter, sqllog
 from mixllm_core.errors import ConfigError, FeedbackError
 from mixllm_core.fleet import open_log
 from mixllm_core.log import SQLiteLog
@@ -46,7 +46,7 @@ def test_a_url_opens_a_versioned_database_log(log_url: str, router_on, closing) 
         router.log.add_feedback(d.decision_id, d.llm, 0.0, "binary", True)
     rows = router.log.rows()
     assert [r["decision_id"] for r in rows["feedback"]] == [d.decision_id]
-    assert rows["decisions"][0]["propensity"] is None  # the column exists, nullable
+    assert rows["decisions"][0]["propensity"] == d.propensity == 1.0  # a greedy choice
     assert rows["outcomes"][0]["latency_s"] == 0.2
     logged = router.log.get_decision(d.decision_id)
     assert logged is not None and logged.query == WORLD.queries[0]
@@ -212,3 +212,18 @@ def test_a_version_2_log_is_migrated_and_keeps_its_outcomes(
     monkeypatch.setattr(sqllog, "SCHEMA_VERSION", 2)  # a replica that still runs version 2
     with pytest.raises(ConfigError, match="schema version 3; this mixllm reads up to 2. Upgrade"):
         SQLLog(log_url)
+
+
+def test_exploring_routes_log_their_propensities(log_url: str, router_on) -> None:
+    """An off-policy refit on the shared log needs each choice's probability, as on SQLiteLog."""
+    policy = DecisionPolicy(explore="epsilon", epsilon=0.5)
+    router = router_on(log_url, sync_interval_s=None, policy=policy)
+    routed = router.route_batch(WORLD.queries[:30])
+    chosen = {d.decision_id: d.propensity for d in routed}
+    assert min(chosen.values()) < 0.5 < max(chosen.values()) < 1.0  # explored and greedy rows
+    logged = {r["decision_id"]: r["propensity"] for r in router.log.rows()["decisions"]}
+    assert logged == pytest.approx(chosen)
+    first = router.log.get_decision(routed[0].decision_id)
+    assert first is not None and first.propensity == pytest.approx(routed[0].propensity)
+    router.feedback(routed[0].decision_id, score=1.0)
+    assert [fb.propensity for fb in router.log.feedback()] == [pytest.approx(routed[0].propensity)]
