@@ -178,3 +178,76 @@ def test_estimates_are_the_librarys_and_leave_out_folds_without_a_score(ns: Modu
     assert est["nested"] == pytest.approx({"mean": 55.0, "se": ((1 / 3 + 0.25) * 25) ** 0.5})
     assert est["nested_minus_tags"]["mean"] == pytest.approx(-2.0)
     assert "| x |" in ns.markdown(result)
+
+
+def test_a_variant_name_candidate_is_built_by_cv_variants_and_fitted_on_every_fold(
+    ns: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--candidates tags-C0.25 tags-knn``: ``cv_variants.variant`` builds the routers (tag
+    features, the variant's quality model and C), and rule (3) fails the slow quality models."""
+    from dataclasses import replace
+
+    from mixllm_core import MixLLMRouter
+    from mixllm_core.encoders import TaggedEncoder
+    from mixllm_core.experiments.cv import run_cv
+    from mixllm_core.experiments.synthetic import make_synthetic_world
+    from mixllm_core.testing import HashingEncoder
+
+    fitted: list[tuple[str, dict[str, Any], bool]] = []
+    fit = MixLLMRouter.fit
+
+    def spy(self: MixLLMRouter, *args: Any, **kwargs: Any) -> MixLLMRouter:
+        fitted.append(
+            (self.quality_model, self.quality_params, isinstance(self.encoder, TaggedEncoder))
+        )
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(MixLLMRouter, "fit", spy)
+    data = replace(make_synthetic_world(120, seed=2), split=None)
+    names = ("static", "tags-C0.25", "tags-knn")
+    routers = {c: ns.candidate(c, HashingEncoder()) for c in names}
+    report = run_cv(
+        data, routers, 2, 1, encoder=HashingEncoder(), lambdas=(0.0, 1.0, 10.0), baseline="static"
+    )
+    assert all(f["metrics"][c]["aiq_x100"] is not None for f in report.folds for c in names)
+    assert fitted == 2 * [("linear", {}, False), ("linear", {"C": 0.25}, True), ("knn", {}, True)]
+    assert [ns.meets_latency(c) for c in names] == [True, True, False]
+    assert not ns.meets_latency("tags-rf") and not ns.meets_latency("tags-mlp")
+    assert ns.meets_latency("tags-lsa32") and ns.meets_latency("tags-w4")
+    with pytest.raises(SystemExit, match="starts with plain, tags"):
+        ns.meets_latency("bert")
+
+
+def test_a_variant_with_the_largest_passing_gain_is_selected_and_summarised(
+    ns: ModuleType,
+) -> None:
+    """Made-up scores: among the passing candidates the largest pooled Δ wins, here a variant;
+    tags-knn, larger still, fails rule (3) only, so quality alone picks it."""
+    per_set = {
+        "tags": (1.0, 0.2),
+        "minilm": TIE,
+        "tags-C0.25": (1.5, 0.2),
+        "tags-lsa32": (0.1, 0.3),
+        "tags-knn": (2.5, 0.2),
+    }
+    deltas = _deltas({"a": per_set, "b": per_set})
+    pick, why = ns.select(deltas, latency=True)
+    assert pick == "tags-C0.25" and list(why) == list(per_set)
+    assert not why["tags-knn"]["latency"] and why["tags-C0.25"]["latency"]
+    assert not why["tags-lsa32"]["gain"]  # pooled 0.1 ± 0.21
+    assert ns.select(deltas, latency=False)[0] == "tags-knn"
+    cands = ["static", *per_set]
+    inner = [{"delta": _deltas({"x": per_set})["x"]}, {"delta": _deltas({"x": per_set})["x"]}]
+    base = {"static": 50.0, "tags": 51.0, "minilm": 50.0, "tags-lsa32": 50.0, "tags-knn": 53.0}
+    outer = [_fold(0, {**base, "tags-C0.25": 52.0}), _fold(1, {**base, "tags-C0.25": 54.0})]
+    result: dict[str, Any] = {
+        "settings": {"sets": ["x"], "candidates": cands, "outer_k": 2},
+        "sets": {"x": {"outer": outer, "inner": inner}},
+    }
+    ns.summarise(result)
+    assert [s["selected"] for s in result["selections"]] == ["tags-C0.25", "tags-C0.25"]
+    est = result["sets"]["x"]["estimates"]["metrics"]
+    assert est["nested"]["mean"] == pytest.approx(53.0)
+    assert est["nested_minus_tags"]["mean"] == pytest.approx(2.0)
+    assert est["tags-C0.25_minus_static"]["mean"] == pytest.approx(3.0)
+    assert "pooled Δ tags-C0.25 (random / task mix)" in ns.markdown(result)
