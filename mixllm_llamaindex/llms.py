@@ -465,13 +465,14 @@ class MixLLM(FunctionCallingLLM):
                 if isinstance(user_msg, str)
                 else user_msg
             )
+        hint = {"task": kwargs.pop("task")} if "task" in kwargs else {}  # for the router
         options = {
             "verbose": verbose,
             "allow_parallel_tool_calls": allow_parallel_tool_calls,
             "tool_required": tool_required,
             **kwargs,
         }
-        return {"messages": messages, _TOOLS_KEY: _ToolRequest(tuple(tools), options)}
+        return {"messages": messages, _TOOLS_KEY: _ToolRequest(tuple(tools), options), **hint}
 
     def _answering_child(self, response: ChatResponse) -> FunctionCallingLLM:
         info = (response.additional_kwargs or {}).get("mixllm") or {}

@@ -9,6 +9,7 @@ import pytest
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatResult
+from langchain_core.tools import tool
 from pydantic import Field
 
 from mixllm_core import ConfigError, MixLLMRouter
@@ -77,3 +78,16 @@ def test_bind_stream_and_async_carry_the_task(router: MixLLMRouter) -> None:
 def test_an_unknown_task_is_a_config_error(router: MixLLMRouter) -> None:
     with pytest.raises(ConfigError, match=r"Unknown task 'poetry'.*'code'"):
         _chat(router).invoke(TEXT, task="poetry")
+
+
+def test_a_tool_calling_chat_carries_the_task_too(router: MixLLMRouter) -> None:
+    @tool
+    def multiply(a: int, b: int) -> int:
+        """Multiply two integers."""
+        return a * b
+
+    chat = _chat(router)
+    reply = chat.bind_tools([multiply]).invoke(TEXT, task="math")
+    assert reply.response_metadata["model_name"] == "math-pro"
+    seen = _seen(chat)
+    assert len(seen) == 1 and "task" not in seen[0] and seen[0]["tools"]

@@ -8,12 +8,13 @@ from typing import Any
 import pytest
 from llama_index.core.base.llms.types import ChatMessage, CompletionResponse
 from llama_index.core.bridge.pydantic import Field
+from llama_index.core.tools import FunctionTool
 
 from mixllm_core import ConfigError, MixLLMRouter
 from mixllm_core.encoders import TaggedEncoder
 from mixllm_core.testing import HashingEncoder, make_synthetic_world
 from mixllm_llamaindex import MixLLM
-from mixllm_llamaindex.testing import ScriptedLLM
+from mixllm_llamaindex.testing import ScriptedLLM, ToolLLM
 
 TEXT = "Hello there"  # a query the tagger cannot place
 #: What the synthetic world's router picks for TEXT at λ = 1 with each hint (None: no hint).
@@ -61,3 +62,19 @@ def test_chat_and_complete_route_on_the_task_and_keep_it_from_the_child(
 def test_an_unknown_task_is_a_config_error(router: MixLLMRouter) -> None:
     with pytest.raises(ConfigError, match=r"Unknown task 'poetry'.*'code'"):
         _mix(router)[0].complete(TEXT, task="poetry")
+
+
+def test_a_tool_call_routes_on_the_task_and_keeps_it_from_the_child(router: MixLLMRouter) -> None:
+    def multiply(a: int, b: int) -> int:
+        """Multiply two integers."""
+        return a * b
+
+    children = {name: ToolLLM(label=name, tool_args={"a": 6, "b": 7}) for name in router.llms}
+    mix = MixLLM(children, router=router, lam=1.0, alpha=0.0)
+    tool = FunctionTool.from_defaults(fn=multiply)
+    for task, llm in EXPECTED.items():
+        extra = {} if task is None else {"task": task}
+        response = mix.chat_with_tools([tool], user_msg=TEXT, **extra)
+        assert response.additional_kwargs["mixllm"]["llm"] == llm
+    calls = [kw for child in children.values() for kw in child.calls]
+    assert len(calls) == 3 and all("task" not in kw and kw.get("tools") for kw in calls)
