@@ -24,6 +24,7 @@ from .calibration import CALIBRATION_GRID, Calibration, check_target, pick_lambd
 from .data import RoutingData
 from .decision import BudgetTracker, DecisionMaker, DecisionPolicy, RoutingDecision
 from .encoders import AdaptableEncoder, QueryEncoder, TaggedEncoder
+from .encoders.base import check_task_hints
 from .encoders.tagged import default_router_encoder
 from .errors import (
     ConfigError,
@@ -291,10 +292,15 @@ class MixLLMRouter:
         return QualityPredictor(self.quality_model, seed=self.seed, **self.quality_params)
 
     def features(
-        self, texts: Sequence[str], *, show_progress: bool = False
+        self,
+        texts: Sequence[str],
+        *,
+        show_progress: bool = False,
+        tasks: Sequence[str | None] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Representations ``X`` and cost features ``F`` of ``texts`` (current encoder)."""
-        return self._model.pool.features(texts, show_progress=show_progress)
+        """Representations ``X`` and cost features ``F`` of ``texts`` (current encoder), with
+        the task hints ``tasks`` as :meth:`route_batch` applies them."""
+        return self._model.pool.features(texts, show_progress=show_progress, tasks=tasks)
 
     def head_ridge(self) -> float:
         """The ridge of new online heads (see ``online_ridge``)."""
@@ -590,13 +596,14 @@ class MixLLMRouter:
         keys: list[str],
         policy: DecisionPolicy,
         excluded: frozenset[str],
+        tasks: Sequence[str | None] | None = None,
     ) -> tuple[list[RoutingDecision], np.ndarray, list[float]]:
-        """Every query's decision from ``model`` alone (``keys``: the texts' memory keys),
-        with its representation and the offline quality of its choice."""
+        """Every query's decision from ``model`` alone (``keys``: the texts' memory keys;
+        ``tasks``: task hints), with its representation and the offline quality of its choice."""
         pool = model.pool
         if not pool.specs:
             raise EmptyPoolError("The pool is empty: add an LLM or fit on data first.")
-        X, F = pool.features(texts)
+        X, F = pool.features(texts, tasks=tasks)
         names, Q_off, Q, C, U = self._predict(model, X, F, keys)
         c_ref = pool.reference_cost()
         windows = pool.context_windows
@@ -625,21 +632,31 @@ class MixLLMRouter:
         lam: float | None = None,
         policy: DecisionPolicy | None = None,
         exclude: Iterable[str] = (),
+        tasks: Sequence[str | None] | None = None,
     ) -> list[RoutingDecision]:
         """Route several queries with one encoder pass and one prediction call.
 
         Every decision reads one consistent model; when one of them names an LLM removed while
         the batch was decided, the batch is decided again on the new pool (see
         :meth:`remove_llm`).
+
+        Args:
+            queries: The prompts.
+            lam: Overrides the policy's λ for these calls.
+            policy: Overrides the whole policy for these calls.
+            exclude: LLMs not to choose (see :meth:`route`).
+            tasks: A task hint per query, or None per query to let the tagger decide (see
+                :meth:`route`); the log records the features the hint gave.
         """
         p = self._policy(lam, policy)
         excluded = frozenset(exclude)
         texts = [query_text(q) for q in queries]
+        hints = check_task_hints(tasks, len(texts))
         keys = [query_key(t) for t in texts]  # the memory's keys and the log's query hashes
         model = self._model
         self._check_excluded(model, excluded)
         for _ in range(_ROUTE_ATTEMPTS):
-            decisions, X, offline = self._decide_all(model, texts, keys, p, excluded)
+            decisions, X, offline = self._decide_all(model, texts, keys, p, excluded, hints)
             now = self._model
             if now.pool is model.pool or all(d.llm in now.pool.specs for d in decisions):
                 break
@@ -656,6 +673,7 @@ class MixLLMRouter:
         lam: float | None = None,
         policy: DecisionPolicy | None = None,
         exclude: Iterable[str] = (),
+        task: str | None = None,
     ) -> RoutingDecision:
         """Choose the LLM for one query (a string or chat messages).
 
@@ -666,8 +684,29 @@ class MixLLMRouter:
             exclude: LLMs not to choose this time (e.g. one that just failed). A name that was
                 removed from the pool is ignored; one that was never in it raises
                 :class:`UnknownLLMError`.
+            task: The query's task when the caller knows it (the endpoint or chain it came
+                from), one of the tasks the router was trained on
+                (``router.encoder.task_names()``). The router then predicts from the one-hot of
+                that task instead of its tagger's guess. None: the tagger decides. Needs an
+                encoder with task features (the default, once fitted on data with tasks);
+                otherwise, or for a task it does not know, :class:`ConfigError`.
+
+        Example:
+            >>> from mixllm_core.testing import HashingEncoder, make_synthetic_world
+            >>> from mixllm_core.encoders import TaggedEncoder
+            >>> data = make_synthetic_world(400, seed=0)
+            >>> enc = TaggedEncoder(HashingEncoder(), fit_with_router=True)
+            >>> router = MixLLMRouter(encoder=enc).fit(data)
+            >>> router.encoder.task_names()
+            ['code', 'logic', 'math', 'trivia', 'writing']
+            >>> query = "Hello there"  # nothing in it says what it is about
+            >>> [router.route(query, task=t).llm for t in (None, "code", "math")]
+            ['mid-70b', 'coder-34b', 'math-pro']
         """
-        return self.route_batch([query], lam=lam, policy=policy, exclude=exclude)[0]
+        if task is not None and not isinstance(task, str):
+            raise ConfigError(f"task must be a task name (str) or None, got {task!r}.")
+        tasks = None if task is None else [task]
+        return self.route_batch([query], lam=lam, policy=policy, exclude=exclude, tasks=tasks)[0]
 
     # ------------------------------------------------------------------ calibrate
     def calibrate(

@@ -31,7 +31,8 @@ from typing import TypeVar
 import numpy as np
 
 from .data import ASSUMED_OUTPUT_TOKENS, REFERENCE_INPUT_TOKENS, RoutingData
-from .encoders import AdaptableEncoder, QueryEncoder
+from .encoders import AdaptableEncoder, QueryEncoder, TaskHintEncoder
+from .encoders.base import check_task_hints
 from .errors import ConfigError, DataFormatError, EmptyPoolError
 from .log import LoggedFeedback
 from .memory import OutcomeMemory
@@ -249,15 +250,33 @@ class PoolModel:
         return bool(self.fitted_dims)
 
     def features(
-        self, texts: Sequence[str], *, show_progress: bool = False, check: bool = True
+        self,
+        texts: Sequence[str],
+        *,
+        show_progress: bool = False,
+        check: bool = True,
+        tasks: Sequence[str | None] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Representations ``X`` (float32) and cost features ``F`` of ``texts``.
+        """Representations ``X`` (float32) and cost features ``F`` of ``texts``; ``tasks``: a
+        task hint (or None) per text, for an encoder with task features (:class:`TaskHintEncoder`).
 
         Raises:
             ConfigError: with ``check``, the encoder's vectors do not have the size the fitted
-                predictors read.
+                predictors read; a task hint that the encoder cannot take (see
+                :func:`~mixllm_core.encoders.base.check_task_hints`).
         """
-        X = np.asarray(self.encoder.encode(list(texts), show_progress=show_progress), np.float32)
+        hints = check_task_hints(tasks, len(texts))
+        if hints is None:  # no hint: exactly the encoder's own output
+            X = self.encoder.encode(list(texts), show_progress=show_progress)
+        elif isinstance(self.encoder, TaskHintEncoder):
+            X = self.encoder.encode(list(texts), show_progress=show_progress, tasks=hints)
+        else:
+            raise ConfigError(
+                f"A task hint needs an encoder with task features (a TaggedEncoder in a 'tags' "
+                f"mode, as the default encoder once fitted on data); this router's encoder is a "
+                f"{type(self.encoder).__name__}."
+            )
+        X = np.asarray(X, np.float32)
         dims = self.fitted_dims
         if check and dims and dims != {X.shape[1]}:
             raise ConfigError(

@@ -147,7 +147,10 @@ class MixLLMChat(BaseChatModel):
         temperature, max_tokens, stop: Passed to whichever child answers.
         streaming: invoke() streams from the child and aggregates.
 
-    Per call, ``model="<name>"`` pins a child. Every answer carries
+    Per call (or with ``.bind``), ``model="<name>"`` pins a child and ``task="<task>"`` tells the
+    router the query's task when the caller knows it (one the router was trained on; see
+    :meth:`MixLLMRouter.route <mixllm_core.MixLLMRouter.route>`); neither reaches the child.
+    Every answer carries
     ``response_metadata["model_name"]`` (the child's), the child's ``usage_metadata`` and
     ``response_metadata["mixllm"]`` (decision id, chosen child, candidates, latency_s, cost,
     input/output tokens, attempts). The outcome of every attempt is recorded on the router by
@@ -300,12 +303,17 @@ class MixLLMChat(BaseChatModel):
     ) -> _Call:
         kwargs = dict(kwargs)
         pin = kwargs.pop("model", None)
+        task = kwargs.pop("task", None)  # the router's task hint, never the child's
         tools = kwargs.pop("tools", None)
         tool_choice = kwargs.pop("tool_choice", None)
         for name in ("temperature", "max_tokens"):
             if getattr(self, name) is not None:
                 kwargs.setdefault(name, getattr(self, name))
-        route_kwargs = policy_override(self._router(), lam=self.lam, alpha=self.alpha)
+        route_kwargs: dict[str, Any] = dict(
+            policy_override(self._router(), lam=self.lam, alpha=self.alpha)
+        )
+        if task is not None:
+            route_kwargs["task"] = task
         return _Call(
             messages,
             stop if stop is not None else self.stop,

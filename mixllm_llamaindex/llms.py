@@ -80,6 +80,7 @@ class _Call:
     kwargs: dict[str, Any]
     tools: _ToolRequest | None = None
     pin: str | None = None
+    task: str | None = None
     tried: list[str] = field(default_factory=list)
     done: DispatchResult | None = None
 
@@ -194,7 +195,9 @@ class MixLLM(FunctionCallingLLM):
         max_attempts: Deprecated spelling of ``max_retries + 1``.
 
     Per call, ``model="<name>"`` sends the call to that child (no fallback); ``pin=`` is its
-    deprecated spelling. Every response carries ``additional_kwargs["mixllm"]``: the decision,
+    deprecated spelling. ``task="<task>"`` tells the router the query's task when the caller
+    knows it (one the router was trained on; see
+    :meth:`MixLLMRouter.route <mixllm_core.MixLLMRouter.route>`); neither reaches the child. Every response carries ``additional_kwargs["mixllm"]``: the decision,
     ``operation``, ``latency_s``, tokens, ``cost`` and ``attempts`` (llm, decision id, latency,
     redacted error). The outcome of every attempt is recorded on the router by the dispatcher.
 
@@ -462,13 +465,14 @@ class MixLLM(FunctionCallingLLM):
                 if isinstance(user_msg, str)
                 else user_msg
             )
+        hint = {"task": kwargs.pop("task")} if "task" in kwargs else {}  # for the router
         options = {
             "verbose": verbose,
             "allow_parallel_tool_calls": allow_parallel_tool_calls,
             "tool_required": tool_required,
             **kwargs,
         }
-        return {"messages": messages, _TOOLS_KEY: _ToolRequest(tuple(tools), options)}
+        return {"messages": messages, _TOOLS_KEY: _ToolRequest(tuple(tools), options), **hint}
 
     def _answering_child(self, response: ChatResponse) -> FunctionCallingLLM:
         info = (response.additional_kwargs or {}).get("mixllm") or {}
@@ -504,8 +508,9 @@ class MixLLM(FunctionCallingLLM):
             _deprecated("pin=<name>", "model=<name>")
             old = kwargs.pop("pin")
             pin = old if pin is None else pin
+        task = kwargs.pop("task", None)  # the router's task hint, never the child's
         tools = kwargs.pop(_TOOLS_KEY, None)
-        return _Call(method, arg, kwargs, tools, pin)
+        return _Call(method, arg, kwargs, tools, pin, task)
 
     def _plan_completion(
         self, method: str, prompt: str, formatted: bool, kwargs: dict[str, Any]
@@ -513,7 +518,9 @@ class MixLLM(FunctionCallingLLM):
         return self._plan(method, prompt, {**kwargs, "formatted": formatted})
 
     def _route_kwargs(self, call: _Call) -> dict[str, Any]:
-        return {"pin": call.pin, **policy_override(self._router, lam=self.lam, alpha=self.alpha)}
+        hint = {} if call.task is None else {"task": call.task}
+        overrides = policy_override(self._router, lam=self.lam, alpha=self.alpha)
+        return {"pin": call.pin, **overrides, **hint}
 
     def _invoke(self, call: _Call, name: str, decision: RoutingDecision) -> Any:
         """Announce the decision and call the child's method (returns what the child returns)."""

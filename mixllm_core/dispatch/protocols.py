@@ -44,6 +44,7 @@ class DispatchRouter(Protocol):
         lam: float | None = ...,
         policy: DecisionPolicy | None = ...,
         exclude: Iterable[str] = ...,
+        task: str | None = ...,
     ) -> RoutingDecision: ...
 
     def route_batch(
@@ -53,6 +54,7 @@ class DispatchRouter(Protocol):
         lam: float | None = ...,
         policy: DecisionPolicy | None = ...,
         exclude: Iterable[str] = ...,
+        tasks: Sequence[str | None] | None = ...,
     ) -> list[RoutingDecision]: ...
 
     def record_outcome(

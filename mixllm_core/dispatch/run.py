@@ -158,8 +158,12 @@ def start_batch(runs: Sequence[DispatchRun]) -> list[RoutingDecision | BaseExcep
             groups.setdefault(key, (skip, run.route_kwargs, []))[2].append(i)
         for skip, kwargs, rows in groups.values():
             router = runs[rows[0]].d.router
+            batch = dict(kwargs)  # a group shares its routing arguments, its task hint too
+            task = batch.pop("task", None)
+            if task is not None:
+                batch["tasks"] = [task] * len(rows)
             try:
-                decisions = router.route_batch([runs[i].text for i in rows], exclude=skip, **kwargs)
+                decisions = router.route_batch([runs[i].text for i in rows], exclude=skip, **batch)
             except Exception:  # noqa: BLE001 - find who failed: route the group one by one
                 for i in rows:
                     try:

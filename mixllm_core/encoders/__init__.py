@@ -12,7 +12,7 @@ Nothing here loads a model at import; artefacts are built (``build``) on first u
 
 from __future__ import annotations
 
-from .base import AdaptableEncoder, QueryEncoder, StatefulEncoder
+from .base import AdaptableEncoder, QueryEncoder, StatefulEncoder, TaskHintEncoder
 from .onnx import OnnxEncoder
 from .registry import encoder_from_config, register_encoder
 from .sentence import SentenceEncoder
@@ -29,6 +29,7 @@ __all__ = [
     "StaticEncoder",
     "TaggedEncoder",
     "Tagger",
+    "TaskHintEncoder",
     "encoder_from_config",
     "register_encoder",
 ]

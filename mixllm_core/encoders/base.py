@@ -7,6 +7,9 @@ checked with ``isinstance`` rather than probed with ``getattr``:
   ``fit`` calls it; the default `StaticEncoder` learns its corpus part this way).
 - `StatefulEncoder`: ``save_state(dir)`` / ``load_state(dir)`` write and read learned state
   saved with the router.
+- `TaskHintEncoder`: ``encode(texts, tasks=...)`` sets the task part of the vectors from tasks
+  the caller knows (`TaggedEncoder`: the one-hot of the task instead of the tagger's guess);
+  `check_task_hints` is the check every such ``tasks`` argument passes.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ __all__ = [
     "AdaptableEncoder",
     "QueryEncoder",
     "StatefulEncoder",
+    "TaskHintEncoder",
+    "check_task_hints",
     "check_window",
     "default_cache_dir",
     "packaged_minilm_path",
@@ -118,3 +123,58 @@ class StatefulEncoder(Protocol):
     def save_state(self, directory: Path) -> None: ...
 
     def load_state(self, directory: Path) -> QueryEncoder: ...
+
+
+@runtime_checkable
+class TaskHintEncoder(Protocol):
+    """An encoder with a task part in its vectors that a caller who knows a query's task can set.
+
+    ``encode(texts, tasks=hints)`` takes one task name or None (no hint) per text;
+    ``task_names()`` lists the names a hint may give, or raises :class:`ConfigError` when this
+    encoder cannot take hints in its present state (e.g. no task part).
+    """
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        *,
+        show_progress: bool = False,
+        tasks: Sequence[str | None] | None = None,
+    ) -> np.ndarray: ...
+
+    def task_names(self) -> list[str]: ...
+
+
+def check_task_hints(tasks: object, n: int) -> list[str | None] | None:
+    """``tasks`` as a list of one task name or None per query, or None when it gives no hint
+    at all (None, or only Nones): then nothing changes, bit for bit.
+
+    Raises:
+        ConfigError: ``tasks`` is a single str or not a sequence, its length is not ``n``, or
+            an entry is neither a str nor None.
+
+    Example:
+        >>> check_task_hints(["math", None], 2), check_task_hints([None, None], 2)
+        (['math', None], None)
+        >>> check_task_hints(["math"], 2)
+        Traceback (most recent call last):
+        ...
+        mixllm_core.errors.ConfigError: tasks must give one task (or None) per query: 1 for 2 queries.
+    """
+    if tasks is None:
+        return None
+    if isinstance(tasks, (str, bytes)) or not isinstance(tasks, (Sequence, np.ndarray)):
+        raise ConfigError(
+            f"tasks must be a list with one task name (or None) per query, got {tasks!r}; "
+            "for a single query use route(query, task=...)."
+        )
+    hints = list(tasks)
+    if len(hints) != n:
+        raise ConfigError(
+            f"tasks must give one task (or None) per query: {len(hints)} for {n} queries."
+        )
+    for i, task in enumerate(hints):
+        if task is not None and not isinstance(task, str):
+            raise ConfigError(f"tasks[{i}] must be a task name (str) or None, got {task!r}.")
+        hints[i] = None if task is None else str(task)  # a numpy str_ becomes a plain str
+    return hints if any(t is not None for t in hints) else None

@@ -46,7 +46,7 @@ import numpy as np
 
 from ..errors import ConfigError, CorruptStateError, NotFittedError, check_choice
 from ..estimator_io import dump_estimator
-from .base import AdaptableEncoder, QueryEncoder, StatefulEncoder
+from .base import AdaptableEncoder, QueryEncoder, StatefulEncoder, check_task_hints
 from .tagger import _TAGGER_SKOPS, Tagger, _check_int, _check_matrix, _check_positive, _normalize
 
 __all__ = ["ENCODER_MODES", "TaggedEncoder", "default_router_encoder"]
@@ -331,23 +331,98 @@ class TaggedEncoder:
         h = 0.5 * h * (1.0 + np.tanh(0.7978845608028654 * (h + 0.044715 * h**3)))
         return _normalize(h @ a["W2"] + a["b2"]).astype(np.float32)
 
-    def transform(self, X: np.ndarray) -> np.ndarray:
-        """The encoder's output for precomputed base embeddings ``X``."""
+    def transform(self, X: np.ndarray, tasks: Sequence[str | None] | None = None) -> np.ndarray:
+        """The encoder's output for precomputed base embeddings ``X``.
+
+        Args:
+            X: Base embeddings ``(n, base.dim)``.
+            tasks: Optional task hints, one per row (see :meth:`encode`).
+        """
         self._check_fitted()
         X = _check_matrix(X, dim=self.tagger.n_features_in_)
+        hints = check_task_hints(tasks, len(X))
+        if hints is not None:
+            index = {t: j for j, t in enumerate(self.task_names())}
+            for task in hints:
+                if task is not None and task not in index:
+                    raise ConfigError(
+                        f"Unknown task {task!r}: the tagger knows the tasks {list(index)}."
+                    )
         parts = [self.project(X) if self._uses_adapter else X]
         if self.mode.endswith("tags"):
-            parts.append(self.tag_weight * self.tagger.tag_proba(X))
+            P = self.tagger.tag_proba(X)
+            if hints is not None:  # the one place a hint becomes features: its task's one-hot
+                rows = [i for i, t in enumerate(hints) if t is not None]
+                P[rows] = 0.0
+                P[rows, [index[str(hints[i])] for i in rows]] = 1.0
+            parts.append(self.tag_weight * P)
         return np.hstack(parts).astype(np.float32)
 
-    def encode(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
-        """Embed ``texts`` as ``(n, dim)`` float32."""
+    def encode(
+        self,
+        texts: Sequence[str],
+        *,
+        show_progress: bool = False,
+        tasks: Sequence[str | None] | None = None,
+    ) -> np.ndarray:
+        """Embed ``texts`` as ``(n, dim)`` float32.
+
+        Args:
+            texts: The queries.
+            show_progress: Show the base encoder's progress bar.
+            tasks: One task name or None per text, for callers who know a query's task (the
+                endpoint or chain it came from). A named task's tag part is ``tag_weight`` times
+                the one-hot of that task instead of the tagger's memberships; None leaves a text
+                to the tagger. The names are :meth:`task_names`.
+
+        Raises:
+            ConfigError: a hint names a task the tagger does not know, ``tasks`` does not give
+                one entry (str or None) per text, or this encoder takes no hints
+                (:meth:`task_names`).
+
+        Example:
+            >>> from mixllm_core.testing import HashingEncoder, make_synthetic_world
+            >>> data = make_synthetic_world(300, seed=0)
+            >>> enc = TaggedEncoder(HashingEncoder()).fit(data.queries, data.tasks, show_progress=False)
+            >>> enc.task_names()
+            ['code', 'logic', 'math', 'trivia', 'writing']
+            >>> hinted = enc.encode(["Write a poem", "2 + 2?"], tasks=["writing", None])
+            >>> hinted[0, -5:].tolist()  # tag_weight × one-hot of 'writing'
+            [0.0, 0.0, 0.0, 0.0, 1.0]
+            >>> bool((hinted[1] == enc.encode(["2 + 2?"])[0]).all())  # None: the tagger decides
+            True
+        """
         if isinstance(texts, str):
             raise ConfigError("encode() takes a sequence of texts, got a single str.")
+        hints = check_task_hints(tasks, len(texts))
+        if hints is not None:
+            self.task_names()  # takes hints at all? (before the base encodes anything)
         if self._as_base:
             return self.base.encode(list(texts), show_progress=show_progress)
         self._check_fitted()
-        return self.transform(self.base.encode(list(texts), show_progress=show_progress))
+        return self.transform(self.base.encode(list(texts), show_progress=show_progress), hints)
+
+    def task_names(self) -> list[str]:
+        """The task names a task hint may give: the tagger's tags (the training data's task
+        labels, or cluster names when it had none).
+
+        Raises:
+            ConfigError: this encoder has no task part to set: ``mode="adapter"``, or it is a
+                ``fit_with_router`` encoder not fitted yet (it encodes as its base).
+            NotFittedError: it is not fitted.
+        """
+        if not self.mode.endswith("tags"):
+            raise ConfigError(
+                f"A task hint needs task features; this TaggedEncoder's mode={self.mode!r} has "
+                f"none (modes with them: {[m for m in ENCODER_MODES if m.endswith('tags')]})."
+            )
+        if self._as_base:
+            raise ConfigError(
+                "A task hint needs task features; this encoder has none until it is fitted (a "
+                "router fits it on its training data): fit the router on data with tasks first."
+            )
+        self._check_fitted()
+        return list(self.tagger.tags_)
 
     def tags(self, texts: Sequence[str]) -> list[list[str]]:
         """Tag names per text (no labels needed)."""
