@@ -116,6 +116,12 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--router", required=True, metavar="DIR", help="a saved router directory")
     r.add_argument("--lam", type=float, default=None, help="λ (default: the router's own)")
     r.add_argument("--json", action="store_true", help="print the decision as JSON")
+    r.add_argument(
+        "--task",
+        default=None,
+        help="the query's task when you know it (one the router was trained on): the router "
+        "predicts from it instead of its tagger's guess",
+    )
 
     b = sub.add_parser(
         "bench", help="benchmark mixllm against baselines (synthetic data by default)"
@@ -592,7 +598,7 @@ def _route(args: argparse.Namespace) -> int:
 
     router = MixLLMRouter.load(args.router)
     policy = router.policy if args.lam is None else replace(router.policy, lam=args.lam)
-    decision = router.route(args.query, policy=policy)
+    decision = router.route(args.query, policy=policy, task=args.task)
     # a zero-quality, zero-cost call scores its exploration bonus or latency penalty alone
     zeros = np.zeros(len(decision.candidates))
     waits = np.array([c.wait_s for c in decision.candidates])

@@ -197,3 +197,28 @@ def test_a_missing_integration_dependency_names_the_pip_command(
     monkeypatch.setitem(sys.modules, needs, None)  # makes `import needs` fail
     with pytest.raises(MissingDependencyError, match=rf"pip install 'mixllm\[{extra}\]'"):
         __import__(package)
+
+
+def test_route_takes_the_task_when_the_caller_knows_it(
+    trained: Path, tmp_path: Path, capsys
+) -> None:
+    train, _ = specialist_world().train_test_split()
+    csv = write_long_csv(train, tmp_path / "d.csv")
+    table = pd.read_csv(csv)
+    table["task"] = (
+        table["sample_id"].astype(str).map(dict(zip(train.sample_ids, train.tasks or [])))
+    )
+    table.to_csv(csv, index=False)
+    assert main(["train", "--data", str(csv), "--out", str(tmp_path / "r")]) == 0  # tag features
+    capsys.readouterr()
+    query = "Hello there"  # nothing in it says which family it is
+    for task, llm in (("code", "coder"), ("writing", "writer")):
+        args = ["route", "--router", str(tmp_path / "r"), query, "--lam", "5", "--task", task]
+        code, out, _ = _run(args, capsys)
+        assert code == 0 and out.startswith(f"routed to {llm} ("), (task, out)
+    code, _, err = _run(
+        ["route", "--router", str(tmp_path / "r"), query, "--task", "poetry"], capsys
+    )
+    assert code == 2 and "'poetry'" in err and "'code'" in err and "'writing'" in err
+    code, _, err = _run(["route", "--router", str(trained), query, "--task", "code"], capsys)
+    assert code == 2 and "task features" in err  # a router without tags cannot take a hint
