@@ -518,11 +518,27 @@ class MixLLMRouter:
         names, _, Q, C, U = self._predict(self._model, X, F, keys)
         return names, Q, C, U
 
-    def predict(self, queries: Sequence[Query]) -> dict[str, np.ndarray | list[str]]:
-        """Predicted ``quality``, ``cost`` and ``uncertainty`` per query and LLM, with ``llms``."""
+    def predict(
+        self, queries: Sequence[Query], *, tasks: Sequence[str | None] | None = None
+    ) -> dict[str, np.ndarray | list[str]]:
+        """Predicted ``quality``, ``cost`` and ``uncertainty`` per query and LLM, with ``llms``.
+
+        ``tasks``: a task hint per query, or None per query to let the tagger decide, as in
+        :meth:`route_batch` (same names, same :class:`ConfigError` for a bad hint).
+
+        Example:
+            >>> from mixllm_core.testing import HashingEncoder, make_synthetic_world
+            >>> from mixllm_core.encoders import TaggedEncoder
+            >>> enc = TaggedEncoder(HashingEncoder(), fit_with_router=True)
+            >>> router = MixLLMRouter(encoder=enc).fit(make_synthetic_world(400, seed=0))
+            >>> P = router.predict(["Hello there"] * 2, tasks=[None, "math"])
+            >>> quality = P["quality"][:, P["llms"].index("math-pro")]  # no hint, then "math"
+            >>> [round(float(q), 1) for q in quality]
+            [0.7, 0.9]
+        """
         model = self._model
         texts = [query_text(q) for q in queries]
-        X, F = model.pool.features(texts)
+        X, F = model.pool.features(texts, tasks=tasks)
         names, _, Q, C, U = self._predict(model, X, F, [query_key(t) for t in texts])
         return {"llms": names, "quality": Q, "cost": C, "uncertainty": U}
 

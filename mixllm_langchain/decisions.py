@@ -21,6 +21,12 @@ label per model with the ``criteria`` text of each. This model answers it with a
   quality for that label; every head sees the same pseudo-queries, so none gains or loses
   exploration by it. The pseudo-feedback is logged like real feedback, and real feedback then
   corrects it. The middleware's ``instructions`` are not interpreted: the trade-off is ``lam``.
+- **Task hint.** When the caller knows the message's task (one the router was trained on; see
+  :meth:`MixLLMRouter.route <mixllm_core.MixLLMRouter.route>`), it can tell the router, per run:
+  ``agent.invoke(x, config={"configurable": {"mixllm_task": "math"}})`` (the middleware passes
+  the agent's config on to its classifier), or ``classifier.invoke(request, task="math")`` when
+  asking the classifier directly (or ``.bind(task=...)``). It needs a ``router`` with task
+  features; the cold-start router has none, so there a hint raises ``ConfigError``.
 - **Feedback** (:meth:`MixLLMDecisionModel.feedback`) takes the agent's output state, the
   answer, the response, a decision id, the classifier's run id, or the agent's run id (when the
   agent was invoked with ``config={"run_id": ...}``); :meth:`MixLLMDecisionModel.collect` gathers
@@ -43,10 +49,12 @@ from langchain_core.decisions import (
     BaseDecisionModel,
     Choice,
     ChoiceAnswer,
+    ClassifierRequest,
     ClassifierResponse,
     Question,
     State,
 )
+from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import ensure_config
 from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 
@@ -69,6 +77,8 @@ from .callbacks import RunLedger, graph_run_id
 
 __all__ = ["DEFAULT_PRIOR", "MixLLMChoiceAnswer", "MixLLMDecisionModel"]
 
+#: The key of a run's ``config["configurable"]`` whose value is a task hint for the router.
+TASK_KEY = "mixllm_task"
 #: Pseudo-feedback of the criteria prior of a cold-start router (see the module docstring).
 DEFAULT_PRIOR = 0.2
 #: Softmax temperature turning decision scores into probabilities: a score gap of 0.05 (a
@@ -106,6 +116,20 @@ def _run_ids() -> list[UUID]:
     manager = ensure_config().get("callbacks")
     own = manager.parent_run_id if isinstance(manager, BaseCallbackManager) else None
     return [r for r in (own, graph_run_id()) if r is not None]
+
+
+def _with_task(config: RunnableConfig | None, task: object) -> RunnableConfig | None:
+    """``config`` with ``task`` under :data:`TASK_KEY` (unchanged when ``task`` is None)."""
+    if task is None:
+        return config
+    config = ensure_config(config)
+    config["configurable"] = {**config.get("configurable", {}), TASK_KEY: task}
+    return config
+
+
+def _task_hint() -> Any:
+    """The task hint of the run being answered (see :data:`TASK_KEY`), or None."""
+    return ensure_config().get("configurable", {}).get(TASK_KEY)
 
 
 def _probabilities(
@@ -256,7 +280,53 @@ class MixLLMDecisionModel(BaseDecisionModel):
                 self._primed.add((head, label, text))
 
     # ------------------------------------------------------------------ answering
-    def _answer(self, text: str, question: Question, runs: list[UUID]) -> MixLLMChoiceAnswer:
+    def invoke(
+        self,
+        input: ClassifierRequest,
+        config: RunnableConfig | None = None,
+        *,
+        task: str | None = None,
+        **kwargs: Any,
+    ) -> ClassifierResponse:
+        """Answer a request (``{"state": ..., "questions": {...}}``).
+
+        Args:
+            input: The state and the questions.
+            config: The run's config; its ``configurable["mixllm_task"]`` is a task hint.
+            task: The message's task when the caller knows it, one the router was trained on
+                (overrides the config's); None: the config's, else the router's tagger decides.
+                A router without task features, or a task it does not know:
+                :class:`~mixllm_core.ConfigError`.
+            **kwargs: Accepted for ``Runnable`` compatibility and ignored.
+
+        Example:
+            >>> from mixllm_core import MixLLMRouter
+            >>> from mixllm_core.encoders import TaggedEncoder
+            >>> from mixllm_core.testing import HashingEncoder, make_synthetic_world
+            >>> router = MixLLMRouter(encoder=TaggedEncoder(HashingEncoder(), fit_with_router=True))
+            >>> classifier = MixLLMDecisionModel(router=router.fit(make_synthetic_world(400)))
+            >>> question = Choice(instructions="Which model?", criteria=dict.fromkeys(router.llms))
+            >>> request = {"state": "Hello there", "questions": {"route": question}}
+            >>> [classifier.invoke(request, task=t).choices["route"].choice
+            ...  for t in (None, "code", "math")]
+            ['mid-70b', 'coder-34b', 'math-pro']
+        """
+        return super().invoke(input, _with_task(config, task), **kwargs)
+
+    async def ainvoke(
+        self,
+        input: ClassifierRequest,
+        config: RunnableConfig | None = None,
+        *,
+        task: str | None = None,
+        **kwargs: Any,
+    ) -> ClassifierResponse:
+        """:meth:`invoke`, asynchronously."""
+        return await super().ainvoke(input, _with_task(config, task), **kwargs)
+
+    def _answer(
+        self, text: str, question: Question, runs: list[UUID], task: str | None = None
+    ) -> MixLLMChoiceAnswer:
         if not isinstance(question, Choice):
             raise ConfigError(
                 f"MixLLMDecisionModel answers Choice questions (one label per model), got a "
@@ -269,6 +339,7 @@ class MixLLMDecisionModel(BaseDecisionModel):
             text,
             exclude=[n for n in router.llms if n not in criteria],
             policy=policy_override(router, lam=self.lam, alpha=self.alpha).get("policy"),
+            task=task,
         )
         notify(self, decision)
         for run_id in runs:
@@ -285,8 +356,8 @@ class MixLLMDecisionModel(BaseDecisionModel):
     def _classify(self, state: State, questions: dict[str, Question]) -> ClassifierResponse:
         if not questions:
             raise ConfigError("A classifier request needs at least one question.")
-        text, runs = _state_text(state), _run_ids()
-        answers = {name: self._answer(text, q, runs) for name, q in questions.items()}
+        text, runs, task = _state_text(state), _run_ids(), _task_hint()
+        answers = {name: self._answer(text, q, runs, task) for name, q in questions.items()}
         ids = [a.decision_id for a in answers.values()]
         return ClassifierResponse(
             model=self.model,
