@@ -47,8 +47,7 @@ from mixllm_core.encoders import QueryEncoder, TaggedEncoder
 from mixllm_core.experiments.baselines import BASELINES, sweep
 from mixllm_core.experiments.bench import cached_encoder
 from mixllm_core.experiments.cv import Fold, run_cv, standard_routers
-from mixllm_core.experiments.replay import choose_indices
-from mixllm_core.memory import query_key
+from mixllm_core.experiments.replay import choose_indices, predictions_on
 
 REFERENCE = {"nim": "llama-3.1-nemotron-51b-instruct"}
 SIGNALS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
@@ -158,11 +157,7 @@ class Headroom:
         )
         router = MixLLMRouter(encoder=enc, seed=fold.seed)
         router.fit(fold.train)
-        X, F = router.features(fold.test.queries)
-        keys = [query_key(q) for q in fold.test.queries]
-        names, Q, C, _ = router.predict_features(X, F, keys=keys)
-        order = [names.index(n) for n in fold.test.llms]
-        Q, C = Q[:, order], C[:, order]
+        Q, C = predictions_on(router, fold.test, *router.features(fold.test.queries))
         if name == "mixllm":  # the synthetic predictors take the default router's costs
             key = (fold.split.repeat, fold.split.fold)
             self.costs[key] = C

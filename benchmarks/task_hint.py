@@ -38,8 +38,7 @@ from mixllm_core import MixLLMRouter
 from mixllm_core.data import RoutingData, load_routing_data
 from mixllm_core.encoders import QueryEncoder, TaggedEncoder
 from mixllm_core.experiments.cv import Fold, format_cv_table, run_cv
-from mixllm_core.experiments.replay import choose_indices
-from mixllm_core.memory import query_key
+from mixllm_core.experiments.replay import choose_indices, predictions_on
 
 REFERENCE = {"nim": "llama-3.1-nemotron-51b-instruct"}
 GUESSED, GIVEN = "mixllm", "mixllm-task-given"
@@ -74,10 +73,7 @@ class TaskHint:
         router = self.router(fold)
         queries = list(fold.test.queries)
         tasks = hints(router, fold.test) if given else None
-        X, F = router.features(queries, tasks=tasks)
-        names, Q, C, _ = router.predict_features(X, F, keys=[query_key(q) for q in queries])
-        order = [names.index(n) for n in fold.test.llms]
-        Q, C = Q[:, order], C[:, order]
+        Q, C = predictions_on(router, fold.test, *router.features(queries, tasks=tasks))
         c_ref = router.c_ref()
         choices = {lam: choose_indices(router, Q, C, lam, c_ref) for lam in fold.lambdas}
         if given:

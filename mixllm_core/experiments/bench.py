@@ -22,13 +22,12 @@ import numpy as np
 from ..data import RoutingData, load_routing_data
 from ..encoders import QueryEncoder, SentenceEncoder
 from ..encoders.base import default_cache_dir
-from ..memory import query_key
 from ..metrics import aiq, cost_to_reach, quality_at_cost
 from ..predictors import cost_features
 from ..router import MixLLMRouter
 from ..text import estimate_tokens
 from .baselines import BASELINES, sweep
-from .replay import StreamReport, choose_indices
+from .replay import StreamReport, choose_indices, predictions_on
 from .synthetic import make_synthetic_world
 
 __all__ = [
@@ -291,10 +290,7 @@ def _mixllm_run(
     """The router's choices on the test rows (representations ``R``) per λ, c_ref, cost features."""
     in_tok = np.array([estimate_tokens(q) for q in test.queries], dtype=float)
     F = cost_features(R, in_tok)
-    keys = [query_key(q) for q in test.queries]  # a repeated test query: what a route would do
-    names, Q, C, _ = router.predict_features(R, F, keys=keys)
-    order = [names.index(n) for n in test.llms]
-    Q, C = Q[:, order], C[:, order]
+    Q, C = predictions_on(router, test, R, F)  # a repeated test query: what a route would do
     c_ref = router.c_ref()
     run = RouterRun("mixllm", {lam: choose_indices(router, Q, C, lam, c_ref) for lam in lambdas})
     return run, c_ref, F

@@ -68,12 +68,11 @@ from ..data import RoutingData
 from ..encoders import QueryEncoder
 from ..encoders.base import AdaptableEncoder
 from ..errors import ConfigError, check_non_negative
-from ..memory import query_key
 from ..metrics import aiq, cost_to_reach, quality_at_cost
 from ..router import MixLLMRouter
 from .baselines import BASELINES, duplicate_groups, sweep
 from .bench import LAMBDA_GRID
-from .replay import choose_indices
+from .replay import choose_indices, predictions_on
 
 __all__ = [
     "METRICS",
@@ -253,11 +252,7 @@ def mixllm_router(
             make(fold) if make is not None else MixLLMRouter(encoder=fold.encoder, seed=fold.seed)
         )
         router.fit(fold.train)
-        X, F = router.features(fold.test.queries)
-        keys = [query_key(q) for q in fold.test.queries]
-        names, Q, C, _ = router.predict_features(X, F, keys=keys)
-        order = [names.index(n) for n in fold.test.llms]
-        Q, C = Q[:, order], C[:, order]
+        Q, C = predictions_on(router, fold.test, *router.features(fold.test.queries))
         c_ref = router.c_ref()
         return {lam: choose_indices(router, Q, C, lam, c_ref) for lam in fold.lambdas}
 

@@ -37,6 +37,7 @@ __all__ = [
     "StreamReport",
     "aiq_on",
     "evaluate_choices",
+    "predictions_on",
     "split_offline_stream",
     "stream_feedback",
 ]
@@ -134,6 +135,18 @@ def stream_feedback(
         if progress is not None:
             progress.update()
     return report
+
+
+def predictions_on(
+    router: MixLLMRouter, test: RoutingData, X: np.ndarray, F: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The router's predicted quality and cost ``(n, m)`` of ``test``'s rows from their
+    representations ``X`` and cost features ``F``, the memory of seen queries included (as a
+    route would), columns in ``test.llms`` order."""
+    keys = [query_key(q) for q in test.queries]
+    names, Q, C, _ = router.predict_features(X, F, keys=keys)
+    order = [names.index(n) for n in test.llms]
+    return Q[:, order], C[:, order]
 
 
 def choose_indices(
