@@ -11,8 +11,9 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from mixllm_core import LLMSpec, RoutingData
-from mixllm_core.testing import make_synthetic_world
+from mixllm_core import LLMSpec, MixLLMRouter, RoutingData
+from mixllm_core.encoders import TaggedEncoder
+from mixllm_core.testing import HashingEncoder, make_synthetic_world
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -97,3 +98,15 @@ def write_long_csv(data: RoutingData, path: Path) -> Path:
     ]
     pd.DataFrame(rows).to_csv(path, index=False)
     return path
+
+
+#: A query the synthetic world's tagger cannot place, and what :func:`hint_router` picks for it at
+#: λ = 1 with each task hint (None: no hint).
+HINT_TEXT = "Hello there"
+HINT_CHOICES = {"code": "coder-34b", "math": "math-pro", None: "mid-70b"}
+
+
+def hint_router() -> MixLLMRouter:
+    """A router with tag features (it takes task hints), fitted on the synthetic world."""
+    enc = TaggedEncoder(HashingEncoder(), fit_with_router=True, seed=0)
+    return MixLLMRouter(encoder=enc, seed=0).fit(make_synthetic_world(400, seed=0))

@@ -10,21 +10,14 @@ from typing import Any
 
 import numpy as np
 import pytest
-from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.decisions import Choice
-from langchain_core.messages import BaseMessage
-from langchain_core.outputs import ChatResult
-from pydantic import Field
+from langchain_helpers import KwargsChild
 
 from mixllm_core import ConfigError, MixLLMRouter
-from mixllm_core.encoders import TaggedEncoder
-from mixllm_core.testing import HashingEncoder, make_synthetic_world
+from mixllm_core.testing import HashingEncoder
 from mixllm_langchain import MixLLMDecisionModel
 from mixllm_langchain.testing import ScriptedChatModel
-
-TEXT = "Hello there"  # a query the tagger cannot place
-#: What the synthetic world's router picks for TEXT at λ = 1 with each hint (None: no hint).
-EXPECTED = {"code": "coder-34b", "math": "math-pro", None: "mid-70b"}
+from tests.conftest import HINT_CHOICES, HINT_TEXT, hint_router
 
 
 @pytest.fixture(autouse=True)
@@ -36,33 +29,16 @@ def _beta_middleware_warns() -> Iterator[None]:
         yield
 
 
-class _KwargsChild(ScriptedChatModel):
-    """A scripted child that records the keyword arguments of every call."""
-
-    seen: list[dict[str, Any]] = Field(default_factory=list)
-
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        self.seen.append(dict(kwargs))
-        return super()._generate(messages, stop, run_manager, **kwargs)
-
-
 @pytest.fixture(scope="module")
 def router() -> MixLLMRouter:
-    enc = TaggedEncoder(HashingEncoder(), fit_with_router=True, seed=0)
-    return MixLLMRouter(encoder=enc, seed=0).fit(make_synthetic_world(400, seed=0))
+    return hint_router()
 
 
 def _classifier(router: MixLLMRouter) -> MixLLMDecisionModel:
     return MixLLMDecisionModel(router=router, lam=1.0, alpha=0.0)
 
 
-def _request(router: MixLLMRouter, text: str = TEXT) -> Any:
+def _request(router: MixLLMRouter, text: str = HINT_TEXT) -> Any:
     question = Choice(instructions="Which model?", criteria={n: f"{n} model" for n in router.llms})
     return {"state": text, "questions": {"route": question}}
 
@@ -71,7 +47,7 @@ def _agent(classifier: MixLLMDecisionModel, llms: list[str]) -> Any:
     from langchain.agents import create_agent
     from langchain.agents.middleware import ModelChoice, ModelRouterMiddleware
 
-    children = {n: _KwargsChild(model_name=n) for n in llms}
+    children = {n: KwargsChild(model_name=n) for n in llms}
     middleware = ModelRouterMiddleware(
         choices={n: ModelChoice(model=m, criteria=f"{n} model") for n, m in children.items()},
         instructions="Choose the least costly model suited to the task.",
@@ -88,27 +64,27 @@ def _config(task: str | None) -> dict[str, Any]:
 
 def test_the_agents_config_carries_the_hint_to_the_route(router: MixLLMRouter) -> None:
     agent = _agent(_classifier(router), list(router.llms))
-    for task, llm in EXPECTED.items():
-        state = agent.invoke({"messages": [("user", TEXT)]}, config=_config(task))
+    for task, llm in HINT_CHOICES.items():
+        state = agent.invoke({"messages": [("user", HINT_TEXT)]}, config=_config(task))
         assert state["model_route"].choice == llm
         assert [m.response_metadata["model_name"] for m in state["messages"] if m.type == "ai"] == [
             llm
         ]
     seen = [kw for child in agent.children.values() for kw in child.seen]
-    assert len(seen) == len(EXPECTED)  # one answer per run, from the chosen child
+    assert len(seen) == len(HINT_CHOICES)  # one answer per run, from the chosen child
     assert not any("task" in kw or "mixllm_task" in kw for kw in seen)
 
 
 async def test_an_async_agent_passes_the_hint_too(router: MixLLMRouter) -> None:
     agent = _agent(_classifier(router), list(router.llms))
-    for task, llm in EXPECTED.items():
-        state = await agent.ainvoke({"messages": [("user", TEXT)]}, config=_config(task))
+    for task, llm in HINT_CHOICES.items():
+        state = await agent.ainvoke({"messages": [("user", HINT_TEXT)]}, config=_config(task))
         assert state["model_route"].choice == llm
 
 
 async def test_a_direct_call_takes_task_and_bind(router: MixLLMRouter) -> None:
     classifier, request = _classifier(router), _request(router)
-    for task, llm in EXPECTED.items():
+    for task, llm in HINT_CHOICES.items():
         assert classifier.invoke(request, task=task).choices["route"].choice == llm
         answer = (await classifier.ainvoke(request, task=task)).choices["route"]
         assert answer.choice == llm
@@ -117,14 +93,14 @@ async def test_a_direct_call_takes_task_and_bind(router: MixLLMRouter) -> None:
         assert classifier.invoke(request, config=_config(task)).choices["route"].choice == llm
     # task= wins over the config's hint
     answer = classifier.invoke(request, config=_config("math"), task="code").choices["route"]
-    assert answer.choice == EXPECTED["code"]
+    assert answer.choice == HINT_CHOICES["code"]
 
 
 def test_the_log_holds_the_features_the_hint_gave(router: MixLLMRouter) -> None:
     answer = _classifier(router).invoke(_request(router), task="math").choices["route"]
     logged = router.log.get_decision(answer.decision_id)
     assert logged is not None
-    assert np.array_equal(logged.x, router.features([TEXT], tasks=["math"])[0][0])
+    assert np.array_equal(logged.x, router.features([HINT_TEXT], tasks=["math"])[0][0])
 
 
 def test_the_route_refuses_the_hints_it_refuses(router: MixLLMRouter) -> None:
@@ -133,11 +109,11 @@ def test_the_route_refuses_the_hints_it_refuses(router: MixLLMRouter) -> None:
         classifier.invoke(request, task="poetry")
     with pytest.raises(ConfigError, match=r"Unknown task 'poetry'"):
         _agent(classifier, list(router.llms)).invoke(
-            {"messages": [("user", TEXT)]}, config=_config("poetry")
+            {"messages": [("user", HINT_TEXT)]}, config=_config("poetry")
         )
     with pytest.raises(ConfigError, match="task must be a task name \\(str\\) or None, got 3"):
         classifier.invoke(request, task=3)  # type: ignore[arg-type]
     cold = MixLLMDecisionModel(encoder=HashingEncoder())  # a cold-start router: no task features
     question = Choice(instructions="Which?", criteria={"small": "chat", "large": "math"})
     with pytest.raises(ConfigError, match="needs an encoder with task features"):
-        cold.invoke({"state": TEXT, "questions": {"route": question}}, task="math")
+        cold.invoke({"state": HINT_TEXT, "questions": {"route": question}}, task="math")

@@ -11,14 +11,9 @@ from llama_index.core.bridge.pydantic import Field
 from llama_index.core.tools import FunctionTool
 
 from mixllm_core import ConfigError, MixLLMRouter
-from mixllm_core.encoders import TaggedEncoder
-from mixllm_core.testing import HashingEncoder, make_synthetic_world
 from mixllm_llamaindex import MixLLM
 from mixllm_llamaindex.testing import ScriptedLLM, ToolLLM
-
-TEXT = "Hello there"  # a query the tagger cannot place
-#: What the synthetic world's router picks for TEXT at λ = 1 with each hint (None: no hint).
-EXPECTED = {"code": "coder-34b", "math": "math-pro", None: "mid-70b"}
+from tests.conftest import HINT_CHOICES, HINT_TEXT, hint_router
 
 
 class _KwargsLLM(ScriptedLLM):
@@ -33,8 +28,7 @@ class _KwargsLLM(ScriptedLLM):
 
 @pytest.fixture(scope="module")
 def router() -> MixLLMRouter:
-    enc = TaggedEncoder(HashingEncoder(), fit_with_router=True, seed=0)
-    return MixLLMRouter(encoder=enc, seed=0).fit(make_synthetic_world(400, seed=0))
+    return hint_router()
 
 
 def _mix(router: MixLLMRouter) -> tuple[MixLLM, list[_KwargsLLM]]:
@@ -46,14 +40,14 @@ def test_chat_and_complete_route_on_the_task_and_keep_it_from_the_child(
     router: MixLLMRouter,
 ) -> None:
     mix, children = _mix(router)
-    for task, llm in EXPECTED.items():
+    for task, llm in HINT_CHOICES.items():
         extra = {} if task is None else {"task": task}
-        assert mix.complete(TEXT, **extra).additional_kwargs["mixllm"]["llm"] == llm
-        chat = mix.chat([ChatMessage(role="user", content=TEXT)], **extra)
+        assert mix.complete(HINT_TEXT, **extra).additional_kwargs["mixllm"]["llm"] == llm
+        chat = mix.chat([ChatMessage(role="user", content=HINT_TEXT)], **extra)
         assert chat.additional_kwargs["mixllm"]["llm"] == llm
-    done = asyncio.run(mix.acomplete(TEXT, task="code"))
+    done = asyncio.run(mix.acomplete(HINT_TEXT, task="code"))
     assert done.additional_kwargs["mixllm"]["llm"] == "coder-34b"
-    streamed = list(mix.stream_complete(TEXT, task="math"))
+    streamed = list(mix.stream_complete(HINT_TEXT, task="math"))
     assert streamed[-1].text.startswith("math-pro")
     seen = [kw for child in children for kw in child.seen]
     assert len(seen) == 7 and all("task" not in kw for kw in seen)
@@ -61,7 +55,7 @@ def test_chat_and_complete_route_on_the_task_and_keep_it_from_the_child(
 
 def test_an_unknown_task_is_a_config_error(router: MixLLMRouter) -> None:
     with pytest.raises(ConfigError, match=r"Unknown task 'poetry'.*'code'"):
-        _mix(router)[0].complete(TEXT, task="poetry")
+        _mix(router)[0].complete(HINT_TEXT, task="poetry")
 
 
 def test_a_tool_call_routes_on_the_task_and_keeps_it_from_the_child(router: MixLLMRouter) -> None:
@@ -72,9 +66,9 @@ def test_a_tool_call_routes_on_the_task_and_keeps_it_from_the_child(router: MixL
     children = {name: ToolLLM(label=name, tool_args={"a": 6, "b": 7}) for name in router.llms}
     mix = MixLLM(children, router=router, lam=1.0, alpha=0.0)
     tool = FunctionTool.from_defaults(fn=multiply)
-    for task, llm in EXPECTED.items():
+    for task, llm in HINT_CHOICES.items():
         extra = {} if task is None else {"task": task}
-        response = mix.chat_with_tools([tool], user_msg=TEXT, **extra)
+        response = mix.chat_with_tools([tool], user_msg=HINT_TEXT, **extra)
         assert response.additional_kwargs["mixllm"]["llm"] == llm
     calls = [kw for child in children.values() for kw in child.calls]
     assert len(calls) == 3 and all("task" not in kw and kw.get("tools") for kw in calls)
